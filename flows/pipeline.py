@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows.evaluate import evaluate_flow
+from flows.ingest import ingest_flow
+from flows.prepare import prepare_flow
+from flows.train import train_flow
+from frugal.config import load_params
+from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
+
+
+@flow(name="frugal-pipeline")
+def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = None) -> Path:
+    """Every stage end to end: ingest → prepare → train → evaluate, under one MLflow parent run.
+
+    `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
+    """
+    params = load_params(params_path, overrides)
+    ingest_flow(params_path, overrides)
+    prepare_flow(params_path, overrides)
+    parent = open_pipeline_run(params, execution_id=flow_run.get_id())
+    try:
+        train_flow(params_path, overrides, parent_run_id=parent)
+        metrics = evaluate_flow(params_path, overrides, parent_run_id=parent)
+    except BaseException:
+        close_pipeline_run(params, parent, "FAILED")
+        raise
+    close_pipeline_run(params, parent)
+    return metrics
+
+
+if __name__ == "__main__":
+    from flows.common import run_stage
+
+    run_stage(frugal_pipeline)

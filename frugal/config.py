@@ -1,0 +1,135 @@
+"""Schema of params.yaml: one strict, frozen section per stage.
+
+A typo in a key or a value out of range is an error that names the key and the file, never a
+silent default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from frugal.errors import ParamsError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestConfig(_Section):
+    source: str
+    text_column: str
+    label_column: str
+    trec_labels: Literal["coarse", "fine"]
+    max_rows: int | None = Field(ge=10)
+    seed: int
+    output: Path
+
+
+class PrepareConfig(_Section):
+    dev_fraction: float = Field(gt=0, lt=0.5)
+    test_fraction: float = Field(gt=0, lt=0.5)
+    seed: int
+    output_dir: Path
+
+
+class TrainConfig(_Section):
+    labeled_data: Path
+    dev_data: Path
+    max_length: int = Field(ge=8, le=512)
+    batch_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    min_steps: int = Field(ge=0)
+    max_steps: int | None = Field(ge=1)
+    learning_rate: float = Field(gt=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    warmup_fraction: float = Field(ge=0, lt=1)
+    early_stopping_patience: int = Field(ge=1)
+    eval_every_steps: int = Field(ge=0)
+    threads: int = Field(ge=1)
+    seed: int
+    output_dir: Path
+    history: Path
+
+
+class EvaluateConfig(_Section):
+    models: list[Path] = Field(min_length=1)
+    test_data: Path
+    batch_size: int = Field(ge=1)
+    output: Path
+    predictions: Path
+    plots_dir: Path
+
+
+class TrackingConfig(_Section):
+    tracking_uri: str
+    artifact_root: Path
+    experiment: str
+    registered_model: str
+
+
+class Params(_Section):
+    ingest: IngestConfig
+    prepare: PrepareConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    tracking: TrackingConfig
+
+    @model_validator(mode="after")
+    def _splits_leave_a_pool(self) -> Params:
+        if self.prepare.dev_fraction + self.prepare.test_fraction >= 0.8:
+            raise ValueError("prepare.dev_fraction + prepare.test_fraction must be < 0.8")
+        return self
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  - {key}: unknown key (check its spelling; see frugal/config.py)")
+        else:
+            lines.append(f"  - {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
+    """Validate a parsed params mapping; `source` names it in error messages."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format_errors(err, source)) from None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
+    """Read and validate params.yaml, optionally overriding keys (nested dict, e.g. from a
+    Prefect deployment parameter)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: parameters file not found (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of stage sections at the top level")
+    source = str(path)
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+        source = f"{path} (with overrides {overrides})"
+    return parse_params(raw, source)

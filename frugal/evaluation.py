@@ -1,0 +1,88 @@
+"""Classification quality of a model on held-out text: accuracy, macro-F1, calibration,
+per-class report and confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15) -> float:
+    """Weighted mean |accuracy - confidence| over equal-width confidence bins (ECE)."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for b in np.unique(bins):
+        in_bin = bins == b
+        ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def classification_metrics(y_true: list[str], probs: np.ndarray, labels: list[str]) -> dict:
+    """Metrics of predicted class probabilities `probs` (rows in order of `labels`)."""
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted(set(y_true) - set(index))
+    if unknown:
+        raise ValueError(f"test labels unknown to the model: {unknown}")
+    y = np.array([index[label] for label in y_true])
+    pred = probs.argmax(axis=1)
+    ids = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, pred, labels=ids, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, labels=ids, average="macro", zero_division=0)),
+        "ece": expected_calibration_error(probs, y),
+        "n_test": len(y),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion": confusion_matrix(y, pred, labels=ids).tolist(),
+    }
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:
+    """Save the confusion matrix (rows: true class, columns: predicted) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 1 + 0.6 * len(labels)))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(
+                j,
+                i,
+                m[i, j],
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > m.max() / 2 else "black",
+                fontsize=8,
+            )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

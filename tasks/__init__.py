@@ -1,0 +1,1 @@
+"""Prefect tasks: read inputs, call the `frugal` core, write outputs, log to MLflow."""

@@ -1,0 +1,30 @@
+"""Tasks of the ingest and prepare stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+
+from frugal import data
+from frugal.config import IngestConfig, PrepareConfig
+
+SPLITS = ("pool", "dev", "test")
+
+
+@task(name="ingest")
+def ingest_task(cfg: IngestConfig) -> Path:
+    """Read and validate the source, write data/raw.parquet atomically."""
+    raw = data.ingest(cfg)
+    data.write_parquet_atomic(raw, cfg.output)
+    return cfg.output
+
+
+@task(name="prepare")
+def prepare_task(raw_path: Path, cfg: PrepareConfig) -> dict[str, Path]:
+    """Stratified, seeded pool/dev/test split of the raw data."""
+    raw = pd.read_parquet(raw_path)
+    splits = data.split(raw, cfg.dev_fraction, cfg.test_fraction, cfg.seed)
+    data.write_splits_atomic(splits, cfg.output_dir)
+    return {name: cfg.output_dir / f"{name}.parquet" for name in SPLITS}

@@ -1,0 +1,169 @@
+"""MLflow tracking through MlflowClient with explicit run ids.
+
+Prefect runs tasks in worker threads while MLflow's active run is per thread, so nothing
+here relies on the fluent "active run". One parent run per pipeline execution; one nested
+run per model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from frugal.config import Params, TrackingConfig
+from tasks.env import ROOT
+
+PIPELINE_KEY_TAG = "frugal.pipeline_key"
+MODEL_HASH_TAG = "frugal.model_md5"
+PIP_REQUIREMENTS = [
+    "torch==2.13.0",
+    "transformers==5.23.0",
+    "tokenizers==0.23.3",
+    "safetensors==0.8.0",
+]
+
+
+def client(cfg: TrackingConfig) -> MlflowClient:
+    """A client on the project's store; creates the experiment (artifacts under mlruns/)."""
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        db = ROOT / uri.removeprefix("sqlite:///")
+        db.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{db}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    c = MlflowClient(uri, uri)
+    if c.get_experiment_by_name(cfg.experiment) is None:
+        artifacts = (ROOT / cfg.artifact_root).resolve()
+        artifacts.mkdir(parents=True, exist_ok=True)
+        c.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri())
+    return c
+
+
+def git_commit() -> tuple[str, bool]:
+    """(commit sha or 'unknown', whether the work tree has uncommitted changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+        return sha, dirty
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown", True
+
+
+def flat_params(params: Params) -> dict[str, str]:
+    """params.yaml as MLflow params: {'train.epochs': '6', ...}."""
+    flat: dict[str, str] = {}
+    for section, values in params.model_dump(mode="json").items():
+        for key, value in values.items():
+            flat[f"{section}.{key}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return flat
+
+
+def pipeline_key(params: Params, data_md5: str, execution_id: str | None = None) -> str:
+    """Identity of a pipeline execution: code commit × params × raw data (× an execution id
+    when one is known). The DVC stages of one `dvc repro` share it, so they log under one
+    parent run."""
+    sha, dirty = git_commit()
+    blob = json.dumps(
+        {
+            "commit": sha,
+            "dirty": dirty,
+            "params": params.model_dump(mode="json"),
+            "data": data_md5,
+            "execution": execution_id,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def parent_run(params: Params, data_md5: str, execution_id: str | None = None) -> str:
+    """Id of this execution's parent run: found by its key, or created."""
+    c = client(params.tracking)
+    exp = c.get_experiment_by_name(params.tracking.experiment)
+    key = pipeline_key(params, data_md5, execution_id)
+    found = c.search_runs(
+        [exp.experiment_id], f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    sha, dirty = git_commit()
+    run = c.create_run(
+        exp.experiment_id,
+        run_name="pipeline",
+        tags={PIPELINE_KEY_TAG: key, "git.commit": sha, "git.dirty": str(dirty), "dvc.md5.raw": data_md5},
+    )
+    c.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in flat_params(params).items()])
+    return run.info.run_id
+
+
+def finish_run(cfg: TrackingConfig, run_id: str, status: str = "FINISHED") -> None:
+    client(cfg).set_terminated(run_id, status)
+
+
+def nested_run(
+    params: Params, parent_run_id: str, run_name: str, tags: dict[str, str]
+) -> str:
+    """A child run of the pipeline run, tagged with commit, data hashes and params."""
+    c = client(params.tracking)
+    exp = c.get_experiment_by_name(params.tracking.experiment)
+    sha, dirty = git_commit()
+    run = c.create_run(
+        exp.experiment_id,
+        run_name=run_name,
+        tags={
+            "mlflow.parentRunId": parent_run_id,
+            "git.commit": sha,
+            "git.dirty": str(dirty),
+            **tags,
+        },
+    )
+    c.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in flat_params(params).items()])
+    return run.info.run_id
+
+
+def find_model_run(cfg: TrackingConfig, model_md5: str) -> str | None:
+    """Latest run that logged the model whose weights hash to `model_md5`."""
+    c = client(cfg)
+    exp = c.get_experiment_by_name(cfg.experiment)
+    found = c.search_runs(
+        [exp.experiment_id],
+        f"tags.`{MODEL_HASH_TAG}` = '{model_md5}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0].info.run_id if found else None
+
+
+def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) -> str:
+    """Log a saved classifier folder (safetensors) as a transformers model in `run_id` and
+    register it; returns the new registered version."""
+    from frugal.modeling import load_classifier
+
+    clf = load_classifier(model_dir)
+    client(cfg)
+    # start_run/end_run happen in this one thread, so the thread-local active run is safe.
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": clf.model, "tokenizer": clf.tokenizer},
+            name="model",
+            task="text-classification",
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=cfg.registered_model,
+        )
+    return str(info.registered_model_version)

@@ -1,0 +1,69 @@
+"""Task of the train stage: fine-tune on the labeled set, save, log and register."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from tqdm.auto import tqdm
+
+from frugal.config import Params
+from frugal.hashing import data_md5, file_md5
+from frugal.modeling import save_classifier
+from frugal.training import fine_tune
+from tasks import tracking
+
+
+@task(name="train")
+def train_task(
+    labeled_path: Path, dev_path: Path, params: Params, parent_run_id: str, history_path: Path
+) -> Path:
+    cfg = params.train
+    labeled, dev = pd.read_parquet(labeled_path), pd.read_parquet(dev_path)
+    bar = tqdm(desc="train", unit="step", disable=None)
+
+    def progress(step: int, total: int, info: dict[str, float]) -> None:
+        bar.total = total
+        bar.set_postfix(loss=f"{info['loss']:.3f}", refresh=False)
+        bar.update(1)
+
+    try:
+        result = fine_tune(labeled, dev, cfg, progress=progress)
+    finally:
+        bar.close()
+    save_classifier(result.classifier, cfg.output_dir)
+    summary = {
+        "n_labeled": len(labeled),
+        "best_dev_accuracy": result.best_dev_accuracy,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "planned_steps": result.planned_steps,
+        "train_seconds": round(result.train_seconds, 1),
+    }
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    history_path.write_text(
+        json.dumps({**summary, "history": result.history}, indent=2) + "\n", encoding="utf-8"
+    )
+
+    run_id = tracking.nested_run(
+        params,
+        parent_run_id,
+        run_name=cfg.output_dir.name,
+        tags={
+            "frugal.stage": "train",
+            "frugal.model_dir": str(cfg.output_dir),
+            tracking.MODEL_HASH_TAG: file_md5(cfg.output_dir / "model.safetensors"),
+            "dvc.md5.labeled": data_md5(labeled_path),
+            "dvc.md5.dev": data_md5(dev_path),
+        },
+    )
+    c = tracking.client(params.tracking)
+    for point in result.history:
+        c.log_metric(run_id, "dev_accuracy", point["dev_accuracy"], step=int(point["step"]))
+        c.log_metric(run_id, "train_loss", point["train_loss"], step=int(point["step"]))
+    for key, value in summary.items():
+        c.log_metric(run_id, key, float(value))
+    tracking.log_and_register_model(params.tracking, run_id, cfg.output_dir)
+    return cfg.output_dir

@@ -1,0 +1,89 @@
+"""params.yaml schema: strict, frozen, errors that name the key and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+import yaml
+
+from frugal.config import Params, load_params
+from frugal.errors import ParamsError
+
+PARAMS = Path(__file__).parents[1] / "params.yaml"
+
+
+def _raw() -> dict[str, Any]:
+    return yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+
+
+def _write(tmp_path: Path, raw: dict[str, Any]) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_repository_params_are_valid() -> None:
+    params = load_params(PARAMS)
+    assert isinstance(params, Params)
+    assert params.ingest.source == "trec"
+    assert params.prepare.dev_fraction + params.prepare.test_fraction < 0.8
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:
+    # given a typo in a train key
+    raw = _raw()
+    raw["train"]["epohcs"] = 3
+    path = _write(tmp_path, raw)
+    # when / then
+    with pytest.raises(ParamsError, match=r"train\.epohcs: unknown key") as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+def test_out_of_range_value_names_the_key(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["train"]["batch_size"] = 0
+    path = _write(tmp_path, raw)
+    with pytest.raises(ParamsError, match=r"train\.batch_size: .*got 0") as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(ParamsError, match="parameters file not found") as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+def test_invalid_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("train: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="not valid YAML") as err:
+        load_params(path)
+    assert str(path) in str(err.value)
+
+
+def test_overrides_merge_deeply() -> None:
+    # when one nested key is overridden
+    params = load_params(PARAMS, overrides={"train": {"epochs": 1}, "ingest": {"max_rows": 50}})
+    base = load_params(PARAMS)
+    # then it changes and its siblings keep their file values
+    assert params.train.epochs == 1
+    assert params.ingest.max_rows == 50
+    assert params.train.batch_size == base.train.batch_size
+    assert params.ingest.source == base.ingest.source
+
+
+def test_bad_override_is_reported_with_the_key() -> None:
+    with pytest.raises(ParamsError, match=r"train\.epochs"):
+        load_params(PARAMS, overrides={"train": {"epochs": 0}})
+
+
+def test_params_are_frozen() -> None:
+    params = load_params(PARAMS)
+    with pytest.raises(pydantic.ValidationError):
+        params.train.epochs = 99  # type: ignore[misc]
