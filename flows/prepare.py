@@ -10,7 +10,9 @@ from tasks.data import prepare_task
 
 
 @flow(name="prepare")
-def prepare_flow(params_path: str = "params.yaml", overrides: dict | None = None) -> dict[str, Path]:
+def prepare_flow(
+    params_path: str = "params.yaml", overrides: dict | None = None
+) -> dict[str, Path]:
     """Split data/raw.parquet into stratified pool / dev / test."""
     params = load_params(params_path, overrides)
     return prepare_task(params.ingest.output, params.prepare)

@@ -20,7 +20,11 @@ def train_flow(
     params = load_params(params_path, overrides)
     parent_run_id = parent_run_id or open_pipeline_run(params)
     return train_task(
-        params.train.labeled_data, params.train.dev_data, params, parent_run_id, params.train.history
+        params.train.labeled_data,
+        params.train.dev_data,
+        params,
+        parent_run_id,
+        params.train.history,
     )
 
 

@@ -116,7 +116,9 @@ def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
         raise ParamsError(_format_errors(err, source)) from None
 
 
-def load_params(path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None) -> Params:
+def load_params(
+    path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None
+) -> Params:
     """Read and validate params.yaml, optionally overriding keys (nested dict, e.g. from a
     Prefect deployment parameter)."""
     path = Path(path)

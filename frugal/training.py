@@ -87,10 +87,9 @@ def fine_tune(
     dev_texts, dev_y = dev["text"].tolist(), dev["label"].astype(str).map(label_ids).to_numpy()
 
     total = planned_steps(len(train), cfg)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    # About ten dev evaluations per run at least; patience counts only after warm-up, when
-    # the dev score has stopped jumping around.
-    eval_every = cfg.eval_every_steps or max(1, min(steps_per_epoch, total // 10))
+    # About ten dev evaluations per run; patience counts only in the second half of the
+    # schedule, once the dev score has stopped jumping around after warm-up.
+    eval_every = cfg.eval_every_steps or max(1, total // 10)
     warmup_steps = int(cfg.warmup_fraction * total)
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
@@ -104,9 +103,7 @@ def fine_tune(
         },
     ]
     optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, warmup_steps, total
-    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total)
     generator = torch.Generator().manual_seed(cfg.seed)
 
     best_acc, best_step, best_state, stale = -1.0, 0, None, 0
@@ -135,7 +132,7 @@ def fine_tune(
                 if dev_acc > best_acc:
                     best_acc, best_step, stale = dev_acc, step, 0
                     best_state = copy.deepcopy(model.state_dict())
-                elif step > warmup_steps:
+                elif step >= total // 2:
                     stale += 1
             if step >= total or stale >= cfg.early_stopping_patience:
                 break

@@ -16,7 +16,9 @@ from tasks import tracking
 
 
 @task(name="evaluate")
-def evaluate_task(model_dirs: list[Path], test_path: Path, params: Params, parent_run_id: str) -> Path:
+def evaluate_task(
+    model_dirs: list[Path], test_path: Path, params: Params, parent_run_id: str
+) -> Path:
     cfg = params.evaluate
     test = pd.read_parquet(test_path)
     report: dict[str, dict] = {}

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from frugal.config import Params, TrackingConfig
+from frugal.modeling import Classifier
 from tasks.env import ROOT
 
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
@@ -70,7 +70,9 @@ def flat_params(params: Params) -> dict[str, str]:
     flat: dict[str, str] = {}
     for section, values in params.model_dump(mode="json").items():
         for key, value in values.items():
-            flat[f"{section}.{key}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            flat[f"{section}.{key}"] = (
+                json.dumps(value) if isinstance(value, dict | list) else str(value)
+            )
     return flat
 
 
@@ -92,6 +94,23 @@ def pipeline_key(params: Params, data_md5: str, execution_id: str | None = None)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _create_run(params: Params, run_name: str, tags: dict[str, str]) -> str:
+    """A run tagged with the git commit and holding every parameter of params.yaml."""
+    c = client(params.tracking)
+    exp = c.get_experiment_by_name(params.tracking.experiment)
+    sha, dirty = git_commit()
+    run = c.create_run(
+        exp.experiment_id,
+        run_name=run_name,
+        tags={"git.commit": sha, "git.dirty": str(dirty), **tags},
+    )
+    c.log_batch(
+        run.info.run_id,
+        params=[mlflow.entities.Param(k, v) for k, v in flat_params(params).items()],
+    )
+    return run.info.run_id
+
+
 def parent_run(params: Params, data_md5: str, execution_id: str | None = None) -> str:
     """Id of this execution's parent run: found by its key, or created."""
     c = client(params.tracking)
@@ -102,39 +121,17 @@ def parent_run(params: Params, data_md5: str, execution_id: str | None = None) -
     )
     if found:
         return found[0].info.run_id
-    sha, dirty = git_commit()
-    run = c.create_run(
-        exp.experiment_id,
-        run_name="pipeline",
-        tags={PIPELINE_KEY_TAG: key, "git.commit": sha, "git.dirty": str(dirty), "dvc.md5.raw": data_md5},
-    )
-    c.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in flat_params(params).items()])
-    return run.info.run_id
+    return _create_run(params, "pipeline", {PIPELINE_KEY_TAG: key, "dvc.md5.raw": data_md5})
 
 
 def finish_run(cfg: TrackingConfig, run_id: str, status: str = "FINISHED") -> None:
     client(cfg).set_terminated(run_id, status)
 
 
-def nested_run(
-    params: Params, parent_run_id: str, run_name: str, tags: dict[str, str]
-) -> str:
-    """A child run of the pipeline run, tagged with commit, data hashes and params."""
-    c = client(params.tracking)
-    exp = c.get_experiment_by_name(params.tracking.experiment)
-    sha, dirty = git_commit()
-    run = c.create_run(
-        exp.experiment_id,
-        run_name=run_name,
-        tags={
-            "mlflow.parentRunId": parent_run_id,
-            "git.commit": sha,
-            "git.dirty": str(dirty),
-            **tags,
-        },
-    )
-    c.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in flat_params(params).items()])
-    return run.info.run_id
+def nested_run(params: Params, parent_run_id: str, run_name: str, tags: dict[str, str]) -> str:
+    """A child run of the pipeline run (one per model), tagged with commit, data hashes and
+    params."""
+    return _create_run(params, run_name, {"mlflow.parentRunId": parent_run_id, **tags})
 
 
 def find_model_run(cfg: TrackingConfig, model_md5: str) -> str | None:
@@ -150,12 +147,9 @@ def find_model_run(cfg: TrackingConfig, model_md5: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
-def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) -> str:
-    """Log a saved classifier folder (safetensors) as a transformers model in `run_id` and
+def log_and_register_model(cfg: TrackingConfig, run_id: str, clf: Classifier) -> str:
+    """Log a classifier as a transformers model (safetensors weights) in `run_id` and
     register it; returns the new registered version."""
-    from frugal.modeling import load_classifier
-
-    clf = load_classifier(model_dir)
     client(cfg)
     # start_run/end_run happen in this one thread, so the thread-local active run is safe.
     with mlflow.start_run(run_id=run_id):

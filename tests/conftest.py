@@ -1,0 +1,93 @@
+"""Shared fixtures: the repo's own params, tiny real samples of the default data, and a
+throw-away copy of the repository for end-to-end runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tasks.env import configure_environment
+
+configure_environment()
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+
+# Tiny settings for end-to-end runs: a few hundred real questions, a few dozen steps.
+TINY_OVERRIDES = {
+    "ingest": {"max_rows": 240},
+    "prepare": {"dev_fraction": 0.15, "test_fraction": 0.25},
+    "train": {"max_steps": 30, "min_steps": 0, "epochs": 4, "batch_size": 16},
+}
+
+
+@pytest.fixture(scope="session")
+def trec() -> pd.DataFrame:
+    from frugal.data import load_trec
+
+    return load_trec("coarse")
+
+
+@pytest.fixture(scope="session")
+def trec_sample(trec: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Small stratified train/dev/test samples of the real TREC questions."""
+    from frugal.data import split
+
+    small = trec.groupby("label", group_keys=False).sample(n=40, random_state=0)
+    return split(small, dev_fraction=0.2, test_fraction=0.25, seed=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _deep_update(base: dict, override: dict) -> None:
+    for key, value in override.items():
+        if isinstance(value, dict):
+            _deep_update(base.setdefault(key, {}), value)
+        else:
+            base[key] = value
+
+
+def make_repo_copy(dest: Path, overrides: dict) -> Path:
+    """Copy the project's files (tracked and untracked, not ignored) into `dest`, apply
+    `overrides` to its params.yaml and commit it, so DVC and MLflow see a real repo."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        src = ROOT / name.decode()
+        if src.is_file():
+            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name.decode())
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    _deep_update(params, overrides)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "test"],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
+
+
+def project_env(repo: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}:{env['PATH']}"
+    env["PREFECT_HOME"] = str(repo / ".prefect")
+    env.pop("PREFECT_API_URL", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from frugal.evaluation import classification_metrics, expected_calibration_error, plot_confusion
+
+
+def test_ece_matches_hand_computation():
+    # given two confident right answers and one confident wrong answer
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.2, 0.8]])
+    y = np.array([0, 0, 0])
+    # when the ECE is computed with 10 bins
+    ece = expected_calibration_error(probs, y, n_bins=10)
+    # then: bin 0.9 holds 2/3 of samples (acc 1, conf .9), bin 0.8 holds 1/3 (acc 0, conf .8)
+    assert ece == pytest.approx(2 / 3 * 0.1 + 1 / 3 * 0.8)
+
+
+def test_metrics_per_class_and_confusion():
+    labels = ["a", "b", "c"]
+    probs = np.eye(3)[[0, 1, 2, 2]]  # predicts a, b, c, c
+    metrics = classification_metrics(["a", "b", "c", "b"], probs, labels)
+    assert metrics["accuracy"] == pytest.approx(0.75)
+    assert metrics["confusion"] == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    assert metrics["per_class"]["b"]["recall"] == pytest.approx(0.5)
+    assert metrics["per_class"]["c"]["precision"] == pytest.approx(0.5)
+    assert metrics["macro_f1"] == pytest.approx(np.mean([1.0, 2 / 3, 2 / 3]))
+
+
+def test_unknown_test_label_is_an_error():
+    with pytest.raises(ValueError, match="unknown to the model"):
+        classification_metrics(["z"], np.array([[1.0, 0.0]]), ["a", "b"])
+
+
+def test_confusion_plot_is_written(tmp_path):
+    out = tmp_path / "plots" / "c.png"
+    plot_confusion([[3, 1], [0, 4]], ["x", "y"], "t", out)
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,78 @@
+"""Model behaviour on tiny real samples: the fine-tuned classifier beats chance on held-out
+TREC questions, and a saved model reloads and predicts the same."""
+
+import numpy as np
+import pytest
+
+from frugal.config import load_params
+from frugal.errors import DataError
+from frugal.modeling import load_classifier, predict_proba, save_classifier
+from frugal.training import fine_tune, planned_steps
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def train_cfg():
+    return load_params(
+        ROOT / "params.yaml",
+        {"train": {"max_steps": 40, "min_steps": 0, "batch_size": 16, "eval_every_steps": 10}},
+    ).train
+
+
+@pytest.fixture(scope="module")
+def trained(trec_sample, train_cfg):
+    return fine_tune(trec_sample["pool"], trec_sample["dev"], train_cfg)
+
+
+def test_planned_steps_has_a_floor_and_a_cap():
+    cfg = load_params(ROOT / "params.yaml").train
+    # 100 examples at batch 32 = 4 steps/epoch: the floor lifts them to min_steps
+    assert planned_steps(100, cfg) == max(cfg.min_steps, 4 * cfg.epochs)
+    capped = cfg.model_copy(update={"max_steps": 7})
+    assert planned_steps(100_000, capped) == 7
+
+
+def test_fine_tuned_model_beats_chance_on_held_out_questions(trained, trec_sample):
+    test = trec_sample["test"]
+    probs = predict_proba(trained.classifier, test["text"].tolist())
+    accuracy = (np.array(trained.classifier.labels)[probs.argmax(1)] == test["label"]).mean()
+    assert accuracy > 0.5  # 6 classes: chance is ~0.17
+    assert trained.steps <= 40 and trained.history
+    assert trained.best_dev_accuracy == max(h["dev_accuracy"] for h in trained.history)
+
+
+def test_prediction_is_invariant_to_casing(trained, trec_sample):
+    # the encoder is uncased: upper-casing a question must not change its prediction
+    texts = trec_sample["test"]["text"].head(20).tolist()
+    lower = predict_proba(trained.classifier, texts).argmax(1)
+    upper = predict_proba(trained.classifier, [t.upper() for t in texts]).argmax(1)
+    assert (lower == upper).all()
+
+
+def test_saved_model_reloads_and_predicts_the_same(trained, trec_sample, tmp_path):
+    texts = trec_sample["test"]["text"].head(16).tolist()
+    out = tmp_path / "base"
+    save_classifier(trained.classifier, out)
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    reloaded = load_classifier(out)
+    assert reloaded.labels == trained.classifier.labels
+    np.testing.assert_allclose(
+        predict_proba(reloaded, texts), predict_proba(trained.classifier, texts), atol=1e-5
+    )
+    # saving again replaces the folder whole, leaving no staging folders behind
+    save_classifier(reloaded, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base"]
+
+
+def test_training_is_seeded(trec_sample, train_cfg):
+    cfg = train_cfg.model_copy(update={"max_steps": 3, "eval_every_steps": 3})
+    a = fine_tune(trec_sample["pool"], trec_sample["dev"], cfg)
+    b = fine_tune(trec_sample["pool"], trec_sample["dev"], cfg)
+    wa, wb = a.classifier.model.classifier.weight, b.classifier.model.classifier.weight
+    assert np.array_equal(wa.detach().numpy(), wb.detach().numpy())
+
+
+def test_dev_labels_unseen_in_training_are_an_error(trec_sample, train_cfg):
+    pool = trec_sample["pool"]
+    with pytest.raises(DataError, match="never seen in training"):
+        fine_tune(pool[pool["label"] != "ABBR"], trec_sample["dev"], train_cfg)
