@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 
@@ -10,7 +11,17 @@ from tasks.env import configure_environment
 
 configure_environment()
 
+from frugal.config import load_params  # noqa: E402
 from frugal.errors import FrugalError  # noqa: E402
+
+
+class _UserErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failing task's traceback; for a user error the message is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], FrugalError):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def run_stage(flow: Callable[..., object]) -> None:
@@ -18,7 +29,10 @@ def run_stage(flow: Callable[..., object]) -> None:
     parser = argparse.ArgumentParser(description=flow.__doc__)
     parser.add_argument("--params", default="params.yaml", help="parameters file")
     args = parser.parse_args()
+    for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine"):
+        logging.getLogger(name).addFilter(_UserErrorsWithoutTraceback())
     try:
+        load_params(args.params)  # fail fast on bad parameters, before Prefect starts
         flow(params_path=args.params)
     except FrugalError as err:
         print(f"error: {err}", file=sys.stderr)
