@@ -62,6 +62,7 @@ class EvaluateConfig(_Section):
     test_data: Path
     batch_size: int = Field(ge=1)
     output: Path
+    report: Path
     predictions: Path
     plots_dir: Path
 

@@ -56,6 +56,14 @@ def classification_metrics(y_true: list[str], probs: np.ndarray, labels: list[st
     }
 
 
+def headline_metrics(metrics: dict) -> dict:
+    """The figures worth a column in `dvc metrics show`: overall scores and per-class F1."""
+    keys = ("accuracy", "macro_f1", "ece", "n_test", "size_mb")
+    return {key: metrics[key] for key in keys if key in metrics} | {
+        "f1": {label: m["f1"] for label, m in metrics["per_class"].items()}
+    }
+
+
 def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:
     """Save the confusion matrix (rows: true class, columns: predicted) as a PNG."""
     import matplotlib

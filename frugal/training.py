@@ -71,7 +71,8 @@ def fine_tune(
 ) -> TrainResult:
     """Fine-tune on `train` (columns text, label), select the checkpoint on `dev`.
 
-    `progress(step, total, info)` is called after every optimizer step (for a progress bar).
+    `progress(step, total, info)` is called after every optimizer step (for a progress bar);
+    `info` holds the smoothed training loss, and the dev accuracy on evaluation steps.
     """
     labels = _check_labels(train, dev)
     seed_everything(cfg.seed)
@@ -124,16 +125,18 @@ def fine_tune(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             running_loss = 0.9 * running_loss + 0.1 * loss.item() if step > 1 else loss.item()
-            if progress:
-                progress(step, total, {"loss": running_loss})
+            info = {"loss": running_loss}
             if step % eval_every == 0 or step == total:
                 dev_acc = float((predict_proba(clf, dev_texts).argmax(1) == dev_y).mean())
                 history.append({"step": step, "train_loss": running_loss, "dev_accuracy": dev_acc})
+                info["dev_accuracy"] = dev_acc
                 if dev_acc > best_acc:
                     best_acc, best_step, stale = dev_acc, step, 0
                     best_state = copy.deepcopy(model.state_dict())
                 elif step >= total // 2:
                     stale += 1
+            if progress:
+                progress(step, total, info)
             if step >= total or stale >= cfg.early_stopping_patience:
                 break
     seconds = time.perf_counter() - started

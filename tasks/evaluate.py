@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import task
 
 from frugal.config import Params
-from frugal.evaluation import classification_metrics, plot_confusion
+from frugal.evaluation import classification_metrics, headline_metrics, plot_confusion
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import load_classifier, predict_proba
 from tasks import tracking
@@ -21,7 +21,8 @@ def evaluate_task(
 ) -> Path:
     cfg = params.evaluate
     test = pd.read_parquet(test_path)
-    report: dict[str, dict] = {}
+    summary: dict[str, dict] = {}  # headline figures: reports/metrics.json (dvc metrics)
+    report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
     c = tracking.client(params.tracking)
     for model_dir in model_dirs:
@@ -33,6 +34,7 @@ def evaluate_task(
             sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 1e6, 2
         )
         report[name] = metrics
+        summary[name] = headline_metrics(metrics)
         predictions.append(
             pd.DataFrame(
                 {
@@ -60,9 +62,11 @@ def evaluate_task(
         c.log_artifact(run_id, str(plot_path), "evaluation")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    cfg.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    cfg.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     pd.concat(predictions).to_csv(cfg.predictions, index=False)
     c.log_artifact(parent_run_id, str(cfg.output), "reports")
+    c.log_artifact(parent_run_id, str(cfg.report), "reports")
     for name, metrics in report.items():
         c.log_metric(parent_run_id, f"{name}.test_accuracy", metrics["accuracy"])
         c.log_metric(parent_run_id, f"{name}.test_macro_f1", metrics["macro_f1"])

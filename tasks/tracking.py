@@ -29,9 +29,12 @@ PIP_REQUIREMENTS = [
 
 
 def client(cfg: TrackingConfig) -> MlflowClient:
-    """A client on the project's store; creates the experiment (artifacts under mlruns/)."""
+    """A client on the configured store. For the embedded default (a relative SQLite path) the
+    database lives under the repo root and the experiment's artifacts under `artifact_root`; a
+    tracking server decides its own artifact store."""
     uri = cfg.tracking_uri
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+    local = uri.startswith("sqlite:///") and not uri.startswith("sqlite:////")
+    if local:
         db = ROOT / uri.removeprefix("sqlite:///")
         db.parent.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{db}"
@@ -39,9 +42,11 @@ def client(cfg: TrackingConfig) -> MlflowClient:
     mlflow.set_registry_uri(uri)
     c = MlflowClient(uri, uri)
     if c.get_experiment_by_name(cfg.experiment) is None:
-        artifacts = (ROOT / cfg.artifact_root).resolve()
-        artifacts.mkdir(parents=True, exist_ok=True)
-        c.create_experiment(cfg.experiment, artifact_location=artifacts.as_uri())
+        artifacts = None
+        if local:
+            artifacts = (ROOT / cfg.artifact_root).resolve()
+            artifacts.mkdir(parents=True, exist_ok=True)
+        c.create_experiment(cfg.experiment, artifact_location=artifacts and artifacts.as_uri())
     return c
 
 

@@ -40,12 +40,16 @@ def test_repro_writes_every_stage_output(repo):
         "models/base/tokenizer.json",
         "models/base/frugal.json",
         "reports/metrics.json",
+        "reports/classification_report.json",
         "reports/predictions.csv",
         "reports/plots/confusion_base.png",
     ]:
         assert (repo / out).is_file(), out
     metrics = json.loads((repo / "reports/metrics.json").read_text())["base"]
-    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == {
+    report = json.loads((repo / "reports/classification_report.json").read_text())["base"]
+    assert metrics["accuracy"] == report["accuracy"]
+    assert sum(map(sum, report["confusion"])) == report["n_test"] == metrics["n_test"]
+    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["f1"]) == set(report["per_class"]) == {
         "ABBR",
         "DESC",
         "ENTY",
