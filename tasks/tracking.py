@@ -8,23 +8,24 @@ run per model.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import subprocess
+from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from frugal.config import Params, TrackingConfig
-from frugal.modeling import Classifier
 from tasks.env import ROOT
 
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
 MODEL_HASH_TAG = "frugal.model_md5"
+# What the logged pyfunc needs to load and predict, pinned to the versions installed here
+# (which requirements.lock pins).
 PIP_REQUIREMENTS = [
-    "torch==2.13.0",
-    "transformers==5.23.0",
-    "tokenizers==0.23.3",
-    "safetensors==0.8.0",
+    f"{name}=={importlib.metadata.version(name)}"
+    for name in ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas")
 ]
 
 
@@ -152,17 +153,26 @@ def find_model_run(cfg: TrackingConfig, model_md5: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
-def log_and_register_model(cfg: TrackingConfig, run_id: str, clf: Classifier) -> str:
-    """Log a classifier as a transformers model (safetensors weights) in `run_id` and
-    register it; returns the new registered version."""
+def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) -> str:
+    """Log a saved classifier folder (safetensors) in `run_id` as a pyfunc model (code: the
+    `frugal` package; explicit pip requirements) and register it; returns the new version."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
     client(cfg)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", "text")]),
+        outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
+    )
     # start_run/end_run happen in this one thread, so the thread-local active run is safe.
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.transformers.log_model(
-            transformers_model={"model": clf.model, "tokenizer": clf.tokenizer},
+        info = mlflow.pyfunc.log_model(
             name="model",
-            task="text-classification",
+            python_model=str(ROOT / "tasks" / "pyfunc_model.py"),
+            artifacts={"model_dir": str(Path(model_dir).resolve())},
+            code_paths=[str(ROOT / "frugal")],
             pip_requirements=PIP_REQUIREMENTS,
+            signature=signature,
             registered_model_name=cfg.registered_model,
         )
     return str(info.registered_model_version)

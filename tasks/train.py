@@ -74,5 +74,5 @@ def train_task(
         c.log_metric(run_id, "train_loss", point["train_loss"], step=int(point["step"]))
     for key, value in summary.items():
         c.log_metric(run_id, key, float(value))
-    tracking.log_and_register_model(params.tracking, run_id, result.classifier)
+    tracking.log_and_register_model(params.tracking, run_id, cfg.output_dir)
     return cfg.output_dir

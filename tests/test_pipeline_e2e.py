@@ -115,6 +115,24 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     assert sum("mlflow.parentRunId" not in r.data.tags for r in runs) == 1
 
 
+def test_registered_model_loads_and_predicts_through_mlflow(repo):
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlruns/mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/frugal-intent/1")
+    questions = pd.DataFrame({"text": ["Who wrote Hamlet ?", "How far is the Moon ?"]})
+    predicted = model.predict(questions)
+    labels = {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}
+    assert list(predicted.columns) == ["label", "score"] and set(predicted["label"]) <= labels
+    # the same predictions as the model folder DVC tracks
+    from frugal.modeling import load_classifier, predict_proba
+
+    clf = load_classifier(repo / "models/base")
+    direct = predict_proba(clf, questions["text"].tolist())
+    assert list(predicted["label"]) == [clf.labels[i] for i in direct.argmax(1)]
+
+
 def test_dvc_push_pull_round_trip(repo):
     assert _run(["dvc", "push"], repo).returncode == 0
     before = (repo / "models/base/model.safetensors").read_bytes()
