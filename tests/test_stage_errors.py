@@ -14,9 +14,11 @@ from tests.conftest import ROOT, project_env
 pytestmark = pytest.mark.slow
 
 
-def _ingest(tmp_path, source: str) -> subprocess.CompletedProcess:
+def _ingest(tmp_path, source: str, **train) -> subprocess.CompletedProcess:
+    """Run the ingest stage on `source` with the repo's params (train section overridden)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"].update(source=source, output=str(tmp_path / "raw.parquet"))
+    params["train"].update(train)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return subprocess.run(
         [sys.executable, "-m", "flows.ingest", "--params", str(tmp_path / "params.yaml")],
@@ -54,16 +56,7 @@ def test_non_utf8_file_is_reported_without_output(tmp_path):
 
 
 def test_unknown_params_key_is_reported(tmp_path):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"]["epohcs"] = 3
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.ingest", "--params", str(tmp_path / "params.yaml")],
-        cwd=ROOT,
-        env=project_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _ingest(tmp_path, "trec", epohcs=3)
     assert result.returncode == 2
     assert "train.epohcs: unknown key" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "raw.parquet").exists()
