@@ -52,14 +52,24 @@ def client(cfg: TrackingConfig) -> MlflowClient:
 
 
 def git_commit() -> tuple[str, bool]:
-    """(commit sha or 'unknown', whether the work tree has uncommitted changes)."""
+    """(commit sha or 'unknown', whether tracked files other than the pipeline's own outputs
+    — dvc.lock and reports/, which `dvc repro` rewrites as it goes — have uncommitted changes)."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
+                [
+                    "git",
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=no",
+                    "--",
+                    ".",
+                    ":!dvc.lock",
+                    ":!reports",
+                ],
                 cwd=ROOT,
                 capture_output=True,
                 text=True,
@@ -86,11 +96,10 @@ def pipeline_key(params: Params, data_md5: str, execution_id: str | None = None)
     """Identity of a pipeline execution: code commit × params × raw data (× an execution id
     when one is known). The DVC stages of one `dvc repro` share it, so they log under one
     parent run."""
-    sha, dirty = git_commit()
+    sha, _ = git_commit()
     blob = json.dumps(
         {
             "commit": sha,
-            "dirty": dirty,
             "params": params.model_dump(mode="json"),
             "data": data_md5,
             "execution": execution_id,
