@@ -10,8 +10,6 @@ from prefect import task
 from frugal import data
 from frugal.config import IngestConfig, PrepareConfig
 
-SPLITS = ("pool", "dev", "test")
-
 
 @task(name="ingest")
 def ingest_task(cfg: IngestConfig) -> Path:
@@ -26,5 +24,4 @@ def prepare_task(raw_path: Path, cfg: PrepareConfig) -> dict[str, Path]:
     """Stratified, seeded pool/dev/test split of the raw data."""
     raw = pd.read_parquet(raw_path)
     splits = data.split(raw, cfg.dev_fraction, cfg.test_fraction, cfg.seed)
-    data.write_splits_atomic(splits, cfg.output_dir)
-    return {name: cfg.output_dir / f"{name}.parquet" for name in SPLITS}
+    return data.write_splits_atomic(splits, cfg.output_dir)
