@@ -21,6 +21,7 @@ def evaluate_task(
 ) -> Path:
     cfg = params.evaluate
     test = pd.read_parquet(test_path)
+    test_md5 = data_md5(test_path)
     summary: dict[str, dict] = {}  # headline figures: reports/metrics.json (dvc metrics)
     report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
@@ -55,7 +56,7 @@ def evaluate_task(
             run_name=f"evaluate-{name}",
             tags={"frugal.stage": "evaluate", tracking.MODEL_HASH_TAG: model_md5},
         )
-        c.set_tag(run_id, "dvc.md5.test", data_md5(test_path))
+        c.set_tag(run_id, "dvc.md5.test", test_md5)
         for key in ("accuracy", "macro_f1", "ece", "size_mb"):
             c.log_metric(run_id, f"test_{key}", float(metrics[key]))
         c.log_dict(run_id, metrics, "evaluation/metrics.json")
