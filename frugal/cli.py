@@ -1,6 +1,8 @@
 """The `frugal` command: thin wiring from files and flags to the pure functions in `frugal`.
 
     frugal forecast POINTS.csv --at 5000 20000 [--target 0.9]
+    frugal annotate export [--size N] [--params params.yaml]
+    frugal annotate import FILE [--params params.yaml]
 
 Results go to stdout as one JSON object, so other tools can parse them. Bad input ends with
 exit status 2 and a one-line message on stderr, never a traceback.
@@ -16,11 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from frugal.curves import fit_curve
+from frugal import annotation
+from frugal.config import load_params
+from frugal.curves import fit_curve, forecast_report
 from frugal.errors import DataError, FrugalError
 
 EXIT_BAD_INPUT = 2
-_DIGITS = 6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,29 +67,77 @@ def _build_parser() -> argparse.ArgumentParser:
         "--target", type=_fraction, metavar="SCORE", help="also report the labels needed for it"
     )
     forecast.set_defaults(command="forecast", run=_forecast)
+
+    annotate = commands.add_parser(
+        "annotate",
+        help="export the next batch for people to label, import their labels",
+        description="Real annotation rounds. `export` writes the next batch chosen by "
+        "sample.strategy (CSV and Label Studio tasks); `import` validates a labeled CSV or a "
+        "Label Studio export and merges it into sample.annotations.",
+    )
+    annotate.set_defaults(
+        command="annotate", run=lambda _: annotate.error("choose export or import")
+    )
+    actions = annotate.add_subparsers(metavar="ACTION")
+    export = actions.add_parser("export", help="write the next batch to sample.export_dir")
+    export.add_argument("--size", type=_positive_int, help="batch size (default sample.batch_size)")
+    export.add_argument("--params", type=Path, default=Path("params.yaml"))
+    export.set_defaults(command="annotate export", run=_annotate_export)
+    importer = actions.add_parser("import", help="merge a labeled batch into sample.annotations")
+    importer.add_argument(
+        "file", type=Path, metavar="FILE", help="labeled .csv or Label Studio .json"
+    )
+    importer.add_argument("--params", type=Path, default=Path("params.yaml"))
+    importer.set_defaults(command="annotate import", run=_annotate_import)
     return parser
 
 
 def _forecast(args: argparse.Namespace) -> dict[str, Any]:
-    curve = fit_curve(_read_points(args.points))
-    score, low, high = curve.predict(args.at)
-    best, best_low, best_high = curve.max_score()
-    result: dict[str, Any] = {
-        "forecasts": [
-            {"n_labels": n, "score": _round(s), "low": _round(lo), "high": _round(hi)}
-            for n, s, lo, hi in zip(args.at, score, low, high, strict=True)
-        ],
-        "max_score": {"score": _round(best), "low": _round(best_low), "high": _round(best_high)},
+    return forecast_report(fit_curve(_read_points(args.points)), args.at, args.target)
+
+
+def _annotate_export(args: argparse.Namespace) -> dict[str, Any]:
+    from frugal import sampling  # the proxy's scikit-learn / torch imports, only when needed
+
+    cfg = load_params(args.params).sample
+    inputs = sampling.load_inputs(cfg)
+    annotations = annotation.read_annotations(cfg.annotations)
+    pool_ids = inputs.pool["id"].astype(str).tolist()
+    first = annotations.empty
+    size = args.size or (cfg.initial_size if first else cfg.batch_size)
+    positions = sampling.next_batch(inputs.features, annotations, pool_ids, cfg, size)
+    round_no = 1 if first else int(annotations["round"].max()) + 1
+    batch = inputs.pool.iloc[positions][["id", "text"]]
+    written = annotation.write_batch(
+        batch, sorted(set(inputs.eval_labels)), cfg.export_dir, round_no
+    )
+    return {
+        "round": round_no,
+        "size": len(batch),
+        "strategy": "cold start: " + cfg.cold_start if first else cfg.strategy,
+        "files": {kind: str(path) for kind, path in written.items()},
     }
-    if args.target is not None:
-        n_labels, fewest, most = curve.labels_for_target(args.target)
-        result["labels_for_target"] = {
-            "target": args.target,
-            "n_labels": n_labels,
-            "low": fewest,
-            "high": most,
-        }
-    return result
+
+
+def _annotate_import(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = load_params(args.params).sample
+    for path in (cfg.pool_data, cfg.eval_data):
+        if not path.is_file():
+            raise DataError(f"{path}: split not found; run `dvc repro prepare` first")
+    pool_ids = pd.read_parquet(cfg.pool_data, columns=["id"])["id"].astype(str)
+    labels = pd.read_parquet(cfg.eval_data, columns=["label"])["label"].astype(str)
+    result = annotation.import_annotations(args.file, cfg.annotations, pool_ids, set(labels))
+    print(
+        f"next: `git add {cfg.annotations}` and `dvc repro` to train on the new labels",
+        file=sys.stderr,
+    )
+    return {
+        "added": result.added,
+        "already_present": result.already_present,
+        "unlabeled": result.unlabeled,
+        "round": result.round,
+        "store": str(result.store),
+    }
 
 
 def _read_points(path: Path) -> pd.DataFrame:
@@ -98,10 +149,6 @@ def _read_points(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
         raise DataError(f"{path}: not a readable CSV ({reason})") from None
-
-
-def _round(value: float) -> float:
-    return round(float(value), _DIGITS)
 
 
 def _positive_int(text: str) -> int:

@@ -38,6 +38,66 @@ class PrepareConfig(_Section):
     output_dir: Path
 
 
+Strategy = Literal["random", "least_confidence", "margin", "entropy", "kcenter", "fisher", "badge"]
+
+
+class EmbedConfig(_Section):
+    splits_dir: Path
+    max_length: int = Field(ge=8, le=512)
+    batch_size: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    output_dir: Path
+
+
+class SampleConfig(_Section):
+    pool_data: Path
+    eval_data: Path
+    embeddings_dir: Path
+    annotator: Literal["simulated", "human"]
+    annotations: Path
+    export_dir: Path
+    strategy: Strategy
+    cold_start: Literal["kmeans", "random"]
+    initial_size: int = Field(ge=2)
+    batch_size: int = Field(ge=1)
+    budget: int = Field(ge=2)
+    inverse_l2: float = Field(gt=0)
+    seed: int
+    compare: list[Strategy]
+    seeds: list[int] = Field(min_length=1)
+    output: Path
+    curve: Path
+    rounds: Path
+    summary: Path
+    plot: Path
+
+    @model_validator(mode="after")
+    def _initial_within_budget(self) -> SampleConfig:
+        if self.initial_size > self.budget:
+            raise ValueError("sample.initial_size must be <= sample.budget")
+        return self
+
+
+class ForecastConfig(_Section):
+    labeled_data: Path
+    eval_data: Path
+    fractions: list[float] = Field(min_length=3)
+    seeds: list[int] = Field(min_length=1)
+    at: list[int] = Field(min_length=1)
+    target: float | None = Field(gt=0, lt=1)
+    output: Path
+    points: Path
+    plot: Path
+
+    @model_validator(mode="after")
+    def _fractions_in_range(self) -> ForecastConfig:
+        if any(not 0 < f <= 1 for f in self.fractions) or len(set(self.fractions)) < 3:
+            raise ValueError("forecast.fractions needs >= 3 distinct values in (0, 1]")
+        if any(n < 1 for n in self.at):
+            raise ValueError("forecast.at must list positive label counts")
+        return self
+
+
 class TrainConfig(_Section):
     labeled_data: Path
     dev_data: Path
@@ -77,6 +137,9 @@ class TrackingConfig(_Section):
 class Params(_Section):
     ingest: IngestConfig
     prepare: PrepareConfig
+    embed: EmbedConfig
+    sample: SampleConfig
+    forecast: ForecastConfig
     train: TrainConfig
     evaluate: EvaluateConfig
     tracking: TrackingConfig

@@ -39,6 +39,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -520,3 +521,33 @@ def _bootstrap(
         if params is not None:
             replicates.append((index, tuple(float(p) for p in params)))
     return tuple(replicates)
+
+
+def forecast_report(
+    curve: CurveForecast, at: Sequence[int], target: float | None = None
+) -> dict[str, Any]:
+    """The forecast as plain JSON data: scores at `at`, the maximum reachable score and, with
+    a `target`, the labels it needs (n_labels None when out of reach), each with its 90%
+    interval. This is the `frugal forecast` output contract."""
+    score, low, high = curve.predict(list(at))
+    best, best_low, best_high = curve.max_score()
+    report: dict[str, Any] = {
+        "forecasts": [
+            {"n_labels": int(n), "score": _round(s), "low": _round(lo), "high": _round(hi)}
+            for n, s, lo, hi in zip(at, score, low, high, strict=True)
+        ],
+        "max_score": {"score": _round(best), "low": _round(best_low), "high": _round(best_high)},
+    }
+    if target is not None:
+        n_labels, fewest, most = curve.labels_for_target(target)
+        report["labels_for_target"] = {
+            "target": target,
+            "n_labels": n_labels,
+            "low": fewest,
+            "high": most,
+        }
+    return report
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6)

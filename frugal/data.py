@@ -260,6 +260,30 @@ def write_splits_atomic(splits: Mapping[str, pd.DataFrame], out_dir: str | Path)
     return paths
 
 
+def write_embeddings_atomic(ids: list[str], embeddings: np.ndarray, path: str | Path) -> Path:
+    """Save row ids and their embeddings (float32) as one .npz, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, ids=np.asarray(ids, dtype=str), embeddings=embeddings.astype(np.float32))
+        os.replace(name, path)
+    except BaseException:
+        _remove([Path(name)])
+        raise
+    return path
+
+
+def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Row ids and embeddings written by `write_embeddings_atomic`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no cached embeddings; run `dvc repro embed` first")
+    with np.load(path, allow_pickle=False) as saved:
+        return saved["ids"].tolist(), saved["embeddings"]
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, BertForSequenceClassification
+from transformers import AutoModel, AutoTokenizer, BertForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 
@@ -138,3 +138,32 @@ def predict_proba(clf: Classifier, texts: list[str], batch_size: int = 64) -> np
     if not chunks:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     return np.concatenate(chunks)
+
+
+@torch.inference_mode()
+def embed_texts(
+    texts: list[str], max_length: int, batch_size: int = 64, threads: int | None = None
+) -> np.ndarray:
+    """Sentence embeddings from the pretrained encoder: masked mean of the last hidden states,
+    L2-normalised (how all-MiniLM-L6-v2 was trained to be used). Shape (len(texts), hidden)."""
+    if threads:
+        torch.set_num_threads(threads)
+    path = pretrained_encoder_path()
+    encoder = AutoModel.from_pretrained(path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(
+            texts[start : start + batch_size],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        hidden = encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        chunks.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+    if not chunks:
+        return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32)

@@ -24,6 +24,14 @@ VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 TINY_OVERRIDES = {
     "ingest": {"max_rows": 240},
     "prepare": {"dev_fraction": 0.15, "test_fraction": 0.25},
+    "sample": {
+        "initial_size": 12,
+        "batch_size": 12,
+        "budget": 72,
+        "compare": ["random", "margin", "badge"],
+        "seeds": [1, 2],
+    },
+    "forecast": {"fractions": [0.34, 0.67, 1.0], "seeds": [13], "at": [500]},
     "train": {"max_steps": 30, "min_steps": 0, "epochs": 4, "batch_size": 16},
 }
 

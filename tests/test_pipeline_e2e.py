@@ -42,7 +42,13 @@ def test_repro_writes_every_stage_output(repo):
         "reports/metrics.json",
         "reports/classification_report.json",
         "reports/predictions.csv",
-        "reports/plots/confusion_base.png",
+        "reports/plots/evaluate/confusion_base.png",
+        "data/embeddings/pool.npz",
+        "data/labels/labeled.parquet",
+        "reports/annotation_curve.csv",
+        "reports/plots/annotation_curve.png",
+        "reports/forecast_points.csv",
+        "reports/plots/forecast.png",
     ]:
         assert (repo / out).is_file(), out
     metrics = json.loads((repo / "reports/metrics.json").read_text())["base"]
@@ -57,6 +63,36 @@ def test_repro_writes_every_stage_output(repo):
         "LOC",
         "NUM",
     }
+
+
+def test_sample_buys_the_budget_and_training_uses_exactly_those_labels(repo):
+    import pandas as pd
+
+    labeled = pd.read_parquet(repo / "data/labels/labeled.parquet")
+    pool = pd.read_parquet(repo / "data/splits/pool.parquet").set_index("id")
+    assert len(labeled) == 72 == labeled["id"].nunique()
+    assert (labeled["label"].to_numpy() == pool.loc[labeled["id"], "label"].to_numpy()).all()
+    assert sorted(set(labeled["round"])) == list(range(6))  # cold start + 5 rounds of 12
+    history = json.loads((repo / "reports/train.json").read_text())
+    assert history["n_labeled"] == 72
+    curve = pd.read_csv(repo / "reports/annotation_curve.csv")
+    assert list(curve.columns) == ["n_labels", "badge", "margin", "random"]
+    assert list(curve["n_labels"]) == [12, 24, 36, 48, 60, 72]
+    summary = json.loads((repo / "reports/sample.json").read_text())
+    assert summary["labels"] == 72 and set(summary["strategies"]) == {"random", "margin", "badge"}
+
+
+def test_forecast_reports_pool_size_and_budgets_with_intervals(repo):
+    import pandas as pd
+
+    points = pd.read_csv(repo / "reports/forecast_points.csv")
+    assert list(points["n_labels"]) == [24, 48, 72]
+    forecast = json.loads((repo / "reports/forecast.json").read_text())
+    pool_size = len(pd.read_parquet(repo / "data/splits/pool.parquet"))
+    assert [f["n_labels"] for f in forecast["forecasts"]] == sorted([pool_size, 500])
+    for entry in [*forecast["forecasts"], forecast["max_score"]]:
+        assert 0 <= entry["low"] <= entry["score"] <= entry["high"] <= 1
+    assert forecast["labels_for_target"]["target"] == 0.95
 
 
 def test_dvc_metrics_show_prints_accuracy(repo):
@@ -75,12 +111,14 @@ def test_dvc_plots_render_the_confusion_matrix(repo):
     assert result.returncode == 0, result.stderr
     html = (repo / "plots_html" / "index.html").read_text()
     assert "predictions.csv" in html and "confusion_base.png" in html
+    # dvc names each plot after its file, with the dots replaced
+    assert "annotation_curve_csv" in html and "forecast_png" in html
 
 
 def test_second_repro_skips_every_stage_but_ingest(repo):
     result = _run(["dvc", "repro"], repo)
     assert result.returncode == 0, result.stderr
-    for stage in ("prepare", "train", "evaluate"):
+    for stage in ("prepare", "embed", "sample", "forecast", "train", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout
 
 
@@ -103,16 +141,21 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     assert 0 <= run.data.metrics["test_accuracy"] <= 1
     # the data hash in MLflow is the one DVC recorded for the same file
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    pool_out = next(
-        o for o in lock["stages"]["prepare"]["outs"] if o["path"].endswith("pool.parquet")
-    )
-    assert run.data.tags["dvc.md5.labeled"] == pool_out["md5"] == data_md5(repo / pool_out["path"])
+    labeled_out = lock["stages"]["sample"]["outs"][0]
+    assert labeled_out["path"] == "data/labels/labeled.parquet"
+    assert run.data.tags["dvc.md5.labeled"] == labeled_out["md5"]
+    assert labeled_out["md5"] == data_md5(repo / labeled_out["path"])
     model_out = lock["stages"]["train"]["outs"][0]
     assert data_md5(repo / "models/base") == model_out["md5"]
     assert parent.info.status == "FINISHED"
-    # the train and evaluate stages of one `dvc repro` share the parent run
+    # the stages of one `dvc repro` share the parent run
     runs = client.search_runs([run.info.experiment_id])
     assert sum("mlflow.parentRunId" not in r.data.tags for r in runs) == 1
+    stages = {r.data.tags.get("frugal.stage") for r in runs}
+    assert {"sample", "forecast", "train"} <= stages
+    sample_run = next(r for r in runs if r.data.tags.get("frugal.stage") == "sample")
+    history = client.get_metric_history(sample_run.info.run_id, "proxy_accuracy.margin")
+    assert [m.step for m in history] == [12, 24, 36, 48, 60, 72]
 
 
 def test_registered_model_loads_and_predicts_through_mlflow(repo):
@@ -141,5 +184,5 @@ def test_dvc_push_pull_round_trip(repo):
     result = _run(["dvc", "pull"], repo)
     assert result.returncode == 0, result.stderr
     assert (repo / "models/base/model.safetensors").read_bytes() == before
-    status = _run(["dvc", "status", "prepare", "train", "evaluate"], repo)
+    status = _run(["dvc", "status", "prepare", "sample", "train", "evaluate"], repo)
     assert "up to date" in status.stdout, status.stdout

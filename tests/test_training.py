@@ -72,7 +72,15 @@ def test_training_is_seeded(trec_sample, train_cfg):
     assert np.array_equal(wa.detach().numpy(), wb.detach().numpy())
 
 
-def test_dev_labels_unseen_in_training_are_an_error(trec_sample, train_cfg):
+def test_a_class_missing_from_the_labels_still_gets_an_output(trec_sample, train_cfg):
     pool = trec_sample["pool"]
-    with pytest.raises(DataError, match="never seen in training"):
-        fine_tune(pool[pool["label"] != "ABBR"], trec_sample["dev"], train_cfg)
+    cfg = train_cfg.model_copy(update={"max_steps": 2, "eval_every_steps": 2})
+    result = fine_tune(pool[pool["label"] != "ABBR"], trec_sample["dev"], cfg)
+    assert "ABBR" in result.classifier.labels
+    assert result.unseen_labels == ["ABBR"]
+    assert predict_proba(result.classifier, ["What is NASA short for?"]).shape == (1, 6)
+
+
+def test_empty_training_set_is_an_error(trec_sample, train_cfg):
+    with pytest.raises(DataError, match="training set is empty"):
+        fine_tune(trec_sample["pool"].iloc[:0], trec_sample["dev"], train_cfg)

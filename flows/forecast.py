@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.common import run_stage
+from frugal.config import load_params
+from tasks.forecast import forecast_task
+from tasks.tracking_tasks import open_pipeline_run
+
+
+@flow(name="forecast")
+def forecast_flow(
+    params_path: str = "params.yaml",
+    overrides: dict | None = None,
+    parent_run_id: str | None = None,
+) -> dict:
+    """Fine-tune on growing shares of the bought labels, fit learning curves, forecast the
+    accuracy at larger budgets, the maximum reachable and the labels a target needs."""
+    params = load_params(params_path, overrides)
+    return forecast_task(params, parent_run_id or open_pipeline_run(params))
+
+
+if __name__ == "__main__":
+    run_stage(forecast_flow)

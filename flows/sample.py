@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.common import run_stage
+from frugal.config import load_params
+from tasks.sample import buy_labels_task, sample_report_task, simulate_task
+from tasks.tracking_tasks import open_pipeline_run
+
+
+@flow(name="sample")
+def sample_flow(
+    params_path: str = "params.yaml",
+    overrides: dict | None = None,
+    parent_run_id: str | None = None,
+) -> dict:
+    """Simulate every compared strategy × seed, then buy the training labels (resuming from
+    imported ones) with the chosen strategy; write and log the annotation curves."""
+    params = load_params(params_path, overrides)
+    cfg = params.sample
+    parent_run_id = parent_run_id or open_pipeline_run(params)
+    curves = []
+    if cfg.annotator == "simulated":
+        futures = [simulate_task.submit(cfg, s, seed) for s in cfg.compare for seed in cfg.seeds]
+        curves = [future.result() for future in futures]
+    _, bought = buy_labels_task(cfg)
+    return sample_report_task(params, curves, bought, parent_run_id)
+
+
+if __name__ == "__main__":
+    run_stage(sample_flow)

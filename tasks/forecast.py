@@ -1,0 +1,80 @@
+"""Task of the forecast stage: measure the fine-tuned model's learning curve, forecast it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+
+from frugal.config import Params
+from frugal.curves import fit_curve, forecast_report
+from frugal.hashing import data_md5
+from frugal.plots import plot_forecast
+from frugal.training import learning_curve_points
+from tasks import tracking
+
+
+@task(name="forecast")
+def forecast_task(params: Params, parent_run_id: str) -> dict:
+    cfg = params.forecast
+    logger = get_run_logger()
+    labeled = pd.read_parquet(cfg.labeled_data)
+    dev = pd.read_parquet(params.train.dev_data)
+    evaluation = pd.read_parquet(cfg.eval_data)
+    pool_size = len(pd.read_parquet(params.sample.pool_data))
+
+    def progress(row: dict[str, float]) -> None:
+        logger.info(
+            "%d labels, seed %d: accuracy %.4f (%d steps, %.0f s)",
+            row["n_labels"],
+            row["seed"],
+            row["score"],
+            row["steps"],
+            row["train_seconds"],
+        )
+
+    points = learning_curve_points(
+        labeled, dev, evaluation, cfg.fractions, cfg.seeds, params.train, progress
+    )
+    curve = fit_curve(points[["n_labels", "score"]])
+    at = sorted({*cfg.at, pool_size})
+    report = {
+        **forecast_report(curve, at, cfg.target),
+        "pool_size": pool_size,
+        "labels_measured": int(points["n_labels"].max()),
+        "families": {m.family: round(m.weight, 4) for m in curve.members if m.weight > 0},
+        "interval_families": [m.family for m in curve.members if m.interval_weight > 0],
+    }
+    for path in (cfg.points, cfg.output):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    points.round(6).to_csv(cfg.points, index=False)
+    cfg.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    grid = np.geomspace(points["n_labels"].min(), max(at) * 1.5, 200)
+    plot_forecast(
+        points,
+        grid,
+        *curve.predict(grid),
+        cfg.plot,
+        f"learning curve forecast (fitted on {len(points)} fine-tuning runs)",
+    )
+
+    run_id = tracking.nested_run(
+        params,
+        parent_run_id,
+        run_name="forecast",
+        tags={"frugal.stage": "forecast", "dvc.md5.labeled": data_md5(cfg.labeled_data)},
+    )
+    c = tracking.client(params.tracking)
+    for row in points.itertuples():
+        c.log_metric(run_id, f"accuracy.seed{row.seed}", row.score, step=int(row.n_labels))
+    for entry in report["forecasts"]:
+        c.log_metric(run_id, "forecast_accuracy", entry["score"], step=entry["n_labels"])
+    c.log_metric(run_id, "max_score", report["max_score"]["score"])
+    needed = report.get("labels_for_target", {}).get("n_labels")
+    if needed is not None:
+        c.log_metric(run_id, "labels_for_target", float(needed))
+    for path in (cfg.points, cfg.output, cfg.plot):
+        c.log_artifact(run_id, str(path), "forecast")
+    return report

@@ -1,0 +1,106 @@
+"""Tasks of the embed and sample stages: cache embeddings, simulate strategies, buy labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+
+from frugal import sampling
+from frugal.annotation import read_annotations
+from frugal.config import EmbedConfig, Params, SampleConfig
+from frugal.data import SPLITS, write_embeddings_atomic, write_parquet_atomic
+from frugal.hashing import data_md5
+from frugal.modeling import embed_texts
+from frugal.plots import plot_annotation_curves
+from tasks import tracking
+
+
+@task(name="embed")
+def embed_task(cfg: EmbedConfig) -> dict[str, Path]:
+    """Encoder embeddings of every split, cached for the sampling rounds."""
+    written = {}
+    for split in SPLITS:
+        frame = pd.read_parquet(cfg.splits_dir / f"{split}.parquet")
+        matrix = embed_texts(
+            frame["text"].tolist(), cfg.max_length, cfg.batch_size, threads=cfg.threads
+        )
+        path = cfg.output_dir / f"{split}.npz"
+        written[split] = write_embeddings_atomic(frame["id"].astype(str).tolist(), matrix, path)
+    return written
+
+
+@task(name="simulate-strategy")
+def simulate_task(cfg: SampleConfig, strategy: str, seed: int) -> pd.DataFrame:
+    """One strategy, one seed, from the cold start to the budget, the pool's labels answering."""
+    inputs = sampling.load_inputs(cfg)
+    truth = inputs.pool["label"].astype(str).to_numpy()
+    return sampling.simulate_strategy(
+        inputs.features, truth, inputs.eval_features, inputs.eval_labels, cfg, strategy, seed
+    )
+
+
+@task(name="buy-labels")
+def buy_labels_task(cfg: SampleConfig) -> tuple[Path, pd.DataFrame]:
+    """The labeled set for training (resuming from imported labels), written atomically."""
+    inputs = sampling.load_inputs(cfg)
+    annotations = read_annotations(cfg.annotations)
+    labeled, run = sampling.buy_labels(
+        inputs.pool, inputs.features, inputs.eval_features, inputs.eval_labels, annotations, cfg
+    )
+    write_parquet_atomic(labeled, cfg.output)
+    return cfg.output, sampling.curve_table(run)
+
+
+@task(name="sample-report")
+def sample_report_task(
+    params: Params, curves: list[pd.DataFrame], bought: pd.DataFrame, parent_run_id: str
+) -> dict:
+    """Annotation curves (CSV for dvc plots, PNG), summary JSON; all logged to MLflow."""
+    cfg = params.sample
+    rounds = pd.concat(curves or [bought], ignore_index=True)
+    full = None
+    if cfg.annotator == "simulated":
+        full = sampling.full_pool_accuracy(sampling.load_inputs(cfg), cfg.inverse_l2)
+    labeled = pd.read_parquet(cfg.output)
+    summary = {
+        "annotator": cfg.annotator,
+        "strategy": cfg.strategy,
+        "labels": len(labeled),
+        "labels_by_source": labeled["source"].value_counts().to_dict(),
+        "classes_missing": sorted(
+            set(pd.read_parquet(cfg.eval_data)["label"].astype(str)) - set(labeled["label"])
+        ),
+        "proxy_accuracy": float(bought["accuracy"].iloc[-1]),
+        "full_pool_proxy_accuracy": full,
+        "strategies": sampling.summarize_curves(rounds, full) if full is not None else {},
+    }
+    for path in (cfg.curve, cfg.rounds, cfg.summary):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    sampling.mean_curves(rounds).round(6).to_csv(cfg.curve, index=False)
+    rounds.round(6).to_csv(cfg.rounds, index=False)
+    cfg.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    plot_annotation_curves(
+        rounds, cfg.plot, f"annotation curves ({len(set(rounds['seed']))} seeds)"
+    )
+
+    run_id = tracking.nested_run(
+        params,
+        parent_run_id,
+        run_name="sample",
+        tags={"frugal.stage": "sample", "dvc.md5.labeled": data_md5(cfg.output)},
+    )
+    c = tracking.client(params.tracking)
+    means = rounds.groupby(["strategy", "n_labels"])["accuracy"].mean()
+    for (strategy, n_labels), accuracy in means.items():
+        c.log_metric(run_id, f"proxy_accuracy.{strategy}", float(accuracy), step=int(n_labels))
+    c.log_metric(run_id, "labels", float(len(labeled)))
+    c.log_metric(run_id, "proxy_accuracy", summary["proxy_accuracy"])
+    for strategy, entry in summary["strategies"].items():
+        if entry["labels_vs_random"] is not None:
+            c.log_metric(run_id, f"labels_vs_random.{strategy}", entry["labels_vs_random"])
+    for path in (cfg.curve, cfg.rounds, cfg.summary, cfg.plot):
+        c.log_artifact(run_id, str(path), "sample")
+    return summary
