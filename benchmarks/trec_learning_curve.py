@@ -48,7 +48,9 @@ def main() -> None:
     test = pd.read_parquet(ROOT / splits / "test.parquet")
 
     done = pd.read_csv(args.output) if args.output.is_file() else pd.DataFrame(columns=COLUMNS)
-    finished = {(int(s), round(float(f), 4)) for s, f in zip(done["seed"], done["fraction"])}
+    finished = {
+        (int(s), round(float(f), 4)) for s, f in zip(done["seed"], done["fraction"], strict=True)
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         order = np.random.default_rng(seed).permutation(len(pool))

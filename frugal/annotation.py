@@ -539,6 +539,7 @@ def _write_atomic(path: Path, text: str, encoding: str) -> None:
     temp = Path(name)
     try:
         with os.fdopen(handle, "w", encoding=encoding, newline="") as file:
+            os.chmod(temp, 0o644)  # mkstemp's owner-only mode is not what a data file wants
             file.write(text)
             file.flush()
             os.fsync(file.fileno())

