@@ -55,15 +55,7 @@ def main() -> None:
     started = time.perf_counter()
     for strategy in args.strategies:
         for seed in args.seeds:
-            curve = sampling.simulate_strategy(
-                inputs.features,
-                truth,
-                inputs.eval_features,
-                inputs.eval_labels,
-                cfg,
-                strategy,
-                seed,
-            )
+            curve = sampling.curve_table(sampling.simulate(inputs, cfg, strategy, seed))
             curves.append(curve)
             print(
                 f"{strategy:>16} seed {seed}: {curve['accuracy'].iloc[-1]:.4f} at "

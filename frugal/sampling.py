@@ -396,21 +396,14 @@ def summarize_curves(
     return summary
 
 
-def simulate_strategy(
-    features: np.ndarray,
-    truth: np.ndarray,
-    eval_features: np.ndarray,
-    eval_labels: np.ndarray,
-    cfg: SampleConfig,
-    strategy: str,
-    seed: int,
-) -> pd.DataFrame:
-    """One simulated annotation run from the cold start: its curve as a table."""
-    run = run_rounds(
-        features,
+def simulate(inputs: SamplingInputs, cfg: SampleConfig, strategy: str, seed: int) -> SamplingRun:
+    """One annotation run from the cold start with the pool's own labels answering."""
+    truth = inputs.pool["label"].astype(str).to_numpy()
+    return run_rounds(
+        inputs.features,
         lambda positions: truth[positions],
-        eval_features,
-        eval_labels,
+        inputs.eval_features,
+        inputs.eval_labels,
         strategy=strategy,
         budget=cfg.budget,
         batch_size=cfg.batch_size,
@@ -419,7 +412,6 @@ def simulate_strategy(
         inverse_l2=cfg.inverse_l2,
         seed=seed,
     )
-    return curve_table(run)
 
 
 def curve_table(run: SamplingRun) -> pd.DataFrame:

@@ -35,11 +35,7 @@ def embed_task(cfg: EmbedConfig) -> dict[str, Path]:
 @task(name="simulate-strategy")
 def simulate_task(cfg: SampleConfig, strategy: str, seed: int) -> pd.DataFrame:
     """One strategy, one seed, from the cold start to the budget, the pool's labels answering."""
-    inputs = sampling.load_inputs(cfg)
-    truth = inputs.pool["label"].astype(str).to_numpy()
-    return sampling.simulate_strategy(
-        inputs.features, truth, inputs.eval_features, inputs.eval_labels, cfg, strategy, seed
-    )
+    return sampling.curve_table(sampling.simulate(sampling.load_inputs(cfg), cfg, strategy, seed))
 
 
 @task(name="buy-labels")

@@ -106,3 +106,11 @@ def test_validate_points_sorts_and_keeps_floats() -> None:
     clean = validate_points(pd.DataFrame({"n_labels": ["30", 10, 20], "score": [0.3, 0.1, 0.2]}))
     assert list(clean.columns) == ["n_labels", "score"]
     assert clean["n_labels"].tolist() == [10.0, 20.0, 30.0]
+
+
+def test_interval_widens_with_each_doubling_past_the_data(forecast: CurveForecast) -> None:
+    # the held-out extrapolation error is measured on the curve itself, and is small here
+    assert 0 < forecast.extrapolation_error < 0.01
+    _, low, high = forecast.predict([1000, 4000, 64000])
+    widths = high - low
+    assert widths[0] < widths[1] < widths[2]

@@ -112,6 +112,8 @@ def test_deployment_run_completes_and_writes_outputs(prefect_server, tmp_path):
     assert "Completed" in run.stdout
     for out in (
         "data/splits/pool.parquet",
+        "data/labels/labeled.parquet",
+        "reports/forecast.json",
         "models/base/model.safetensors",
         "reports/metrics.json",
     ):

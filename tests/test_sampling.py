@@ -180,3 +180,26 @@ def test_budget_larger_than_the_pool_is_a_clear_error(embedded):
             inverse_l2=1.0,
             seed=0,
         )
+
+
+def test_summary_counts_labels_to_98_percent_of_full_and_divides_by_random():
+    import pandas as pd
+
+    from frugal.sampling import mean_curves, summarize_curves
+
+    rows = []
+    for seed in (1, 2):
+        for n, random_acc, margin_acc in [(10, 0.5, 0.5), (20, 0.6, 0.8), (30, 0.7, 0.99)]:
+            rows.append(("random", seed, n, random_acc, 0.1))
+            rows.append(("margin", seed, n, margin_acc, 0.2))
+    rows.append(("random", 1, 40, 0.98, 0.1))
+    rows.append(("random", 2, 40, 0.99, 0.1))
+    rounds = pd.DataFrame(rows, columns=["strategy", "seed", "n_labels", "accuracy", "seconds"])
+    summary = summarize_curves(rounds, full_accuracy=1.0)
+    assert summary["random"]["labels_to_target_mean"] == 40
+    assert summary["margin"]["labels_to_target_mean"] == 30
+    assert summary["margin"]["labels_vs_random"] == pytest.approx(0.75)
+    assert summary["margin"]["seconds_per_round"] == pytest.approx(0.2)
+    wide = mean_curves(rounds)
+    assert list(wide.columns) == ["n_labels", "margin", "random"]
+    assert wide.loc[wide["n_labels"] == 20, "margin"].item() == pytest.approx(0.8)
