@@ -51,13 +51,29 @@ from frugal import data
 from frugal.config import load_params
 from frugal.evaluation import classification_metrics
 from frugal.modeling import load_classifier, predict_proba, save_classifier
-from frugal.training import fine_tune
+from frugal.training import fine_tune, learning_curve_points
+from frugal import sampling
+from frugal.annotation import read_annotations
+from frugal.curves import fit_curve
+from frugal.modeling import embed_texts
 
 started = time.perf_counter()
 p = load_params("params.yaml")
 data.write_parquet_atomic(data.ingest(p.ingest), p.ingest.output)
 raw = pd.read_parquet(p.ingest.output)
 data.write_splits_atomic(data.split(raw, p.prepare.dev_fraction, p.prepare.test_fraction, p.prepare.seed), p.prepare.output_dir)
+for split in data.SPLITS:
+    frame = pd.read_parquet(p.embed.splits_dir / f"{split}.parquet")
+    vectors = embed_texts(frame["text"].tolist(), p.embed.max_length, p.embed.batch_size, p.embed.threads)
+    data.write_embeddings_atomic(frame["id"].tolist(), vectors, p.embed.output_dir / f"{split}.npz")
+inputs = sampling.load_inputs(p.sample)
+for strategy in p.sample.compare:
+    for seed in p.sample.seeds:
+        sampling.simulate(inputs, p.sample, strategy, seed)
+labeled, _ = sampling.buy_labels(inputs.pool, inputs.features, inputs.eval_features, inputs.eval_labels, read_annotations(p.sample.annotations), p.sample)
+data.write_parquet_atomic(labeled, p.sample.output)
+points = learning_curve_points(labeled, pd.read_parquet(p.train.dev_data), pd.read_parquet(p.forecast.eval_data), p.forecast.fractions, p.forecast.seeds, p.train)
+fit_curve(points[["n_labels", "score"]])
 result = fine_tune(pd.read_parquet(p.train.labeled_data), pd.read_parquet(p.train.dev_data), p.train)
 save_classifier(result.classifier, p.train.output_dir)
 test = pd.read_parquet(p.evaluate.test_data)

@@ -14,8 +14,8 @@ def forecast_flow(
     overrides: dict | None = None,
     parent_run_id: str | None = None,
 ) -> dict:
-    """Fine-tune on growing shares of the bought labels, fit learning curves, forecast the
-    accuracy at larger budgets, the maximum reachable and the labels a target needs."""
+    """Fit learning curves to the measured points; forecast the accuracy at the pool size and
+    forecast.at, the maximum reachable and the labels forecast.target needs (90% intervals)."""
     params = load_params(params_path, overrides)
     return forecast_task(params, parent_run_id or open_pipeline_run(params))
 

@@ -1,8 +1,10 @@
-"""Task of the forecast stage: measure the fine-tuned model's learning curve, forecast it."""
+"""Tasks of the learning_curve and forecast stages: measure the fine-tuned model's learning
+curve (expensive: one fine-tuning per point), then fit and forecast it (seconds)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,14 +18,14 @@ from frugal.training import learning_curve_points
 from tasks import tracking
 
 
-@task(name="forecast")
-def forecast_task(params: Params, parent_run_id: str) -> dict:
+@task(name="learning-curve")
+def learning_curve_task(params: Params) -> Path:
+    """Fine-tune on growing shares of the bought labels; write the (n_labels, score) points."""
     cfg = params.forecast
     logger = get_run_logger()
     labeled = pd.read_parquet(cfg.labeled_data)
     dev = pd.read_parquet(params.train.dev_data)
     evaluation = pd.read_parquet(cfg.eval_data)
-    pool_size = len(pd.read_parquet(params.sample.pool_data))
 
     def progress(row: dict[str, float]) -> None:
         logger.info(
@@ -38,6 +40,17 @@ def forecast_task(params: Params, parent_run_id: str) -> dict:
     points = learning_curve_points(
         labeled, dev, evaluation, cfg.fractions, cfg.seeds, params.train, progress
     )
+    cfg.points.parent.mkdir(parents=True, exist_ok=True)
+    points.round(6).to_csv(cfg.points, index=False)
+    return cfg.points
+
+
+@task(name="forecast")
+def forecast_task(params: Params, parent_run_id: str) -> dict:
+    """Fit learning curves to the measured points; forecast budgets, maximum and target."""
+    cfg = params.forecast
+    points = pd.read_csv(cfg.points)
+    pool_size = len(pd.read_parquet(params.sample.pool_data))
     curve = fit_curve(points[["n_labels", "score"]])
     at = sorted({*cfg.at, pool_size})
     report = {
@@ -47,9 +60,7 @@ def forecast_task(params: Params, parent_run_id: str) -> dict:
         "families": {m.family: round(m.weight, 4) for m in curve.members if m.weight > 0},
         "interval_families": [m.family for m in curve.members if m.interval_weight > 0],
     }
-    for path in (cfg.points, cfg.output):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    points.round(6).to_csv(cfg.points, index=False)
+    cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     grid = np.geomspace(points["n_labels"].min(), max(at) * 1.5, 200)
     plot_forecast(

@@ -118,7 +118,7 @@ def test_dvc_plots_render_the_confusion_matrix(repo):
 def test_second_repro_skips_every_stage_but_ingest(repo):
     result = _run(["dvc", "repro"], repo)
     assert result.returncode == 0, result.stderr
-    for stage in ("prepare", "embed", "sample", "forecast", "train", "evaluate"):
+    for stage in ("prepare", "embed", "sample", "learning_curve", "forecast", "train", "evaluate"):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout
 
 
