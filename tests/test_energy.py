@@ -1,0 +1,134 @@
+"""The energy model against hand computation, and its measured invocation counts."""
+
+import pytest
+import torch
+
+from frugal.energy import (
+    DeviceProfile,
+    component_of,
+    count_invocations,
+    energy_per_request,
+    place_in_sram,
+    streaming_requests,
+    tensor_costs,
+)
+
+# Horowitz ISSCC 2014 (45 nm): 32-bit DRAM read 640 pJ, SRAM read 5 pJ; fp32 mult 3.7 + add 0.9,
+# int8 mult 0.2 + add 0.03.
+DRAM, SRAM = 640 / 4, 5 / 4
+MACS = {32: 3.7 + 0.9, 8: 0.2 + 0.03}
+
+
+def profile(sram_bytes: int) -> DeviceProfile:
+    return DeviceProfile("test", sram_bytes, DRAM, SRAM, MACS, "Horowitz ISSCC 2014")
+
+
+class Tiny(torch.nn.Module):
+    """Embedding table (vocab × 4) then a 4 → 3 linear layer applied to every token."""
+
+    def __init__(self, vocab: int = 10) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, 4)
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.embed(ids))
+
+
+def costs_of(model: Tiny, requests: list[list[int]], **kw):
+    counts = count_invocations(model, lambda: [model(torch.tensor([ids])) for ids in requests])
+    return tensor_costs(model, counts, len(requests), **kw)
+
+
+def test_energy_of_a_tiny_model_equals_the_hand_computation():
+    costs = costs_of(Tiny(), [[1, 2, 3, 4, 5]])
+    report = energy_per_request(costs, profile(sram_bytes=0))
+    # reads: 5 embedding rows × 4 floats × 4 B + linear weight 12 × 4 B + bias 3 × 4 B
+    reads = (5 * 4 * 4 + 12 * 4 + 3 * 4) * DRAM
+    # MACs: 5 tokens × 4 inputs × 3 outputs, in fp32
+    compute = 5 * 4 * 3 * MACS[32]
+    assert report.total_pj == pytest.approx(reads + compute)
+    table = report.table().set_index("tensor")
+    assert table.loc["embed.weight", "dram_pj"] == pytest.approx(80 * DRAM)
+    assert table.loc["linear.weight", "compute_pj"] == pytest.approx(60 * MACS[32])
+
+
+def test_embedding_energy_follows_tokens_touched_not_table_size():
+    def embed_pj(vocab: int, ids: list[int]) -> float:
+        costs = costs_of(Tiny(vocab), [ids])
+        table = energy_per_request(costs, profile(0)).table().set_index("tensor")
+        return table.loc["embed.weight", "total_pj"]
+
+    assert embed_pj(10, [1, 2, 3, 4, 5, 6]) == pytest.approx(2 * embed_pj(10, [1, 2, 3]))
+    assert embed_pj(1000, [1, 2, 3]) == pytest.approx(embed_pj(10, [1, 2, 3]))
+
+
+def test_a_tensor_that_fits_moves_on_chip_and_its_reads_drop_by_the_ratio():
+    costs = costs_of(Tiny(), [[1, 2, 3, 4, 5]])
+    # 48 B of SRAM: the 48 B linear weight fits (the 160 B table does not); it saves more
+    # than the 12 B bias, so the knapsack keeps the weight.
+    assert place_in_sram(costs, profile(48)) == {"linear.weight"}
+    off = energy_per_request(costs, profile(0)).table().set_index("tensor")
+    on = energy_per_request(costs, profile(48)).table().set_index("tensor")
+    assert on.loc["linear.weight", "memory"] == "sram"
+    ratio = off.loc["linear.weight", "dram_pj"] / on.loc["linear.weight", "sram_pj"]
+    assert ratio == pytest.approx(DRAM / SRAM)
+    assert on.loc["linear.bias", "memory"] == "dram"
+
+
+def test_knapsack_prefers_frequently_read_small_tensors_over_big_rare_ones():
+    costs = costs_of(Tiny(), [[1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3]])
+    # embedding reads 12 rows × 16 B = 192 B per request but is 160 B big; weight+bias 60 B
+    chosen = place_in_sram(costs, profile(160))
+    assert chosen == {"embed.weight"}  # 192 B of reads saved beats 60 B
+    assert place_in_sram(costs, profile(220)) == {"embed.weight", "linear.weight", "linear.bias"}
+
+
+def test_bits_change_bytes_and_mac_precision():
+    full = {c.name: c for c in costs_of(Tiny(), [[1, 2, 3]])}
+    small = {c.name: c for c in costs_of(Tiny(), [[1, 2, 3]], bits={"linear.weight": 4})}
+    assert full["linear.weight"].size_bytes == 48
+    assert small["linear.weight"].size_bytes == 6
+    assert small["linear.weight"].bytes_read == 6
+    report = energy_per_request(list(small.values()), profile(0)).table().set_index("tensor")
+    # 4-bit weights multiply in the 8-bit unit
+    assert report.loc["linear.weight", "compute_pj"] == pytest.approx(3 * 12 * MACS[8])
+
+
+def test_streaming_runs_the_encoder_more_often_than_batch_on_the_same_text():
+    from frugal.modeling import new_classifier
+
+    clf = new_classifier(["a", "b"], max_length=48)
+    text = "How far is the Moon from the Earth ?"
+
+    def workload(texts):
+        def run():
+            for t in texts:
+                clf.model(**clf.tokenizer([t], return_tensors="pt"))
+
+        return count_invocations(clf.model, run)
+
+    batch = workload([text])
+    streaming = workload(streaming_requests(text))
+    query = "bert.encoder.layer.0.attention.self.query"
+    assert batch[query].calls == 1
+    assert streaming[query].calls == len(text.split()) == 9
+    assert streaming[query].rows > 5 * batch[query].rows
+    costs = {c.name: c for c in tensor_costs(clf.model, streaming, n_requests=1)}
+    # BertModel still runs its pooler (which the mean-pooling head ignores): it is charged
+    assert costs["bert.pooler.dense.weight"].bytes_read == 9 * 384 * 384 * 4
+    assert component_of("bert.encoder.layer.3.output.dense.weight") == "feed_forward"
+    assert component_of("bert.encoder.layer.3.attention.output.dense.weight") == "attention"
+    assert component_of("bert.embeddings.word_embeddings.weight") == "embeddings"
+    assert component_of("classifier.weight") == "head"
+
+
+def test_a_module_that_never_runs_costs_nothing():
+    model = Tiny()
+    model.unused = torch.nn.Linear(4, 4)
+    costs = {c.name: c for c in costs_of(model, [[1, 2]])}
+    assert costs["unused.weight"].bytes_read == 0 and costs["unused.weight"].macs == 0
+
+
+def test_streaming_prefixes_end_with_the_whole_text():
+    assert streaming_requests("where is Paris") == ["where", "where is", "where is Paris"]
