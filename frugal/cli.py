@@ -3,6 +3,7 @@
     frugal forecast POINTS.csv --at 5000 20000 [--target 0.9]
     frugal annotate export [--size N] [--params params.yaml]
     frugal annotate import FILE [--params params.yaml]
+    frugal energy MODEL_DIR [--profile phone] [--workload batch|streaming] [--params params.yaml]
 
 Results go to stdout as one JSON object, so other tools can parse them. Bad input ends with
 exit status 2 and a one-line message on stderr, never a traceback.
@@ -89,7 +90,66 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("--params", type=Path, default=Path("params.yaml"))
     importer.set_defaults(command="annotate import", run=_annotate_import)
+
+    energy = commands.add_parser(
+        "energy",
+        help="modeled energy per request of a saved model, by component and tensor",
+        description="Count how often each module runs over energy.workload_data (first "
+        "energy.max_requests texts), place tensors in the profile's SRAM and price every read "
+        "and MAC (frugal/energy.py). Figures are modeled, not measured.",
+    )
+    energy.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    energy.add_argument("--profile", default="phone", help="a profile in energy.profiles")
+    energy.add_argument("--workload", choices=("batch", "streaming"), default="batch")
+    energy.add_argument("--params", type=Path, default=Path("params.yaml"))
+    energy.set_defaults(command="energy", run=_energy)
     return parser
+
+
+def _energy(args: argparse.Namespace) -> dict[str, Any]:
+    from frugal import energy  # torch and transformers, only when needed
+    from frugal.modeling import load_classifier
+
+    cfg = load_params(args.params).energy
+    if args.profile not in cfg.profiles:
+        raise DataError(
+            f"no device profile {args.profile!r} in {args.params} (energy.profiles has: "
+            f"{', '.join(cfg.profiles)})"
+        )
+    if not cfg.workload_data.is_file():
+        raise DataError(f"{cfg.workload_data}: workload data not found; run `dvc repro prepare`")
+    clf = load_classifier(args.model_dir)
+    texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
+    requests = energy.workload_requests(texts, args.workload)
+    counts = energy.count_requests(clf.model, clf.tokenizer, requests, clf.max_length)
+    costs = energy.tensor_costs(clf.model, counts, n_requests=len(texts))
+    profile = energy.device_profile(args.profile, cfg.profiles[args.profile])
+    report = energy.energy_per_request(costs, profile)
+    table = report.table()
+    components = report.by_component()
+    return {
+        "kind": "modeled",
+        "model": str(args.model_dir),
+        "profile": args.profile,
+        "source": profile.source,
+        "workload": args.workload,
+        "texts": len(texts),
+        "requests": len(requests),
+        "energy_uj_per_text": round(report.total_pj / 1e6, 3),
+        "by_memory_uj": {
+            key: round(float(table[f"{key}_pj"].sum()) / 1e6, 3)
+            for key in ("dram", "sram", "compute")
+        },
+        "by_component": {
+            name: {"uj": round(row["total_pj"] / 1e6, 3), "share": round(row["share"], 4)}
+            for name, row in components.iterrows()
+        },
+        "sram_resident_tensors": int((table["memory"] == "sram").sum()),
+        "top_tensors_uj": {
+            row.tensor: round(row.total_pj / 1e6, 3)
+            for row in table.nlargest(5, "total_pj").itertuples()
+        },
+    }
 
 
 def _forecast(args: argparse.Namespace) -> dict[str, Any]:

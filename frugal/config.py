@@ -127,6 +127,28 @@ class EvaluateConfig(_Section):
     plots_dir: Path
 
 
+class DeviceProfileConfig(_Section):
+    sram_bytes: int = Field(ge=0)
+    dram_pj_per_byte: float = Field(gt=0)
+    sram_pj_per_byte: float = Field(gt=0)
+    mac_pj: dict[int, float] = Field(min_length=1)  # operand bits -> pJ per multiply-accumulate
+    source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sram_cheaper_than_dram(self) -> DeviceProfileConfig:
+        if self.sram_pj_per_byte >= self.dram_pj_per_byte:
+            raise ValueError("sram_pj_per_byte must be below dram_pj_per_byte")
+        if any(bits < 1 or pj <= 0 for bits, pj in self.mac_pj.items()):
+            raise ValueError("mac_pj maps bits >= 1 to a positive pJ per MAC")
+        return self
+
+
+class EnergyConfig(_Section):
+    workload_data: Path
+    max_requests: int = Field(ge=1)
+    profiles: dict[str, DeviceProfileConfig] = Field(min_length=1)
+
+
 class TrackingConfig(_Section):
     tracking_uri: str
     artifact_root: Path
@@ -142,6 +164,7 @@ class Params(_Section):
     forecast: ForecastConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    energy: EnergyConfig
     tracking: TrackingConfig
 
     @model_validator(mode="after")

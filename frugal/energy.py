@@ -30,7 +30,10 @@ import pandas as pd
 import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from frugal.config import DeviceProfileConfig
+
 FLOAT_BITS = 32
+WORKLOADS = ("batch", "streaming")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,12 @@ class DeviceProfile:
         return float(
             self.mac_pj[min(wide_enough)] if wide_enough else self.mac_pj[max(self.mac_pj)]
         )
+
+
+def device_profile(name: str, cfg: DeviceProfileConfig) -> DeviceProfile:
+    return DeviceProfile(
+        name, cfg.sram_bytes, cfg.dram_pj_per_byte, cfg.sram_pj_per_byte, cfg.mac_pj, cfg.source
+    )
 
 
 @dataclass
@@ -256,3 +265,30 @@ def streaming_requests(text: str) -> list[str]:
     words (the partial transcripts), ending with the whole text."""
     words = text.split()
     return [" ".join(words[: k + 1]) for k in range(len(words))]
+
+
+def workload_requests(texts: list[str], workload: str) -> list[str]:
+    """The requests one text makes: itself (batch), or each growing prefix (streaming)."""
+    if workload == "batch":
+        return list(texts)
+    if workload == "streaming":
+        return [prefix for text in texts for prefix in streaming_requests(text)]
+    raise ValueError(f"unknown workload {workload!r}; choose from {WORKLOADS}")
+
+
+def count_requests(
+    model: torch.nn.Module, tokenizer: object, requests: list[str], max_length: int
+) -> dict[str, ModuleCounts]:
+    """Invocation counts of `model` running every request alone (batch size 1), as a device
+    classifying one utterance at a time does."""
+
+    def run() -> None:
+        for text in requests:
+            model(**tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt"))
+
+    was_training = model.training
+    model.eval()
+    try:
+        return count_invocations(model, run)
+    finally:
+        model.train(was_training)
