@@ -70,7 +70,7 @@ inputs = sampling.load_inputs(p.sample)
 for strategy in p.sample.compare:
     for seed in p.sample.seeds:
         sampling.simulate(inputs, p.sample, strategy, seed)
-labeled, _ = sampling.buy_labels(inputs.pool, inputs.features, inputs.eval_features, inputs.eval_labels, read_annotations(p.sample.annotations), p.sample)
+labeled, _ = sampling.buy_labels(inputs, read_annotations(p.sample.annotations), p.sample)
 data.write_parquet_atomic(labeled, p.sample.output)
 points = learning_curve_points(labeled, pd.read_parquet(p.train.dev_data), pd.read_parquet(p.forecast.eval_data), p.forecast.fractions, p.forecast.seeds, p.train)
 fit_curve(points[["n_labels", "score"]])

@@ -23,8 +23,8 @@ def sample_flow(
     if cfg.annotator == "simulated":
         futures = [simulate_task.submit(cfg, s, seed) for s in cfg.compare for seed in cfg.seeds]
         curves = [future.result() for future in futures]
-    _, bought = buy_labels_task(cfg)
-    return sample_report_task(params, curves, bought, parent_run_id)
+    bought, full_pool_accuracy = buy_labels_task(cfg)
+    return sample_report_task(params, curves, bought, full_pool_accuracy, parent_run_id)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
+from frugal.data import read_utf8
 from frugal.errors import DataError
 
 ANNOTATION_COLUMNS = ("id", "label", "round", "source")
@@ -408,7 +409,7 @@ def _parse_labeled_csv(path: Path) -> ParsedImport:
 
 
 def _parse_label_studio(path: Path) -> ParsedImport:
-    text = _read_text(path)
+    text = read_utf8(path)
     try:
         tasks = json.loads(text)
     except json.JSONDecodeError as err:
@@ -488,27 +489,9 @@ def _min_choice(label: Any) -> list[Any]:
     return list(label) if isinstance(label, list) else [label]
 
 
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err.strerror}); check the path") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}: not valid UTF-8: byte 0x{data[err.start]:02x} on line {line}; re-save the "
-            "file as UTF-8 (in Excel: 'CSV UTF-8 (comma delimited)'), e.g. "
-            f"`iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`"
-        ) from None
-
-
 def _read_csv_records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (starting line number, fields) of each non-blank record; header = line 1."""
-    text = _read_text(path)
+    text = read_utf8(path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records: list[tuple[int, list[str]]] = []
     try:

@@ -114,7 +114,7 @@ def read_source(source: str | Path, text_column: str, label_column: str) -> pd.D
         if suffix == ".parquet":
             frame = _read_parquet(path)
         else:
-            text = _decode_utf8(path)
+            text = read_utf8(path)
             frame = _parse_csv(text, path) if suffix == ".csv" else _parse_jsonl(text, path)
     return _select_columns(frame, text_column, label_column, str(path))
 
@@ -290,16 +290,23 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _decode_utf8(path: Path) -> str:
-    data = path.read_bytes()
+def read_utf8(path: Path) -> str:
+    """A text file's contents; unreadable or non-UTF-8 bytes are a `DataError` naming the byte,
+    its offset and line, and how to re-save the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; check the path") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror}); check the path") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise DataError(
             f"{path}: not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start} "
-            f"(line {line}); re-save the file as UTF-8, e.g. "
-            f"`iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`"
+            f"(line {line}); re-save the file as UTF-8 (in Excel: 'CSV UTF-8 (comma "
+            f"delimited)'), e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`"
         ) from None
 
 

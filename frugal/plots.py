@@ -26,15 +26,7 @@ def plot_annotation_curves(rounds: pd.DataFrame, path: Path, title: str) -> None
         n = stats.index.to_numpy()
         ax.plot(n, stats["mean"], label=str(strategy), linewidth=1.5)
         ax.fill_between(n, stats["mean"] - stats["std"], stats["mean"] + stats["std"], alpha=0.15)
-    ax.set_xlabel("labels bought")
-    ax.set_ylabel("proxy accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(plt, fig, ax, "labels bought", "proxy accuracy", title, path)
 
 
 def plot_forecast(
@@ -53,8 +45,13 @@ def plot_forecast(
     ax.plot(n_grid, score, label="forecast")
     ax.scatter(points["n_labels"], points["score"], s=18, color="black", label="measured", zorder=3)
     ax.set_xscale("log")
-    ax.set_xlabel("labels")
-    ax.set_ylabel("accuracy")
+    _finish(plt, fig, ax, "labels", "accuracy", title, path)
+
+
+def _finish(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    """Labels, grid and legend, then save the PNG (creating its folder) and free the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

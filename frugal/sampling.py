@@ -396,8 +396,16 @@ def summarize_curves(
     return summary
 
 
-def simulate(inputs: SamplingInputs, cfg: SampleConfig, strategy: str, seed: int) -> SamplingRun:
-    """One annotation run from the cold start with the pool's own labels answering."""
+def simulate(
+    inputs: SamplingInputs,
+    cfg: SampleConfig,
+    strategy: str,
+    seed: int,
+    start: pd.DataFrame | None = None,
+    start_positions: Sequence[int] = (),
+) -> SamplingRun:
+    """An annotation run with the pool's own labels answering: from the cold start, or from
+    the labels in `start` (id, label, round; at pool `start_positions`) up to the budget."""
     truth = inputs.pool["label"].astype(str).to_numpy()
     return run_rounds(
         inputs.features,
@@ -405,12 +413,15 @@ def simulate(inputs: SamplingInputs, cfg: SampleConfig, strategy: str, seed: int
         inputs.eval_features,
         inputs.eval_labels,
         strategy=strategy,
-        budget=cfg.budget,
+        budget=max(cfg.budget, len(start_positions)),
         batch_size=cfg.batch_size,
         initial_size=cfg.initial_size,
         cold_start_method=cfg.cold_start,
         inverse_l2=cfg.inverse_l2,
         seed=seed,
+        start_positions=start_positions,
+        start_labels=[] if start is None else start["label"].astype(str).tolist(),
+        start_rounds=[] if start is None else start["round"].astype(int).tolist(),
     )
 
 
@@ -436,44 +447,26 @@ def mean_curves(rounds: pd.DataFrame) -> pd.DataFrame:
 
 
 def buy_labels(
-    pool: pd.DataFrame,
-    features: np.ndarray,
-    eval_features: np.ndarray,
-    eval_labels: np.ndarray,
-    annotations: pd.DataFrame,
-    cfg: SampleConfig,
+    inputs: SamplingInputs, annotations: pd.DataFrame, cfg: SampleConfig
 ) -> tuple[pd.DataFrame, SamplingRun]:
     """The labeled set for training, resuming from the imported (human) annotations.
 
     simulated: buy rounds of `cfg.strategy` until the budget, the pool's labels answering;
     human: the imported labels as they are (the next batch comes from `frugal annotate export`).
     """
+    pool = inputs.pool
     start = annotated_positions(annotations, pool["id"].astype(str).tolist(), cfg.annotations)
-    truth = pool["label"].astype(str).to_numpy()
     if cfg.annotator == "human":
         if not start:
             raise DataError(
                 f"sample.annotator is 'human' but {cfg.annotations} holds no labels yet: run "
                 "`frugal annotate export`, label the batch, then `frugal annotate import FILE`"
             )
-        run = replay_rounds(features, annotations, start, eval_features, eval_labels, cfg)
-    else:
-        run = run_rounds(
-            features,
-            lambda positions: truth[positions],
-            eval_features,
-            eval_labels,
-            strategy=cfg.strategy,
-            budget=max(cfg.budget, len(start)),
-            batch_size=cfg.batch_size,
-            initial_size=cfg.initial_size,
-            cold_start_method=cfg.cold_start,
-            inverse_l2=cfg.inverse_l2,
-            seed=cfg.seed,
-            start_positions=start,
-            start_labels=annotations["label"].astype(str).tolist(),
-            start_rounds=annotations["round"].astype(int).tolist(),
+        run = replay_rounds(
+            inputs.features, annotations, start, inputs.eval_features, inputs.eval_labels, cfg
         )
+    else:
+        run = simulate(inputs, cfg, cfg.strategy, cfg.seed, annotations, start)
     n_human = len(start)
     labeled = pd.DataFrame(
         {

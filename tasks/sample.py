@@ -39,27 +39,29 @@ def simulate_task(cfg: SampleConfig, strategy: str, seed: int) -> pd.DataFrame:
 
 
 @task(name="buy-labels")
-def buy_labels_task(cfg: SampleConfig) -> tuple[Path, pd.DataFrame]:
-    """The labeled set for training (resuming from imported labels), written atomically."""
+def buy_labels_task(cfg: SampleConfig) -> tuple[pd.DataFrame, float | None]:
+    """The labeled set for training (resuming from imported labels), written atomically.
+    Returns the bought run's curve and, in simulation, the full-pool proxy accuracy."""
     inputs = sampling.load_inputs(cfg)
-    annotations = read_annotations(cfg.annotations)
-    labeled, run = sampling.buy_labels(
-        inputs.pool, inputs.features, inputs.eval_features, inputs.eval_labels, annotations, cfg
-    )
+    labeled, run = sampling.buy_labels(inputs, read_annotations(cfg.annotations), cfg)
     write_parquet_atomic(labeled, cfg.output)
-    return cfg.output, sampling.curve_table(run)
+    full = None
+    if cfg.annotator == "simulated":
+        full = sampling.full_pool_accuracy(inputs, cfg.inverse_l2)
+    return sampling.curve_table(run), full
 
 
 @task(name="sample-report")
 def sample_report_task(
-    params: Params, curves: list[pd.DataFrame], bought: pd.DataFrame, parent_run_id: str
+    params: Params,
+    curves: list[pd.DataFrame],
+    bought: pd.DataFrame,
+    full: float | None,
+    parent_run_id: str,
 ) -> dict:
     """Annotation curves (CSV for dvc plots, PNG), summary JSON; all logged to MLflow."""
     cfg = params.sample
     rounds = pd.concat(curves or [bought], ignore_index=True)
-    full = None
-    if cfg.annotator == "simulated":
-        full = sampling.full_pool_accuracy(sampling.load_inputs(cfg), cfg.inverse_l2)
     labeled = pd.read_parquet(cfg.output)
     summary = {
         "annotator": cfg.annotator,

@@ -85,15 +85,11 @@ def test_export_label_import_rounds_then_the_stage_resumes(project, trec_sample,
     assert list(store["round"].value_counts().sort_index()) == [10, 8]
     inputs = load_inputs(cfg)
     human = cfg.model_copy(update={"annotator": "human"})
-    labeled, run = buy_labels(
-        inputs.pool, inputs.features, inputs.eval_features, inputs.eval_labels, store, human
-    )
+    labeled, run = buy_labels(inputs, store, human)
     assert list(labeled["id"]) == list(store["id"]) and set(labeled["source"]) == {"human"}
     assert [p.n_labels for p in run.curve] == [10, 18]
     # the simulated annotator tops the imported labels up to the budget, keeping them first
-    labeled, _ = buy_labels(
-        inputs.pool, inputs.features, inputs.eval_features, inputs.eval_labels, store, cfg
-    )
+    labeled, _ = buy_labels(inputs, store, cfg)
     assert len(labeled) == 40 and list(labeled["id"][:18]) == list(store["id"])
     assert list(labeled["round"][:18]) == list(store["round"])
     assert labeled["source"].value_counts().to_dict() == {"simulated": 22, "human": 18}
@@ -133,11 +129,4 @@ def test_human_annotator_without_labels_says_what_to_do(project):
     from frugal.errors import DataError
 
     with pytest.raises(DataError, match="frugal annotate export"):
-        buy_labels(
-            inputs.pool,
-            inputs.features,
-            inputs.eval_features,
-            inputs.eval_labels,
-            read_annotations(cfg.annotations),
-            cfg,
-        )
+        buy_labels(inputs, read_annotations(cfg.annotations), cfg)
