@@ -11,6 +11,7 @@ from flows.forecast import forecast_flow
 from flows.ingest import ingest_flow
 from flows.learning_curve import learning_curve_flow
 from flows.prepare import prepare_flow
+from flows.profile import profile_flow
 from flows.sample import sample_flow
 from flows.train import train_flow
 from frugal.config import load_params
@@ -20,7 +21,7 @@ from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 @flow(name="frugal-pipeline")
 def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = None) -> Path:
     """Every stage end to end: ingest → prepare → embed → sample → learning_curve → forecast
-    → train → evaluate, under one MLflow parent run.
+    → train → profile → evaluate, under one MLflow parent run.
 
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
     """
@@ -34,6 +35,7 @@ def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = N
         learning_curve_flow(params_path, overrides)
         forecast_flow(params_path, overrides, parent_run_id=parent)
         train_flow(params_path, overrides, parent_run_id=parent)
+        profile_flow(params_path, overrides, parent_run_id=parent)
         metrics = evaluate_flow(params_path, overrides, parent_run_id=parent)
     except BaseException:
         close_pipeline_run(params, parent, "FAILED")

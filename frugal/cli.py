@@ -120,11 +120,11 @@ def _energy(args: argparse.Namespace) -> dict[str, Any]:
         raise DataError(f"{cfg.workload_data}: workload data not found; run `dvc repro prepare`")
     clf = load_classifier(args.model_dir)
     texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
-    requests = energy.workload_requests(texts, args.workload)
-    counts = energy.count_requests(clf.model, clf.tokenizer, requests, clf.max_length)
-    costs = energy.tensor_costs(clf.model, counts, n_requests=len(texts))
     profile = energy.device_profile(args.profile, cfg.profiles[args.profile])
-    report = energy.energy_per_request(costs, profile)
+    (result,) = energy.model_energy(
+        clf.model, clf.tokenizer, texts, clf.max_length, [profile], workloads=(args.workload,)
+    )
+    report = result.reports[args.profile]
     table = report.table()
     components = report.by_component()
     return {
@@ -133,12 +133,12 @@ def _energy(args: argparse.Namespace) -> dict[str, Any]:
         "profile": args.profile,
         "source": profile.source,
         "workload": args.workload,
-        "texts": len(texts),
-        "requests": len(requests),
+        "texts": result.texts,
+        "requests": result.requests,
         "energy_uj_per_text": round(report.total_pj / 1e6, 3),
-        "by_memory_uj": {
-            key: round(float(table[f"{key}_pj"].sum()) / 1e6, 3)
-            for key in ("dram", "sram", "compute")
+        "by_memory_uj": {key: round(pj / 1e6, 3) for key, pj in report.by_memory().items()},
+        "by_layer_uj": {
+            layer: round(row["total_pj"] / 1e6, 3) for layer, row in report.by_layer().iterrows()
         },
         "by_component": {
             name: {"uj": round(row["total_pj"] / 1e6, 3), "share": round(row["share"], 4)}

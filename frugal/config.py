@@ -119,12 +119,23 @@ class TrainConfig(_Section):
 
 class EvaluateConfig(_Section):
     models: list[Path] = Field(min_length=1)
+    baseline: Path
+    bootstrap_resamples: int = Field(ge=100)
+    seed: int
     test_data: Path
     batch_size: int = Field(ge=1)
     output: Path
     report: Path
     predictions: Path
     plots_dir: Path
+
+    @model_validator(mode="after")
+    def _baseline_is_evaluated(self) -> EvaluateConfig:
+        if self.baseline not in self.models:
+            raise ValueError(f"baseline {self.baseline} must be one of models {self.models}")
+        if len({m.name for m in self.models}) != len(self.models):
+            raise ValueError("models must have distinct folder names (they name the results)")
+        return self
 
 
 class DeviceProfileConfig(_Section):
@@ -147,6 +158,45 @@ class EnergyConfig(_Section):
     workload_data: Path
     max_requests: int = Field(ge=1)
     profiles: dict[str, DeviceProfileConfig] = Field(min_length=1)
+    latency_requests: int = Field(ge=1)
+    throughput_batch: int = Field(ge=1)
+    threads: int = Field(ge=1)
+    output: Path
+    tables_dir: Path
+    plots_dir: Path
+
+
+class QatConfig(_Section):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    activation_bits: Literal[8, 16] | None
+    seed: int
+
+
+class CompressConfig(_Section):
+    model: Path
+    output_dir: Path
+    variants: list[
+        Literal["int8_ptq", "int4_weight_only", "size_guided", "energy_ptq", "energy_qat"]
+    ] = Field(min_length=1)
+    unlabeled_data: Path
+    dev_data: Path
+    fisher_texts: int = Field(ge=1)
+    sensitivity_texts: int = Field(ge=2)
+    workload_texts: int = Field(ge=1)
+    bit_choices: list[Literal[0, 2, 4, 8, 16]] = Field(min_length=1)
+    sensitivity: Literal["kl", "fisher"]
+    profile: str
+    workloads: list[Literal["batch", "streaming"]] = Field(min_length=1)
+    plan_budgets: int = Field(ge=1, le=30)
+    ptq_accuracy_budget: float = Field(ge=0, le=1)
+    qat_accuracy_budget: float = Field(ge=0, le=1)
+    qat: QatConfig
+    threads: int = Field(ge=1)
+    report: Path
+    sensitivity_report: Path
+    candidates_report: Path
 
 
 class TrackingConfig(_Section):

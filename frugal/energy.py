@@ -22,6 +22,7 @@ Pure: torch modules in, numbers out; no Prefect, no MLflow, no files.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -128,7 +129,8 @@ def tensor_costs(
 
     Linear weights are read once per call and do rows × in × out MACs; biases and norm
     parameters are read once per call (norms do one MAC per element); an embedding table reads
-    one row per lookup. A tensor whose module never ran costs nothing.
+    one row per lookup. A tensor whose module never ran, or that is pruned (0 bits), costs
+    nothing.
     """
     if n_requests < 1:
         raise ValueError("n_requests must be >= 1")
@@ -150,8 +152,31 @@ def tensor_costs(
                     macs = rows * module.in_features * module.out_features
                 elif isinstance(module, torch.nn.LayerNorm) and param_name == "weight":
                     macs = rows * param.numel()
+            if width == 0:  # pruned: not stored, not read, not multiplied
+                macs = 0.0
             costs.append(TensorCost(name, module_name, param.numel(), width, read, macs))
     return costs
+
+
+def with_bits(costs: list[TensorCost], bits: Mapping[str, int]) -> list[TensorCost]:
+    """Full-precision costs re-priced at `bits` per tensor: reads scale with the width, a
+    pruned (0-bit) tensor does no MACs."""
+    if any(c.bits != FLOAT_BITS for c in costs):
+        raise ValueError("with_bits re-prices full-precision (32-bit) costs only")
+    priced = []
+    for c in costs:
+        width = bits.get(c.name, FLOAT_BITS)
+        priced.append(
+            TensorCost(
+                c.name,
+                c.module,
+                c.n_elements,
+                width,
+                c.bytes_read * width / FLOAT_BITS,
+                c.macs if width > 0 else 0.0,
+            )
+        )
+    return priced
 
 
 def place_in_sram(costs: list[TensorCost], profile: DeviceProfile) -> set[str]:
@@ -182,7 +207,9 @@ class TensorEnergy:
     name: str
     module: str
     component: str  # embeddings / attention / feed_forward / norm / head
+    layer: str  # embeddings / layer.N / head
     memory: str  # "sram" or "dram"
+    bits: int
     size_bytes: float
     read_pj: float
     compute_pj: float
@@ -206,8 +233,10 @@ class EnergyReport:
         return pd.DataFrame(
             {
                 "tensor": [t.name for t in self.tensors],
+                "layer": [t.layer for t in self.tensors],
                 "component": [t.component for t in self.tensors],
                 "memory": [t.memory for t in self.tensors],
+                "bits": [t.bits for t in self.tensors],
                 "size_bytes": [t.size_bytes for t in self.tensors],
                 "dram_pj": [t.read_pj if t.memory == "dram" else 0.0 for t in self.tensors],
                 "sram_pj": [t.read_pj if t.memory == "sram" else 0.0 for t in self.tensors],
@@ -225,6 +254,21 @@ class EnergyReport:
         summary["share"] = summary["total_pj"] / max(self.total_pj, 1e-12)
         return summary.sort_values("total_pj", ascending=False)
 
+    def by_layer(self) -> pd.DataFrame:
+        """pJ per request by layer (embeddings, layer.0, ..., head), in model order."""
+        summary = (
+            self.table()
+            .groupby("layer", sort=False)[["dram_pj", "sram_pj", "compute_pj", "total_pj"]]
+            .sum()
+        )
+        summary["share"] = summary["total_pj"] / max(self.total_pj, 1e-12)
+        return summary
+
+    def by_memory(self) -> dict[str, float]:
+        """pJ per request read from DRAM, read from SRAM, and spent computing."""
+        table = self.table()
+        return {key: float(table[f"{key}_pj"].sum()) for key in ("dram", "sram", "compute")}
+
 
 def component_of(tensor_name: str) -> str:
     """Coarse part of a BERT-style classifier a parameter belongs to."""
@@ -239,6 +283,14 @@ def component_of(tensor_name: str) -> str:
     return "head"
 
 
+def layer_of(tensor_name: str) -> str:
+    """Which layer a parameter belongs to: embeddings, layer.N (encoder block N) or head."""
+    if ".embeddings." in f".{tensor_name}":
+        return "embeddings"
+    block = re.search(r"\.layer\.(\d+)\.", f".{tensor_name}")
+    return f"layer.{block.group(1)}" if block else "head"
+
+
 def energy_per_request(costs: list[TensorCost], profile: DeviceProfile) -> EnergyReport:
     """Place tensors for `profile`, then price every read and MAC (pJ per request)."""
     resident = place_in_sram(costs, profile)
@@ -251,7 +303,9 @@ def energy_per_request(costs: list[TensorCost], profile: DeviceProfile) -> Energ
                 cost.name,
                 cost.module,
                 component_of(cost.name),
+                layer_of(cost.name),
                 "sram" if on_chip else "dram",
+                cost.bits,
                 cost.size_bytes,
                 cost.bytes_read * per_byte,
                 cost.macs * profile.mac_energy_pj(cost.bits),
@@ -292,3 +346,63 @@ def count_requests(
         return count_invocations(model, run)
     finally:
         model.train(was_training)
+
+
+@dataclass(frozen=True)
+class WorkloadEnergy:
+    """Modeled energy of one model under one workload, for every device profile."""
+
+    workload: str
+    texts: int  # utterances: energies are per utterance
+    requests: int  # forward passes (streaming: one per partial transcript)
+    reports: dict[str, EnergyReport]  # profile name -> report
+
+    def table(self) -> pd.DataFrame:
+        """Per-tensor rows of every profile, with workload and profile columns."""
+        return pd.concat(
+            [
+                report.table().assign(workload=self.workload, profile=name)
+                for name, report in self.reports.items()
+            ],
+            ignore_index=True,
+        )
+
+
+def model_energy(
+    model: torch.nn.Module,
+    tokenizer: object,
+    texts: list[str],
+    max_length: int,
+    profiles: list[DeviceProfile],
+    bits: Mapping[str, int] | None = None,
+    workloads: tuple[str, ...] = WORKLOADS,
+) -> list[WorkloadEnergy]:
+    """Count invocations over each workload once, then price them for every profile."""
+    results = []
+    for workload in workloads:
+        requests = workload_requests(texts, workload)
+        counts = count_requests(model, tokenizer, requests, max_length)
+        costs = tensor_costs(model, counts, n_requests=len(texts), bits=bits)
+        reports = {p.name: energy_per_request(costs, p) for p in profiles}
+        results.append(WorkloadEnergy(workload, len(texts), len(requests), reports))
+    return results
+
+
+def energy_summary(results: list[WorkloadEnergy]) -> dict:
+    """Headline modeled figures: µJ per utterance and DRAM share, per profile and workload."""
+    profiles = list(results[0].reports) if results else []
+    return {
+        "texts": results[0].texts if results else 0,
+        "requests": {r.workload: r.requests for r in results},
+        "uj_per_utterance": {
+            p: {r.workload: round(r.reports[p].total_pj / 1e6, 3) for r in results}
+            for p in profiles
+        },
+        "dram_share": {
+            p: {
+                r.workload: round(r.reports[p].by_memory()["dram"] / r.reports[p].total_pj, 4)
+                for r in results
+            }
+            for p in profiles
+        },
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import bootstrap
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -53,6 +54,31 @@ def classification_metrics(y_true: list[str], probs: np.ndarray, labels: list[st
             for i, label in enumerate(labels)
         },
         "confusion": confusion_matrix(y, pred, labels=ids).tolist(),
+    }
+
+
+def accuracy_difference(
+    correct: np.ndarray, baseline_correct: np.ndarray, n_resamples: int, seed: int
+) -> dict[str, float]:
+    """Accuracy of a model minus the baseline's on the same test examples, with a 95% paired
+    bootstrap interval (resampling examples, so both models see the same resample)."""
+    a = np.asarray(correct, dtype=float)
+    b = np.asarray(baseline_correct, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError("correct and baseline_correct must be equal-length 1-D (>= 2 examples)")
+    result = bootstrap(
+        (a, b),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        paired=True,
+        vectorized=True,
+        n_resamples=n_resamples,
+        method="percentile",
+        random_state=seed,
+    )
+    return {
+        "difference": float(a.mean() - b.mean()),
+        "ci95_low": float(result.confidence_interval.low),
+        "ci95_high": float(result.confidence_interval.high),
     }
 
 

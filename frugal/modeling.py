@@ -28,8 +28,13 @@ META_FILE = "frugal.json"  # label order and the max input length the model was 
 
 
 class MeanPoolingClassifier(BertForSequenceClassification):
-    """BERT encoder, masked mean over tokens, dropout, linear head. Same weights and file
-    layout as `BertForSequenceClassification` (its pooler is kept but unused)."""
+    """BERT encoder, masked mean over tokens, dropout, linear head. Same file layout as
+    `BertForSequenceClassification`, minus its [CLS] pooler: the head never reads it, so it is
+    not built, run, stored or counted in the energy model."""
+
+    def __init__(self, config: object) -> None:
+        super().__init__(config)
+        self.bert.pooler = None
 
     def forward(
         self,
@@ -110,6 +115,7 @@ def load_classifier(model_dir: Path) -> Classifier:
         raise FrugalError(
             f"{model_dir}: no model.safetensors here; train a model first (`dvc repro train`)"
         )
+    hf_logging.set_verbosity_error()  # models saved before the pooler was dropped still load
     model = MeanPoolingClassifier.from_pretrained(model_dir, use_safetensors=True)
     model.eval()
     meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))

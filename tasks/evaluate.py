@@ -1,15 +1,24 @@
-"""Task of the evaluate stage: metrics of every model on the test split."""
+"""Task of the evaluate stage: quality of every model on the test split, its difference to the
+baseline with a bootstrap interval, and the profile stage's modeled energy and measured CPU
+figures side by side (reports/metrics.json)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import task
 
 from frugal.config import Params
-from frugal.evaluation import classification_metrics, headline_metrics, plot_confusion
+from frugal.errors import DataError
+from frugal.evaluation import (
+    accuracy_difference,
+    classification_metrics,
+    headline_metrics,
+    plot_confusion,
+)
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import load_classifier, predict_proba
 from tasks import tracking
@@ -20,12 +29,20 @@ def evaluate_task(
     model_dirs: list[Path], test_path: Path, params: Params, parent_run_id: str
 ) -> Path:
     cfg = params.evaluate
+    profile = _read_profile(params.energy.output)
+    missing = [m.name for m in model_dirs if m.name not in profile]
+    if missing:
+        raise DataError(
+            f"{params.energy.output} has no profile of {missing}; run `dvc repro profile`"
+        )
     test = pd.read_parquet(test_path)
     test_md5 = data_md5(test_path)
+    correct: dict[str, np.ndarray] = {}
     summary: dict[str, dict] = {}  # headline figures: reports/metrics.json (dvc metrics)
     report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
     c = tracking.client(params.tracking)
+    run_ids: dict[str, str] = {}
     for model_dir in model_dirs:
         name = model_dir.name
         clf = load_classifier(model_dir)
@@ -35,7 +52,6 @@ def evaluate_task(
             sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 1e6, 2
         )
         report[name] = metrics
-        summary[name] = headline_metrics(metrics)
         predictions.append(
             pd.DataFrame(
                 {
@@ -46,6 +62,7 @@ def evaluate_task(
                 }
             )
         )
+        correct[name] = (predictions[-1]["actual"] == predictions[-1]["predicted"]).to_numpy()
         plot_path = cfg.plots_dir / f"confusion_{name}.png"
         plot_confusion(metrics["confusion"], clf.labels, f"{name}: test confusion", plot_path)
 
@@ -57,10 +74,27 @@ def evaluate_task(
             tags={"frugal.stage": "evaluate", tracking.MODEL_HASH_TAG: model_md5},
         )
         c.set_tag(run_id, "dvc.md5.test", test_md5)
+        run_ids[name] = run_id
+
+    baseline = cfg.baseline.name
+    for name, metrics in report.items():
+        metrics["accuracy_vs_baseline"] = accuracy_difference(
+            correct[name], correct[baseline], cfg.bootstrap_resamples, cfg.seed
+        )
+        summary[name] = headline_metrics(metrics) | {
+            "accuracy_vs_baseline": metrics["accuracy_vs_baseline"],
+            "measured_latency_ms_p50": profile[name]["measured"]["latency_ms_p50"],
+            "measured_latency_ms_p95": profile[name]["measured"]["latency_ms_p95"],
+            "measured_weights_bytes": profile[name]["measured"]["weights_bytes"],
+            "modeled_uj_per_utterance": profile[name]["modeled"]["uj_per_utterance"],
+        }
+        run_id = run_ids[name]
         for key in ("accuracy", "macro_f1", "ece", "size_mb"):
             c.log_metric(run_id, f"test_{key}", float(metrics[key]))
+        for key, value in metrics["accuracy_vs_baseline"].items():
+            c.log_metric(run_id, f"test_accuracy_vs_baseline.{key}", value)
         c.log_dict(run_id, metrics, "evaluation/metrics.json")
-        c.log_artifact(run_id, str(plot_path), "evaluation")
+        c.log_artifact(run_id, str(cfg.plots_dir / f"confusion_{name}.png"), "evaluation")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -72,3 +106,9 @@ def evaluate_task(
         c.log_metric(parent_run_id, f"{name}.test_accuracy", metrics["accuracy"])
         c.log_metric(parent_run_id, f"{name}.test_macro_f1", metrics["macro_f1"])
     return cfg.output
+
+
+def _read_profile(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(f"{path}: no profile of the models yet; run `dvc repro profile` first")
+    return json.loads(path.read_text(encoding="utf-8"))

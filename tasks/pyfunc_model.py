@@ -1,5 +1,6 @@
 """The MLflow model of a Frugal classifier ("models from code"): a pyfunc over the saved model
-folder (safetensors weights + tokenizer + frugal.json), loaded with `frugal.modeling`.
+folder (safetensors weights + tokenizer + frugal.json), loaded as it serves requests: a
+compressed variant runs its low-bit layers on int8 kernels (`frugal.compressed`).
 
     model = mlflow.pyfunc.load_model("models:/frugal-intent@champion")
     model.predict(pd.DataFrame({"text": ["Who wrote Hamlet ?"]}))   # columns: label, score
@@ -16,9 +17,9 @@ from mlflow.pyfunc import PythonModel
 
 class FrugalClassifier(PythonModel):
     def load_context(self, context) -> None:
-        from frugal.modeling import load_classifier
+        from frugal.compressed import load_executable
 
-        self.classifier = load_classifier(Path(context.artifacts["model_dir"]))
+        self.classifier = load_executable(Path(context.artifacts["model_dir"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from frugal.modeling import predict_proba

@@ -33,6 +33,7 @@ TINY_OVERRIDES = {
     },
     "forecast": {"fractions": [0.34, 0.67, 1.0], "seeds": [13], "at": [500]},
     "train": {"max_steps": 30, "min_steps": 0, "epochs": 4, "batch_size": 16},
+    "energy": {"max_requests": 12, "latency_requests": 12},
 }
 
 

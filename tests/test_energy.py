@@ -8,6 +8,9 @@ from frugal.energy import (
     component_of,
     count_invocations,
     energy_per_request,
+    energy_summary,
+    layer_of,
+    model_energy,
     place_in_sram,
     streaming_requests,
     tensor_costs,
@@ -19,8 +22,8 @@ DRAM, SRAM = 640 / 4, 5 / 4
 MACS = {32: 3.7 + 0.9, 8: 0.2 + 0.03}
 
 
-def profile(sram_bytes: int) -> DeviceProfile:
-    return DeviceProfile("test", sram_bytes, DRAM, SRAM, MACS, "Horowitz ISSCC 2014")
+def profile(sram_bytes: int, name: str = "test") -> DeviceProfile:
+    return DeviceProfile(name, sram_bytes, DRAM, SRAM, MACS, "Horowitz ISSCC 2014")
 
 
 class Tiny(torch.nn.Module):
@@ -115,8 +118,8 @@ def test_streaming_runs_the_encoder_more_often_than_batch_on_the_same_text():
     assert streaming[query].calls == len(text.split()) == 9
     assert streaming[query].rows > 5 * batch[query].rows
     costs = {c.name: c for c in tensor_costs(clf.model, streaming, n_requests=1)}
-    # BertModel still runs its pooler (which the mean-pooling head ignores): it is charged
-    assert costs["bert.pooler.dense.weight"].bytes_read == 9 * 384 * 384 * 4
+    assert costs[f"{query}.weight"].bytes_read == 9 * 384 * 384 * 4
+    assert not any("pooler" in name for name in costs)  # the mean-pooling head has none
     assert component_of("bert.encoder.layer.3.output.dense.weight") == "feed_forward"
     assert component_of("bert.encoder.layer.3.attention.output.dense.weight") == "attention"
     assert component_of("bert.embeddings.word_embeddings.weight") == "embeddings"
@@ -132,3 +135,28 @@ def test_a_module_that_never_runs_costs_nothing():
 
 def test_streaming_prefixes_end_with_the_whole_text():
     assert streaming_requests("where is Paris") == ["where", "where is", "where is Paris"]
+
+
+def test_layers_and_components_partition_the_total():
+    from frugal.modeling import new_classifier
+
+    clf = new_classifier(["a", "b"], max_length=16)
+    texts = ["where is Paris ?", "who wrote Hamlet ?"]
+    results = model_energy(clf.model, clf.tokenizer, texts, 16, [profile(0), profile(2**30, "big")])
+    batch, streaming = results
+    assert (batch.workload, batch.requests, streaming.requests) == ("batch", 2, 8)
+    report = batch.reports["test"]
+    layers = report.by_layer()
+    assert list(layers.index) == ["embeddings", *[f"layer.{i}" for i in range(6)], "head"]
+    assert layers["total_pj"].sum() == pytest.approx(report.total_pj)
+    assert report.by_component()["total_pj"].sum() == pytest.approx(report.total_pj)
+    assert sum(report.by_memory().values()) == pytest.approx(report.total_pj)
+    assert layer_of("bert.encoder.layer.11.intermediate.dense.weight") == "layer.11"
+    summary = energy_summary(results)
+    # the same two utterances cost more when the encoder re-runs on every prefix
+    assert (
+        summary["uj_per_utterance"]["test"]["streaming"]
+        > summary["uj_per_utterance"]["test"]["batch"]
+    )
+    assert summary["dram_share"]["test"]["batch"] > 0.5
+    assert summary["dram_share"]["big"]["batch"] == 0  # everything fits on chip

@@ -34,3 +34,18 @@ def test_confusion_plot_is_written(tmp_path):
     out = tmp_path / "plots" / "c.png"
     plot_confusion([[3, 1], [0, 4]], ["x", "y"], "t", out)
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_accuracy_difference_interval_covers_the_difference_and_is_zero_for_itself():
+    from frugal.evaluation import accuracy_difference
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400) < 0.9
+    worse = base & (rng.random(400) < 0.9)  # loses about 9 points, never gains
+    diff = accuracy_difference(worse, base, n_resamples=1000, seed=1)
+    assert diff["difference"] == pytest.approx(worse.mean() - base.mean())
+    assert diff["ci95_low"] < diff["difference"] < diff["ci95_high"] < 0
+    same = accuracy_difference(base, base, n_resamples=1000, seed=1)
+    assert same == {"difference": 0.0, "ci95_low": 0.0, "ci95_high": 0.0}
+    with pytest.raises(ValueError, match="equal-length"):
+        accuracy_difference(base, base[:10], n_resamples=1000, seed=1)

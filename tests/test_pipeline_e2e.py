@@ -49,6 +49,10 @@ def test_repro_writes_every_stage_output(repo):
         "reports/plots/annotation_curve.png",
         "reports/forecast_points.csv",
         "reports/plots/forecast.png",
+        "reports/profile.json",
+        "reports/energy/base/tensors.csv",
+        "reports/energy/base/layers.csv",
+        "reports/plots/energy/base.png",
     ]:
         assert (repo / out).is_file(), out
     metrics = json.loads((repo / "reports/metrics.json").read_text())["base"]
@@ -63,6 +67,31 @@ def test_repro_writes_every_stage_output(repo):
         "LOC",
         "NUM",
     }
+
+
+def test_profile_and_evaluate_report_energy_latency_and_the_baseline_difference(repo):
+    import pandas as pd
+
+    profile = json.loads((repo / "reports/profile.json").read_text())["base"]
+    modeled, measured = profile["modeled"], profile["measured"]
+    assert modeled["texts"] == 12 and modeled["requests"]["streaming"] > 12
+    assert set(modeled["uj_per_utterance"]) == {"phone", "mcu", "server"}
+    for profile_name, by_workload in modeled["uj_per_utterance"].items():
+        assert 0 < by_workload["batch"] < by_workload["streaming"], profile_name
+    # a bigger on-chip memory never costs more
+    uj = modeled["uj_per_utterance"]
+    assert uj["server"]["batch"] <= uj["phone"]["batch"] <= uj["mcu"]["batch"]
+    assert 0 < measured["latency_ms_p50"] <= measured["latency_ms_p95"]
+    assert measured["weights_bytes"] == (repo / "models/base/model.safetensors").stat().st_size
+    assert measured["rapl"].startswith(("measured:", "unavailable:"))
+    tensors = pd.read_csv(repo / "reports/energy/base/tensors.csv")
+    phone = tensors[(tensors["profile"] == "phone") & (tensors["workload"] == "batch")]
+    assert phone["total_pj"].sum() / 1e6 == pytest.approx(uj["phone"]["batch"], abs=1e-3)
+    assert set(phone["component"]) == {"embeddings", "attention", "feed_forward", "norm", "head"}
+    metrics = json.loads((repo / "reports/metrics.json").read_text())["base"]
+    assert metrics["accuracy_vs_baseline"] == {"difference": 0.0, "ci95_low": 0.0, "ci95_high": 0.0}
+    assert metrics["modeled_uj_per_utterance"] == uj
+    assert metrics["measured_latency_ms_p50"] == measured["latency_ms_p50"]
 
 
 def test_sample_buys_the_budget_and_training_uses_exactly_those_labels(repo):
@@ -112,13 +141,22 @@ def test_dvc_plots_render_the_confusion_matrix(repo):
     html = (repo / "plots_html" / "index.html").read_text()
     assert "predictions.csv" in html and "confusion_base.png" in html
     # dvc names each plot after its file, with the dots replaced
-    assert "annotation_curve_csv" in html and "forecast_png" in html
+    assert "annotation_curve_csv" in html and "forecast_png" in html and "base_png" in html
 
 
 def test_second_repro_skips_every_stage_but_ingest(repo):
     result = _run(["dvc", "repro"], repo)
     assert result.returncode == 0, result.stderr
-    for stage in ("prepare", "embed", "sample", "learning_curve", "forecast", "train", "evaluate"):
+    for stage in (
+        "prepare",
+        "embed",
+        "sample",
+        "learning_curve",
+        "forecast",
+        "train",
+        "profile",
+        "evaluate",
+    ):
         assert f"Stage '{stage}' didn't change, skipping" in result.stdout
 
 
@@ -153,6 +191,14 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     assert sum("mlflow.parentRunId" not in r.data.tags for r in runs) == 1
     stages = {r.data.tags.get("frugal.stage") for r in runs}
     assert {"sample", "forecast", "train"} <= stages
+    # profile and evaluate log onto the model's own run
+    assert (
+        run.data.metrics["modeled_uj.phone.streaming"] > run.data.metrics["modeled_uj.phone.batch"]
+    )
+    assert run.data.metrics["measured_latency_ms_p50"] > 0
+    assert "test_accuracy_vs_baseline.difference" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "profile")}
+    assert {"profile/tensors.csv", "profile/layers.csv", "profile/base.png"} <= artifacts
     sample_run = next(r for r in runs if r.data.tags.get("frugal.stage") == "sample")
     history = client.get_metric_history(sample_run.info.run_id, "proxy_accuracy.margin")
     assert [m.step for m in history] == [12, 24, 36, 48, 60, 72]
@@ -184,5 +230,5 @@ def test_dvc_push_pull_round_trip(repo):
     result = _run(["dvc", "pull"], repo)
     assert result.returncode == 0, result.stderr
     assert (repo / "models/base/model.safetensors").read_bytes() == before
-    status = _run(["dvc", "status", "prepare", "sample", "train", "evaluate"], repo)
+    status = _run(["dvc", "status", "prepare", "sample", "train", "profile", "evaluate"], repo)
     assert "up to date" in status.stdout, status.stdout

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from flows.common import run_stage
+from frugal.config import load_params
+from tasks.profile import profile_task
+from tasks.tracking_tasks import open_pipeline_run
+
+
+@flow(name="profile")
+def profile_flow(
+    params_path: str = "params.yaml",
+    overrides: dict | None = None,
+    parent_run_id: str | None = None,
+) -> Path:
+    """Modeled energy per utterance (each device profile, batch and streaming workloads) and
+    measured CPU latency, throughput and memory of every model."""
+    params = load_params(params_path, overrides)
+    parent_run_id = parent_run_id or open_pipeline_run(params)
+    return profile_task(params.evaluate.models, params, parent_run_id)
+
+
+if __name__ == "__main__":
+    run_stage(profile_flow)

@@ -1,0 +1,143 @@
+"""Compressed models on disk, and running them for real.
+
+A compressed model folder is a normal model folder (config, tokenizer, frugal.json) whose
+`model.safetensors` stores each planned weight at its bit width: 2/4/8-bit weights as packed
+codes (`<name>.codes`, 8 // bits per byte) with one float32 scale per output channel
+(`<name>.scale`), 16-bit ones as float16, pruned (0-bit) ones not at all. `compression.json`
+holds the bits and shapes (and the plan that chose them). Sizes on disk are therefore real.
+
+Loading gives either the dequantized float model (what the energy model and the planner
+analyse; weights equal the quantized values exactly) or the executable one, where every linear
+layer with 2-8 bit weights runs as a real int8 kernel (torch.ao dynamic quantization: int8
+weights per channel, activations quantized to 8 bits on the fly).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, BertConfig
+
+from frugal.energy import FLOAT_BITS
+from frugal.errors import FrugalError
+from frugal.modeling import META_FILE, Classifier, MeanPoolingClassifier, load_classifier
+from frugal.quantize import INT_BITS, pack_codes, symmetric_codes, unpack_codes
+
+PLAN_FILE = "compression.json"
+
+
+def is_compressed(model_dir: Path) -> bool:
+    return (Path(model_dir) / PLAN_FILE).is_file()
+
+
+EXECUTIONS = ("int8", "float")
+
+
+def save_compressed(
+    clf: Classifier, bits: dict[str, int], out_dir: Path, plan: dict, execution: str = "int8"
+) -> None:
+    """Write `clf` with each weight in `bits` stored at its width (see the module docstring).
+    The weights must already hold their quantized values (after `distill` or `apply_bits`)
+    for the stored model to predict what the in-memory one does. `execution`: "int8" runs
+    low-bit linear layers on int8 kernels; "float" keeps activations in float (weight-only)."""
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    shapes: dict[str, list[int]] = {}
+    for name, value in clf.model.state_dict().items():
+        width = bits.get(name, FLOAT_BITS)
+        value = value.detach().contiguous()
+        shapes[name] = list(value.shape)
+        if width == FLOAT_BITS:
+            tensors[name] = value
+        elif width == 16:
+            tensors[name] = value.to(torch.float16)
+        elif width in INT_BITS:
+            codes, scale = symmetric_codes(value, width)
+            tensors[f"{name}.codes"] = pack_codes(codes, width)
+            tensors[f"{name}.scale"] = scale.to(torch.float32).contiguous()
+        elif width != 0:
+            raise ValueError(f"{name}: cannot store {width} bits")
+    save_file(tensors, str(out_dir / "model.safetensors"))
+    clf.model.config.save_pretrained(out_dir)
+    clf.tokenizer.save_pretrained(out_dir)
+    meta = {"labels": clf.labels, "max_length": clf.max_length}
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    record = {
+        "bits": bits,
+        "shapes": {n: shapes[n] for n in bits},
+        "execution": execution,
+        "plan": plan,
+    }
+    (out_dir / PLAN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def load_bits(model_dir: Path) -> dict[str, int]:
+    """Bits per weight of a saved model ({} for a full-precision one)."""
+    path = Path(model_dir) / PLAN_FILE
+    if not path.is_file():
+        return {}
+    return {k: int(v) for k, v in json.loads(path.read_text(encoding="utf-8"))["bits"].items()}
+
+
+def load_float(model_dir: Path) -> tuple[Classifier, dict[str, int]]:
+    """The model with every weight dequantized to float32, and its bits per weight."""
+    model_dir = Path(model_dir)
+    if not is_compressed(model_dir):
+        return load_classifier(model_dir), {}
+    record = json.loads((model_dir / PLAN_FILE).read_text(encoding="utf-8"))
+    bits = {k: int(v) for k, v in record["bits"].items()}
+    stored = load_file(str(model_dir / "model.safetensors"))
+    model = MeanPoolingClassifier(BertConfig.from_pretrained(model_dir))
+    state = model.state_dict()
+    for name in state:
+        width = bits.get(name, FLOAT_BITS)
+        shape = tuple(record["shapes"].get(name, state[name].shape))
+        if width == 0:
+            state[name] = torch.zeros(shape)
+        elif width in INT_BITS:
+            codes = unpack_codes(stored[f"{name}.codes"], width, shape)
+            scale = stored[f"{name}.scale"]
+            state[name] = (codes.reshape(shape[0], -1) * scale[:, None]).reshape(shape)
+        elif name in stored:
+            state[name] = stored[name].to(torch.float32)
+        else:
+            raise FrugalError(f"{model_dir}: weight {name} missing from model.safetensors")
+    model.load_state_dict(state)
+    model.eval()
+    meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    clf = Classifier(
+        model, AutoTokenizer.from_pretrained(model_dir), meta["labels"], meta["max_length"]
+    )
+    return clf, bits
+
+
+def int8_execution(clf: Classifier, bits: dict[str, int]) -> Classifier:
+    """Swap every linear layer whose weights have 2-8 bits for a real int8 kernel (per-channel
+    int8 weights, activations quantized dynamically)."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = {
+        name.removesuffix(".weight"): per_channel_dynamic_qconfig
+        for name, width in bits.items()
+        if width in INT_BITS and not name.endswith("word_embeddings.weight")
+    }
+    if not spec:
+        return clf
+    model = quantize_dynamic(clf.model, qconfig_spec=spec, dtype=torch.qint8)
+    return Classifier(model, clf.tokenizer, clf.labels, clf.max_length)
+
+
+def load_executable(model_dir: Path) -> Classifier:
+    """What serves requests: full-precision models as they are, compressed ones with their
+    low-bit linear layers on int8 kernels (unless saved for float, weight-only, execution)."""
+    clf, bits = load_float(model_dir)
+    if not bits:
+        return clf
+    record = json.loads((Path(model_dir) / PLAN_FILE).read_text(encoding="utf-8"))
+    return int8_execution(clf, bits) if record["execution"] == "int8" else clf

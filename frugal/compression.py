@@ -1,0 +1,607 @@
+"""Sensitivity-guided, energy-aware compression of the classifier.
+
+1. Sensitivity of every plannable weight tensor (encoder linear layers, the word-embedding
+   table, the head) at each bit width:
+   * diagonal Fisher: squared per-example gradients of the loss at the model's own predicted
+     labels (no annotation needed); the predicted loss increase of quantizing a tensor is
+     ½ Σ F_i (q(w_i) - w_i)²;
+   * measured: KL divergence to the full-precision outputs, loss and accuracy change on
+     labeled dev text when that tensor alone is quantized.
+   How well the two agree is their Spearman rank correlation.
+2. Planner: a multiple-choice knapsack, solved exactly as a MILP (scipy `milp`): one bit width
+   per tensor and which tensors sit in on-chip SRAM, jointly, minimising modeled energy per
+   utterance (summed over workloads, each relative to full precision) subject to the summed
+   predicted loss ≤ a budget; or the reverse (least predicted loss under an energy budget), or
+   fewest bytes (the size-guided baseline).
+3. Recovery: quantization-aware training distilled from the full-precision model (KL on logits)
+   on unlabeled pool text, weights fake-quantized with a straight-through estimator and linear
+   inputs quantized to 8 bits per token.
+
+Pure: torch modules and numbers in, numbers and modules out; no Prefect, MLflow or files.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.stats import spearmanr
+from torch.nn.utils import parametrize
+
+from frugal.config import CompressConfig
+from frugal.energy import (
+    FLOAT_BITS,
+    DeviceProfile,
+    TensorCost,
+    count_requests,
+    energy_per_request,
+    tensor_costs,
+    with_bits,
+    workload_requests,
+)
+from frugal.modeling import Classifier
+from frugal.quantize import fake_quantize, quantize_activations, ste
+
+
+def plannable_tensors(model: torch.nn.Module) -> list[str]:
+    """Weights whose bit width the planner chooses: every linear layer's weight and the
+    word-embedding table. Biases, norms and position tables stay at full precision (they are
+    under 1% of the bytes)."""
+    names = []
+    for module_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or module_name.endswith("word_embeddings"):
+            names.append(f"{module_name}.weight")
+    return names
+
+
+@contextmanager
+def quantized_weights(model: torch.nn.Module, bits: Mapping[str, int]) -> Iterator[None]:
+    """Temporarily replace the named weights by their fake-quantized values."""
+    params = dict(model.named_parameters())
+    saved = {}
+    with torch.no_grad():
+        for name, width in bits.items():
+            if width != FLOAT_BITS:
+                saved[name] = params[name].detach().clone()
+                params[name].copy_(fake_quantize(params[name], width))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                params[name].copy_(value)
+
+
+def _batches(clf: Classifier, texts: list[str], batch_size: int) -> Iterator[dict]:
+    for start in range(0, len(texts), batch_size):
+        yield clf.tokenizer(
+            texts[start : start + batch_size],
+            truncation=True,
+            max_length=clf.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+
+
+@torch.inference_mode()
+def logits_of(clf: Classifier, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    clf.model.eval()
+    return torch.cat([clf.model(**b).logits.float() for b in _batches(clf, texts, batch_size)])
+
+
+def fisher_diagonal(clf: Classifier, texts: list[str]) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher of every plannable weight: the mean over `texts` of squared
+    per-example gradients of the cross-entropy at the model's own predicted label."""
+    model = clf.model
+    names = set(plannable_tensors(model))
+    params = {n: p for n, p in model.named_parameters() if n in names}
+    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+    model.eval()  # no dropout: the gradient of the deployed function
+    for batch in _batches(clf, texts, 1):
+        model.zero_grad(set_to_none=True)
+        logits = model(**batch).logits
+        loss = torch.nn.functional.cross_entropy(logits, logits.argmax(-1).detach())
+        loss.backward()
+        for name, param in params.items():
+            if param.grad is not None:
+                fisher[name] += param.grad.detach() ** 2
+    model.zero_grad(set_to_none=True)
+    return {name: value / max(len(texts), 1) for name, value in fisher.items()}
+
+
+def fisher_loss_increase(weight: torch.Tensor, fisher: torch.Tensor, bits: int) -> float:
+    """Second-order predicted loss increase ½ Σ F (q(w) - w)² of quantizing `weight`."""
+    with torch.no_grad():
+        return float(0.5 * (fisher * (fake_quantize(weight, bits) - weight) ** 2).sum())
+
+
+def sensitivity_table(
+    clf: Classifier,
+    texts: list[str],
+    labels: list[str],
+    bit_choices: list[int],
+    fisher: Mapping[str, torch.Tensor],
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """One row per (tensor, bits): Fisher-predicted loss increase and, measured with only that
+    tensor quantized, the mean KL to the full-precision outputs, the change in cross-entropy
+    and in accuracy on (`texts`, `labels`)."""
+    index = {label: i for i, label in enumerate(clf.labels)}
+    y = torch.tensor([index[label] for label in labels])
+    reference = logits_of(clf, texts)
+    ref_logp = torch.log_softmax(reference, -1)
+    ref_loss = float(torch.nn.functional.cross_entropy(reference, y))
+    ref_acc = float((reference.argmax(-1) == y).float().mean())
+    params = dict(clf.model.named_parameters())
+    rows = []
+    work = [(n, b) for n in plannable_tensors(clf.model) for b in bit_choices]
+    for done, (name, bits) in enumerate(work, start=1):
+        with quantized_weights(clf.model, {name: bits}):
+            logits = logits_of(clf, texts)
+        logp = torch.log_softmax(logits, -1)
+        rows.append(
+            {
+                "tensor": name,
+                "bits": bits,
+                "n_elements": params[name].numel(),
+                "fisher_loss": fisher_loss_increase(params[name], fisher[name], bits),
+                "kl": float((ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()),
+                "loss_change": float(torch.nn.functional.cross_entropy(logits, y)) - ref_loss,
+                "accuracy_change": float((logits.argmax(-1) == y).float().mean()) - ref_acc,
+            }
+        )
+        if progress:
+            progress(done, len(work))
+    return pd.DataFrame(rows)
+
+
+def sensitivity_agreement(table: pd.DataFrame) -> dict[str, float]:
+    """Spearman rank correlation of the Fisher prediction with each measured sensitivity."""
+    return {
+        f"fisher_vs_{column}": float(spearmanr(table["fisher_loss"], table[column]).statistic)
+        for column in ("kl", "loss_change")
+    } | {
+        "fisher_vs_accuracy_drop": float(
+            spearmanr(table["fisher_loss"], -table["accuracy_change"]).statistic
+        )
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    bits: dict[str, int]  # plannable tensor -> bits (others stay at 32)
+    resident: list[str]  # tensors the planner put in SRAM for `profile`
+    predicted_loss: float
+    relative_energy: float  # modeled energy ÷ full precision's, mean over workloads
+    size_bytes: float
+
+    def as_dict(self) -> dict:
+        return {
+            "bits": self.bits,
+            "resident": self.resident,
+            "predicted_loss": self.predicted_loss,
+            "relative_energy": self.relative_energy,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def plan_bits(
+    costs: Mapping[str, list[TensorCost]],
+    profile: DeviceProfile,
+    choices: Mapping[str, list[int]],
+    loss: Mapping[tuple[str, int], float],
+    objective: str = "energy",
+    loss_budget: float | None = None,
+    energy_budget: float | None = None,
+) -> Plan:
+    """Choose bits per tensor (and, for energy, SRAM residency) by MILP.
+
+    `costs`: workload -> full-precision `tensor_costs`; `choices`: tensor -> allowed bits
+    (tensors not named stay at 32 bits but can still be placed in SRAM); `loss`: (tensor,
+    bits) -> predicted loss increase (0 at 32 bits). `objective`: "energy" (modeled energy,
+    each workload relative to its full-precision energy, averaged), "bytes" (size-guided) or
+    "loss" (least predicted loss; needs `energy_budget`, the relative energy allowed).
+    """
+    if objective not in ("energy", "bytes", "loss"):
+        raise ValueError(f"objective must be energy, bytes or loss, got {objective!r}")
+    if objective == "loss" and energy_budget is None:
+        raise ValueError("objective 'loss' needs an energy_budget")
+    workloads = list(costs)
+    first = costs[workloads[0]]
+    per_workload = {w: {c.name: c for c in costs[w]} for w in workloads}
+    options = []  # (tensor, bits)
+    for cost in first:
+        for bits in choices.get(cost.name, [FLOAT_BITS]):
+            options.append((cost.name, bits))
+    n = len(options)
+    size = np.array([per_workload[workloads[0]][t].n_elements * b / 8 for t, b in options])
+    # energy of each option when streamed from DRAM, and what SRAM residency saves
+    dram_pj = np.zeros(n)
+    saving_pj = np.zeros(n)
+    full_energy = {}
+    for w in workloads:
+        table = per_workload[w]
+        full_energy[w] = sum(
+            c.bytes_read * profile.dram_pj_per_byte + c.macs * profile.mac_energy_pj(FLOAT_BITS)
+            for c in table.values()
+        )
+        for i, (t, b) in enumerate(options):
+            reads = table[t].bytes_read * b / FLOAT_BITS
+            macs = table[t].macs if b > 0 else 0.0
+            dram_pj[i] += (
+                reads * profile.dram_pj_per_byte + macs * profile.mac_energy_pj(b)
+            ) / full_energy[w]
+            saving_pj[i] += (
+                reads * (profile.dram_pj_per_byte - profile.sram_pj_per_byte) / full_energy[w]
+            )
+    dram_pj /= len(workloads)
+    saving_pj /= len(workloads)
+    losses = np.array([loss.get((t, b), 0.0) if b != FLOAT_BITS else 0.0 for t, b in options])
+
+    tensors = list(dict.fromkeys(t for t, _ in options))
+    pick = np.zeros((len(tensors), 2 * n))  # exactly one width per tensor
+    for i, (t, _) in enumerate(options):
+        pick[tensors.index(t), i] = 1
+    constraints = [LinearConstraint(pick, 1, 1)]
+    link = np.hstack([-np.eye(n), np.eye(n)])  # resident only at the chosen width
+    constraints.append(LinearConstraint(link, -np.inf, 0))
+    constraints.append(
+        LinearConstraint(np.concatenate([np.zeros(n), size])[None, :], -np.inf, profile.sram_bytes)
+    )
+    energy_row = np.concatenate([dram_pj, -saving_pj])
+    if loss_budget is not None:
+        constraints.append(
+            LinearConstraint(np.concatenate([losses, np.zeros(n)])[None, :], -np.inf, loss_budget)
+        )
+    if energy_budget is not None:
+        constraints.append(LinearConstraint(energy_row[None, :], -np.inf, energy_budget))
+    if objective == "energy":
+        c = energy_row
+    elif objective == "bytes":
+        # fewest bytes first; energy only breaks ties (scaled far below one byte)
+        c = np.concatenate([size, np.zeros(n)]) + 1e-9 * energy_row
+    else:
+        c = np.concatenate([losses, np.zeros(n)]) + 1e-9 * energy_row
+    result = milp(c=c, constraints=constraints, integrality=np.ones(2 * n), bounds=Bounds(0, 1))
+    if not result.success:
+        raise ValueError(f"no plan meets the budget: {result.message}")
+    x, y = result.x[:n] > 0.5, result.x[n:] > 0.5
+    bits = {t: b for (t, b), chosen in zip(options, x, strict=True) if chosen and t in choices}
+    return Plan(
+        bits=bits,
+        resident=[t for (t, _), on in zip(options, y, strict=True) if on],
+        predicted_loss=float(losses[x].sum()),
+        relative_energy=float(energy_row @ result.x),
+        size_bytes=float(size[x].sum()),
+    )
+
+
+class _FakeQuant(torch.nn.Module):
+    """Parametrization: the weight as its `bits`-bit version, straight-through backwards."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__()
+        self.bits = bits
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return ste(weight, fake_quantize(weight, self.bits))
+
+
+@contextmanager
+def quantized_activations(model: torch.nn.Module, bits: int | None = 8) -> Iterator[None]:
+    """Quantize every linear layer's input to `bits` per token (straight-through) while inside;
+    `None` leaves activations in float."""
+    handles = []
+    if bits:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                handles.append(
+                    module.register_forward_pre_hook(
+                        lambda _m, args: (quantize_activations(args[0], bits),)
+                    )
+                )
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def quantization_aware(model: torch.nn.Module, bits: Mapping[str, int]) -> Iterator[None]:
+    """Fake-quantize the planned weights with a straight-through estimator, for training. On
+    exit each weight keeps its quantized value."""
+    modules = dict(model.named_modules())
+    for name, width in bits.items():
+        if width != FLOAT_BITS:
+            module = modules[name.rsplit(".", 1)[0]]
+            parametrize.register_parametrization(module, "weight", _FakeQuant(width))
+    try:
+        yield
+    finally:
+        for module in modules.values():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+
+
+def apply_bits(model: torch.nn.Module, bits: Mapping[str, int]) -> None:
+    """Post-training quantization in place: each named weight becomes its quantized value."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, width in bits.items():
+            params[name].copy_(fake_quantize(params[name], width))
+
+
+def accuracy(
+    clf: Classifier,
+    texts: list[str],
+    labels: list[str],
+    bits: Mapping[str, int] | None = None,
+    activation_bits: int | None = None,
+) -> float:
+    """Accuracy on (`texts`, `labels`), optionally as if quantized to `bits` with activations
+    at `activation_bits` (the model is left as it was)."""
+    index = {label: i for i, label in enumerate(clf.labels)}
+    y = torch.tensor([index[label] for label in labels])
+    with (
+        quantized_weights(clf.model, bits or {}),
+        quantized_activations(clf.model, activation_bits),
+    ):
+        predicted = logits_of(clf, texts).argmax(-1)
+    return float((predicted == y).float().mean())
+
+
+def distill(
+    clf: Classifier,
+    bits: Mapping[str, int],
+    texts: list[str],
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    activation_bits: int | None = 8,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> list[float]:
+    """Quantization-aware training of `clf` (in place) distilled from a frozen full-precision
+    copy: KL(teacher ‖ student) on the logits of unlabeled `texts`. Returns the loss per step.
+    On return the planned weights hold their quantized values."""
+    teacher = copy.deepcopy(clf.model).eval()
+    model = clf.model
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    total = epochs * math.ceil(len(texts) / batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / max(total, 1))
+    losses: list[float] = []
+    with quantization_aware(model, bits), quantized_activations(model, activation_bits):
+        model.eval()  # no dropout: the student should match the teacher's deployed function
+        for _ in range(epochs):
+            order = torch.randperm(len(texts), generator=generator).tolist()
+            for start in range(0, len(order), batch_size):
+                batch = next(
+                    _batches(clf, [texts[i] for i in order[start : start + batch_size]], batch_size)
+                )
+                with torch.no_grad():
+                    target = torch.log_softmax(teacher(**batch).logits, -1)
+                student = torch.log_softmax(model(**batch).logits, -1)
+                loss = torch.nn.functional.kl_div(
+                    student, target, log_target=True, reduction="batchmean"
+                )
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(float(loss.detach()))
+                if progress:
+                    progress(len(losses), total, losses[-1])
+    model.eval()
+    return losses
+
+
+VARIANTS = ("int8_ptq", "int4_weight_only", "size_guided", "energy_ptq", "energy_qat")
+
+
+@dataclass
+class Variant:
+    name: str
+    classifier: Classifier
+    bits: dict[str, int]
+    execution: str  # "int8" kernels, or "float" (weight-only quantization)
+    plan: dict  # how it was chosen, predicted loss, modeled relative energy, bytes
+
+
+@dataclass
+class CompressionResult:
+    sensitivity: pd.DataFrame
+    agreement: dict[str, float]
+    candidates: pd.DataFrame  # the budget sweep: one planned candidate per row
+    reference_dev_accuracy: float
+    variants: list[Variant]
+
+
+def relative_energy(
+    costs: Mapping[str, list[TensorCost]], profile: DeviceProfile, bits: Mapping[str, int]
+) -> dict[str, float]:
+    """Modeled energy at `bits` ÷ full precision's, per workload (placement solved for each)."""
+    return {
+        workload: energy_per_request(with_bits(full, bits), profile).total_pj
+        / energy_per_request(full, profile).total_pj
+        for workload, full in costs.items()
+    }
+
+
+def compress(
+    base: Classifier,
+    unlabeled: list[str],
+    dev_texts: list[str],
+    dev_labels: list[str],
+    workload_texts: list[str],
+    profile: DeviceProfile,
+    cfg: CompressConfig,
+    variants: list[str],
+    log: Callable[[str], None] = lambda _: None,
+) -> CompressionResult:
+    """Sensitivity → budget sweep of energy-guided plans → the variants in `variants`.
+
+    Plans are picked on dev accuracy (the test split is left to `evaluate`): `energy_ptq` is
+    the lowest-energy plan whose post-training dev accuracy drops ≤ `ptq_accuracy_budget`;
+    `energy_qat` the lowest-energy plan within the looser `qat_accuracy_budget`, then recovered
+    by distillation; `size_guided` minimises bytes at `energy_ptq`'s predicted-loss budget.
+    """
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {VARIANTS}")
+    model = base.model
+    model.eval()
+    log(f"Fisher information on {min(len(unlabeled), cfg.fisher_texts)} unlabeled texts")
+    fisher = fisher_diagonal(base, unlabeled[: cfg.fisher_texts])
+    n_sens = cfg.sensitivity_texts
+    widths = sorted(set(cfg.bit_choices) - {FLOAT_BITS})
+    log(f"measured sensitivity: {len(fisher)} tensors × bits {widths} on {n_sens} dev texts")
+    sensitivity = sensitivity_table(base, dev_texts[:n_sens], dev_labels[:n_sens], widths, fisher)
+    agreement = sensitivity_agreement(sensitivity)
+    column = {"kl": "kl", "fisher": "fisher_loss"}[cfg.sensitivity]
+    loss = {
+        (row.tensor, int(row.bits)): max(float(getattr(row, column)), 0.0)
+        for row in sensitivity.itertuples()
+    }
+    costs = {
+        workload: tensor_costs(
+            model,
+            count_requests(
+                model, base.tokenizer, workload_requests(workload_texts, workload), base.max_length
+            ),
+            n_requests=len(workload_texts),
+        )
+        for workload in cfg.workloads
+    }
+    choices = {name: sorted(set(cfg.bit_choices) | {FLOAT_BITS}) for name in fisher}
+    reference = accuracy(base, dev_texts, dev_labels)
+    act = cfg.qat.activation_bits
+
+    # budget sweep: plans at growing predicted-loss budgets, scored on dev after PTQ
+    int8_loss = sum(loss[(name, 8)] for name in fisher) if 8 in widths else 1e-3
+    budgets = int8_loss * 2.0 ** np.arange(-2, cfg.plan_budgets - 2)
+    rows, plans = [], []
+    for budget in budgets:
+        plan = plan_bits(costs, profile, choices, loss, "energy", loss_budget=float(budget))
+        dev = accuracy(base, dev_texts, dev_labels, plan.bits, act)
+        energy_by_workload = relative_energy(costs, profile, plan.bits)
+        rows.append(
+            {
+                "loss_budget": float(budget),
+                "predicted_loss": plan.predicted_loss,
+                "size_bytes": plan.size_bytes,
+                "mean_bits": 8
+                * plan.size_bytes
+                / sum(c.n_elements for c in costs[cfg.workloads[0]] if c.name in fisher),
+                **{f"relative_energy.{w}": e for w, e in energy_by_workload.items()},
+                "dev_accuracy": dev,
+                "dev_drop": reference - dev,
+            }
+        )
+        plans.append(plan)
+        log(f"budget {budget:.4g}: energy {energy_by_workload}, dev drop {reference - dev:+.4f}")
+    candidates = pd.DataFrame(rows)
+    mean_energy = candidates.filter(like="relative_energy.").mean(axis=1)
+
+    def lowest_energy_within(drop: float) -> int:
+        ok = np.flatnonzero(candidates["dev_drop"].to_numpy() <= drop)
+        if len(ok) == 0:  # nothing that good: the most accurate candidate
+            return int(candidates["dev_drop"].idxmin())
+        return int(ok[np.argmin(mean_energy.to_numpy()[ok])])
+
+    def describe(bits: Mapping[str, int], how: str, **extra: object) -> dict:
+        sizes = {c.name: c.n_elements for c in costs[cfg.workloads[0]]}
+        planned = sum(sizes[n] for n in fisher)
+        return {
+            "how": how,
+            "profile": profile.name,
+            "relative_energy": relative_energy(costs, profile, bits),
+            "predicted_loss": sum(loss.get((n, b), 0.0) for n, b in bits.items()),
+            "planned_bytes": sum(sizes[n] * b / 8 for n, b in bits.items()),
+            "mean_bits": sum(sizes[n] * b for n, b in bits.items()) / planned,
+            "bits_histogram": {
+                str(b): sum(1 for v in bits.values() if v == b) for b in sorted(set(bits.values()))
+            },
+            **extra,
+        }
+
+    def ptq(name: str, bits: dict[str, int], execution: str, plan: dict) -> Variant:
+        clf = copy.deepcopy(base)
+        apply_bits(clf.model, bits)
+        return Variant(name, clf, dict(bits), execution, plan)
+
+    out: list[Variant] = []
+    ptq_index = lowest_energy_within(cfg.ptq_accuracy_budget)
+    for name in variants:
+        if name == "int8_ptq":
+            bits = {n: 8 for n in fisher}
+            out.append(ptq(name, bits, "int8", describe(bits, "uniform 8-bit post-training")))
+        elif name == "int4_weight_only":
+            bits = {n: 4 for n in fisher}
+            out.append(
+                ptq(name, bits, "float", describe(bits, "uniform 4-bit weights, float activations"))
+            )
+        elif name == "energy_ptq":
+            chosen = plans[ptq_index]
+            how = f"energy-guided plan, dev drop ≤ {cfg.ptq_accuracy_budget} after post-training quantization"
+            out.append(
+                ptq(
+                    name,
+                    chosen.bits,
+                    "int8",
+                    describe(
+                        chosen.bits,
+                        how,
+                        loss_budget=float(budgets[ptq_index]),
+                        resident=chosen.resident,
+                    ),
+                )
+            )
+        elif name == "size_guided":
+            budget = float(budgets[ptq_index])
+            chosen = plan_bits(costs, profile, choices, loss, "bytes", loss_budget=budget)
+            how = "size-guided plan (fewest bytes) at energy_ptq's predicted-loss budget"
+            out.append(
+                ptq(name, chosen.bits, "int8", describe(chosen.bits, how, loss_budget=budget))
+            )
+        elif name == "energy_qat":
+            index = lowest_energy_within(cfg.qat_accuracy_budget)
+            chosen = plans[index]
+            clf = copy.deepcopy(base)
+            log(f"QAT: distilling {len(unlabeled)} unlabeled texts × {cfg.qat.epochs} epochs")
+            losses = distill(
+                clf,
+                chosen.bits,
+                unlabeled,
+                cfg.qat.epochs,
+                cfg.qat.batch_size,
+                cfg.qat.learning_rate,
+                cfg.qat.seed,
+                act,
+            )
+            how = (
+                f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
+                "quantization-aware distillation on unlabeled pool text"
+            )
+            plan = describe(
+                chosen.bits,
+                how,
+                loss_budget=float(budgets[index]),
+                resident=chosen.resident,
+                ptq_dev_accuracy=float(candidates.loc[index, "dev_accuracy"]),
+                qat_dev_accuracy=accuracy(clf, dev_texts, dev_labels, None, act),
+                distill_loss_first=losses[0],
+                distill_loss_last=losses[-1],
+            )
+            out.append(Variant(name, clf, dict(chosen.bits), "int8", plan))
+    return CompressionResult(sensitivity, agreement, candidates, reference, out)

@@ -1,0 +1,86 @@
+"""Task of the profile stage: modeled energy per utterance (every device profile and workload)
+and measured CPU figures of every model, as tables, a plot, reports/profile.json and MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger, task
+
+from frugal import energy
+from frugal.config import Params
+from frugal.errors import DataError
+from frugal.hashing import data_md5, file_md5
+from frugal.measure import measure_in_fresh_process
+from frugal.modeling import load_classifier
+from frugal.plots import plot_energy_layers
+from tasks import tracking
+
+LAYER_COLUMNS = ["dram_pj", "sram_pj", "compute_pj", "total_pj"]
+
+
+@task(name="profile")
+def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> Path:
+    cfg = params.energy
+    if not cfg.workload_data.is_file():
+        raise DataError(f"{cfg.workload_data}: workload data not found; run `dvc repro prepare`")
+    texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
+    profiles = [energy.device_profile(name, p) for name, p in cfg.profiles.items()]
+    logger = get_run_logger()
+    c = tracking.client(params.tracking)
+    summary: dict[str, dict] = {}
+    for model_dir in model_dirs:
+        name = model_dir.name
+        clf = load_classifier(model_dir)
+        results = energy.model_energy(clf.model, clf.tokenizer, texts, clf.max_length, profiles)
+        tensors = pd.concat([r.table() for r in results], ignore_index=True)
+        layers = (
+            tensors.groupby(["workload", "profile", "layer"], sort=False)[LAYER_COLUMNS]
+            .sum()
+            .reset_index()
+        )
+        out_dir = cfg.tables_dir / name
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tensors.to_csv(out_dir / "tensors.csv", index=False)
+        layers.to_csv(out_dir / "layers.csv", index=False)
+        plot_path = cfg.plots_dir / f"{name}.png"
+        plot_energy_layers(layers, plot_path, f"{name}: modeled energy per utterance by layer")
+
+        measured = measure_in_fresh_process(
+            model_dir, cfg.workload_data, cfg.threads, cfg.latency_requests, cfg.throughput_batch
+        )
+        modeled = energy.energy_summary(results)
+        summary[name] = {"modeled": modeled, "measured": measured.as_dict()}
+        logger.info(
+            "%s: %s µJ/utterance (modeled); %.1f ms p50 at batch 1 (measured); RAPL %s",
+            name,
+            modeled["uj_per_utterance"],
+            measured.latency_ms_p50,
+            measured.rapl,
+        )
+
+        model_md5 = file_md5(model_dir / "model.safetensors")
+        run_id = tracking.find_model_run(params.tracking, model_md5) or tracking.nested_run(
+            params,
+            parent_run_id,
+            run_name=f"profile-{name}",
+            tags={"frugal.stage": "profile", tracking.MODEL_HASH_TAG: model_md5},
+        )
+        c.set_tag(run_id, "dvc.md5.workload", data_md5(cfg.workload_data))
+        for profile, by_workload in modeled["uj_per_utterance"].items():
+            for workload, uj in by_workload.items():
+                c.log_metric(run_id, f"modeled_uj.{profile}.{workload}", uj)
+        for key in ("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb"):
+            c.log_metric(run_id, f"measured_{key}", float(getattr(measured, key)))
+        c.log_metric(run_id, "measured_weights_bytes", float(measured.weights_bytes))
+        c.set_tag(run_id, "frugal.rapl", measured.rapl)
+        c.log_dict(run_id, summary[name], "profile/profile.json")
+        for path in (out_dir / "tensors.csv", out_dir / "layers.csv", plot_path):
+            c.log_artifact(run_id, str(path), "profile")
+
+    cfg.output.parent.mkdir(parents=True, exist_ok=True)
+    cfg.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    c.log_artifact(parent_run_id, str(cfg.output), "reports")
+    return cfg.output

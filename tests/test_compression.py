@@ -1,0 +1,169 @@
+"""Compression: the planner against exhaustive search, sensitivity measures, distillation, and
+compressed models on disk (packed, pruned tensors absent, same predictions after reload)."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+from frugal.compressed import is_compressed, load_executable, load_float, save_compressed
+from frugal.compression import (
+    apply_bits,
+    distill,
+    fisher_diagonal,
+    plan_bits,
+    plannable_tensors,
+    sensitivity_agreement,
+    sensitivity_table,
+)
+from frugal.energy import DeviceProfile, TensorCost, energy_per_request, with_bits
+from frugal.quantize import fake_quantize
+
+PROFILE = DeviceProfile("hand", 60, 10.0, 1.0, {32: 2.0, 16: 1.0, 8: 0.5}, "test")
+
+
+def hand_costs() -> list[TensorCost]:
+    # (name, elements, fp32 bytes read per request, MACs): a big rarely read tensor, a small
+    # hot one, a medium one, and a bias that is not planned
+    return [
+        TensorCost("big", "m", 200, 32, 800.0, 100.0),
+        TensorCost("hot", "m", 40, 32, 1600.0, 400.0),
+        TensorCost("mid", "m", 60, 32, 240.0, 50.0),
+        TensorCost("bias", "m", 5, 32, 20.0, 0.0),
+    ]
+
+
+LOSS = {
+    ("big", 2): 0.9, ("big", 4): 0.3, ("big", 8): 0.05, ("big", 16): 0.0,
+    ("hot", 2): 2.0, ("hot", 4): 0.5, ("hot", 8): 0.1, ("hot", 16): 0.01,
+    ("mid", 2): 0.2, ("mid", 4): 0.05, ("mid", 8): 0.01, ("mid", 16): 0.0,
+}  # fmt: skip
+WIDTHS = [2, 4, 8, 16, 32]
+
+
+@pytest.mark.parametrize("budget", [0.0, 0.1, 0.4, 1.0, 5.0])
+def test_energy_plan_is_the_exhaustive_optimum_and_respects_the_budget(budget):
+    costs = hand_costs()
+    choices = {name: WIDTHS for name in ("big", "hot", "mid")}
+    plan = plan_bits({"batch": costs}, PROFILE, choices, LOSS, "energy", loss_budget=budget)
+    assert plan.predicted_loss <= budget + 1e-9
+
+    def energy(bits):  # the energy model itself: placement by its own knapsack
+        return energy_per_request(with_bits(costs, bits), PROFILE).total_pj
+
+    feasible = [
+        dict(zip(choices, combo, strict=True))
+        for combo in itertools.product(WIDTHS, repeat=3)
+        if sum(LOSS.get((n, b), 0.0) for n, b in zip(choices, combo, strict=True)) <= budget
+    ]
+    best = min(energy(bits) for bits in feasible)
+    assert energy(plan.bits) == pytest.approx(best)
+
+
+def test_size_plan_minimises_bytes_and_reverse_plan_minimises_loss():
+    costs, choices = hand_costs(), {name: WIDTHS for name in ("big", "hot", "mid")}
+    size = plan_bits({"b": costs}, PROFILE, choices, LOSS, "bytes", loss_budget=0.4)
+    # fewest bytes within loss 0.4, by hand: big at 4 bits (0.3, 100 B), hot at 16 (0.01,
+    # 80 B), mid at 4 (0.05, 30 B) = 0.36 and 210 B; the next best, hot at 8 + mid at 16, is
+    # 260 B; every cheaper combination breaks the budget
+    assert size.bits == {"big": 4, "hot": 16, "mid": 4}
+    assert size.size_bytes == 100 + 80 + 30 + 5 * 4
+    loose = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=1.0)
+    assert loose.predicted_loss == 0.0  # everything fits the budget at full precision
+    tight = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=0.3)
+    assert tight.predicted_loss > 0
+    with pytest.raises(ValueError, match="no plan meets the budget"):
+        plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=0.001)
+
+
+@pytest.fixture(scope="module")
+def clf():
+    from frugal.modeling import new_classifier
+
+    torch.manual_seed(0)
+    return new_classifier(["DESC", "HUM", "LOC", "NUM"], max_length=24)
+
+
+TEXTS = [
+    "Who wrote Hamlet ?",
+    "How far is the Moon from the Earth ?",
+    "Where is the Eiffel Tower ?",
+    "What does NASA stand for ?",
+    "When did the war end ?",
+    "Who invented the telephone ?",
+]
+LABELS = ["HUM", "NUM", "LOC", "DESC", "NUM", "HUM"]
+
+
+def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reported(clf):
+    fisher = fisher_diagonal(clf, TEXTS)
+    assert set(fisher) == set(plannable_tensors(clf.model))
+    assert all((f >= 0).all() for f in fisher.values())
+    table = sensitivity_table(clf, TEXTS, LABELS, [2, 8], fisher)
+    assert len(table) == 2 * len(fisher)
+    wide = table.pivot(index="tensor", columns="bits", values="fisher_loss")
+    assert (wide[2] >= wide[8]).all()
+    kl = table.pivot(index="tensor", columns="bits", values="kl")
+    assert (kl >= -1e-6).all().all() and kl[2].mean() > kl[8].mean()
+    agreement = sensitivity_agreement(table)
+    assert set(agreement) == {"fisher_vs_kl", "fisher_vs_loss_change", "fisher_vs_accuracy_drop"}
+    assert agreement["fisher_vs_kl"] > 0  # both rank the 2-bit tensors above the 8-bit ones
+
+
+def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):
+    from frugal.compression import logits_of
+
+    def kl_to_teacher(model_clf) -> float:
+        teacher = torch.log_softmax(logits_of(clf, TEXTS), -1)
+        student = torch.log_softmax(logits_of(model_clf, TEXTS), -1)
+        return float((teacher.exp() * (teacher - student)).sum(-1).mean())
+
+    bits = {name: 2 for name in plannable_tensors(clf.model)}
+    post_training = copy.deepcopy(clf)
+    apply_bits(post_training.model, bits)
+    student = copy.deepcopy(clf)
+    losses = distill(student, bits, TEXTS, epochs=8, batch_size=3, learning_rate=1e-4, seed=0)
+    assert len(losses) == 16
+    assert kl_to_teacher(student) < kl_to_teacher(post_training)
+    params = dict(student.model.named_parameters())
+    name = "bert.encoder.layer.2.attention.self.query.weight"
+    assert torch.allclose(params[name], fake_quantize(params[name], 2), atol=1e-6)
+    assert not torch.equal(params[name], dict(clf.model.named_parameters())[name])
+
+
+def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identically(clf, tmp_path):
+    from safetensors import safe_open
+
+    from frugal.compressed import int8_execution
+    from frugal.modeling import predict_proba
+
+    names = plannable_tensors(clf.model)
+    bits = {name: 4 for name in names}
+    bits["bert.encoder.layer.1.attention.self.key.weight"] = 0
+    bits["bert.encoder.layer.3.intermediate.dense.weight"] = 2
+    bits["bert.encoder.layer.4.output.dense.weight"] = 16
+    bits["bert.embeddings.word_embeddings.weight"] = 8
+    quantized = copy.deepcopy(clf)
+    apply_bits(quantized.model, bits)
+    save_compressed(quantized, bits, tmp_path / "m", {"how": "test"})
+    assert is_compressed(tmp_path / "m")
+
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as stored:
+        keys = set(stored.keys())
+        pruned = "bert.encoder.layer.1.attention.self.key.weight"
+        assert not any(k.startswith(pruned) for k in keys)  # stored as absent
+        four = "bert.encoder.layer.0.attention.self.query.weight"
+        assert stored.get_tensor(f"{four}.codes").numel() == 384 * 384 // 2
+        two = "bert.encoder.layer.3.intermediate.dense.weight"
+        assert stored.get_tensor(f"{two}.codes").numel() == 384 * 1536 // 4
+        assert stored.get_tensor("bert.encoder.layer.4.output.dense.weight").dtype == torch.float16
+    floats, loaded_bits = load_float(tmp_path / "m")
+    assert loaded_bits == bits
+    loaded = dict(floats.model.named_parameters())
+    assert not loaded[pruned].any()  # really zero
+    for name, value in quantized.model.named_parameters():
+        assert torch.allclose(loaded[name], value, atol=1e-6), name
+    in_memory = predict_proba(int8_execution(quantized, bits), TEXTS)
+    reloaded = predict_proba(load_executable(tmp_path / "m"), TEXTS)
+    assert torch.allclose(torch.from_numpy(reloaded), torch.from_numpy(in_memory), atol=1e-5)
