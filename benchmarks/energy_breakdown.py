@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frugal import energy  # noqa: E402
+from frugal.compressed import activation_bits, load_float  # noqa: E402
 from frugal.config import load_params  # noqa: E402
 from frugal.measure import measure_in_fresh_process  # noqa: E402
-from frugal.modeling import load_classifier  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "energy_breakdown.json"
 COMPONENTS = ["embeddings", "attention", "feed_forward", "norm", "head"]
@@ -40,8 +40,16 @@ def main() -> None:
     workload_path = ROOT / cfg.workload_data
     texts = pd.read_parquet(workload_path)["text"].astype(str).tolist()[: cfg.max_requests]
     profiles = [energy.device_profile(name, p) for name, p in cfg.profiles.items()]
-    clf = load_classifier(args.model)
-    results = energy.model_energy(clf.model, clf.tokenizer, texts, clf.max_length, profiles)
+    clf, bits = load_float(args.model)
+    results = energy.model_energy(
+        clf.model,
+        clf.tokenizer,
+        texts,
+        clf.max_length,
+        profiles,
+        bits,
+        activation_bits=activation_bits(args.model),
+    )
 
     rows = []
     for result in results:

@@ -20,7 +20,7 @@ def evaluate_flow(
     params = load_params(params_path, overrides)
     own_run = parent_run_id is None
     parent_run_id = parent_run_id or open_pipeline_run(params)
-    out = evaluate_task(params.evaluate.models, params.evaluate.test_data, params, parent_run_id)
+    out = evaluate_task(params.models(), params.evaluate.test_data, params, parent_run_id)
     if own_run:  # the last DVC stage closes the execution's parent run
         close_pipeline_run(params, parent_run_id)
     return out

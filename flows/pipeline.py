@@ -5,6 +5,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.compress import compress_flow
 from flows.embed import embed_flow
 from flows.evaluate import evaluate_flow
 from flows.forecast import forecast_flow
@@ -21,7 +22,7 @@ from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 @flow(name="frugal-pipeline")
 def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = None) -> Path:
     """Every stage end to end: ingest → prepare → embed → sample → learning_curve → forecast
-    → train → profile → evaluate, under one MLflow parent run.
+    → train → compress → profile → evaluate, under one MLflow parent run.
 
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
     """
@@ -35,6 +36,7 @@ def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = N
         learning_curve_flow(params_path, overrides)
         forecast_flow(params_path, overrides, parent_run_id=parent)
         train_flow(params_path, overrides, parent_run_id=parent)
+        compress_flow(params_path, overrides, parent_run_id=parent)
         profile_flow(params_path, overrides, parent_run_id=parent)
         metrics = evaluate_flow(params_path, overrides, parent_run_id=parent)
     except BaseException:

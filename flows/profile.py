@@ -20,7 +20,7 @@ def profile_flow(
     measured CPU latency, throughput and memory of every model."""
     params = load_params(params_path, overrides)
     parent_run_id = parent_run_id or open_pipeline_run(params)
-    return profile_task(params.evaluate.models, params, parent_run_id)
+    return profile_task(params.models(), params, parent_run_id)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,16 @@ def load_bits(model_dir: Path) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(path.read_text(encoding="utf-8"))["bits"].items()}
 
 
+def activation_bits(model_dir: Path) -> int:
+    """Bits the model's MACs take their activations at: 8 where it runs int8 kernels, 32 for a
+    full-precision or weight-only (float execution) model."""
+    path = Path(model_dir) / PLAN_FILE
+    if not path.is_file():
+        return FLOAT_BITS
+    execution = json.loads(path.read_text(encoding="utf-8"))["execution"]
+    return 8 if execution == "int8" else FLOAT_BITS
+
+
 def load_float(model_dir: Path) -> tuple[Classifier, dict[str, int]]:
     """The model with every weight dequantized to float32, and its bits per weight."""
     model_dir = Path(model_dir)

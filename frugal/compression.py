@@ -200,6 +200,7 @@ def plan_bits(
     objective: str = "energy",
     loss_budget: float | None = None,
     energy_budget: float | None = None,
+    activation_bits: int = 8,
 ) -> Plan:
     """Choose bits per tensor (and, for energy, SRAM residency) by MILP.
 
@@ -235,9 +236,8 @@ def plan_bits(
         for i, (t, b) in enumerate(options):
             reads = table[t].bytes_read * b / FLOAT_BITS
             macs = table[t].macs if b > 0 else 0.0
-            dram_pj[i] += (
-                reads * profile.dram_pj_per_byte + macs * profile.mac_energy_pj(b)
-            ) / full_energy[w]
+            mac_pj = profile.mac_energy_pj(max(b, activation_bits))
+            dram_pj[i] += (reads * profile.dram_pj_per_byte + macs * mac_pj) / full_energy[w]
             saving_pj[i] += (
                 reads * (profile.dram_pj_per_byte - profile.sram_pj_per_byte) / full_energy[w]
             )
@@ -407,6 +407,9 @@ def distill(
 
 
 VARIANTS = ("int8_ptq", "int4_weight_only", "size_guided", "energy_ptq", "energy_qat")
+# Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
+# ("float") execution multiplies in float.
+KERNEL_BITS = {"int8": 8, "float": FLOAT_BITS}
 
 
 @dataclass
@@ -428,11 +431,14 @@ class CompressionResult:
 
 
 def relative_energy(
-    costs: Mapping[str, list[TensorCost]], profile: DeviceProfile, bits: Mapping[str, int]
+    costs: Mapping[str, list[TensorCost]],
+    profile: DeviceProfile,
+    bits: Mapping[str, int],
+    activation_bits: int,
 ) -> dict[str, float]:
     """Modeled energy at `bits` ÷ full precision's, per workload (placement solved for each)."""
     return {
-        workload: energy_per_request(with_bits(full, bits), profile).total_pj
+        workload: energy_per_request(with_bits(full, bits, activation_bits), profile).total_pj
         / energy_per_request(full, profile).total_pj
         for workload, full in costs.items()
     }
@@ -492,9 +498,9 @@ def compress(
     budgets = int8_loss * 2.0 ** np.arange(-2, cfg.plan_budgets - 2)
     rows, plans = [], []
     for budget in budgets:
-        plan = plan_bits(costs, profile, choices, loss, "energy", loss_budget=float(budget))
+        plan = plan_bits(costs, profile, choices, loss, "energy", float(budget))
         dev = accuracy(base, dev_texts, dev_labels, plan.bits, act)
-        energy_by_workload = relative_energy(costs, profile, plan.bits)
+        energy_by_workload = relative_energy(costs, profile, plan.bits, KERNEL_BITS["int8"])
         rows.append(
             {
                 "loss_budget": float(budget),
@@ -519,13 +525,15 @@ def compress(
             return int(candidates["dev_drop"].idxmin())
         return int(ok[np.argmin(mean_energy.to_numpy()[ok])])
 
-    def describe(bits: Mapping[str, int], how: str, **extra: object) -> dict:
+    def describe(bits: Mapping[str, int], how: str, execution: str, **extra: object) -> dict:
         sizes = {c.name: c.n_elements for c in costs[cfg.workloads[0]]}
         planned = sum(sizes[n] for n in fisher)
         return {
             "how": how,
             "profile": profile.name,
-            "relative_energy": relative_energy(costs, profile, bits),
+            "relative_energy": relative_energy(costs, profile, bits, KERNEL_BITS[execution]),
+            "activation_bits": KERNEL_BITS[execution],
+            "execution": execution,
             "predicted_loss": sum(loss.get((n, b), 0.0) for n, b in bits.items()),
             "planned_bytes": sum(sizes[n] * b / 8 for n, b in bits.items()),
             "mean_bits": sum(sizes[n] * b for n, b in bits.items()) / planned,
@@ -545,11 +553,18 @@ def compress(
     for name in variants:
         if name == "int8_ptq":
             bits = {n: 8 for n in fisher}
-            out.append(ptq(name, bits, "int8", describe(bits, "uniform 8-bit post-training")))
+            out.append(
+                ptq(name, bits, "int8", describe(bits, "uniform 8-bit post-training", "int8"))
+            )
         elif name == "int4_weight_only":
             bits = {n: 4 for n in fisher}
             out.append(
-                ptq(name, bits, "float", describe(bits, "uniform 4-bit weights, float activations"))
+                ptq(
+                    name,
+                    bits,
+                    "float",
+                    describe(bits, "uniform 4-bit weights, float activations", "float"),
+                )
             )
         elif name == "energy_ptq":
             chosen = plans[ptq_index]
@@ -562,6 +577,7 @@ def compress(
                     describe(
                         chosen.bits,
                         how,
+                        "int8",
                         loss_budget=float(budgets[ptq_index]),
                         resident=chosen.resident,
                     ),
@@ -572,7 +588,12 @@ def compress(
             chosen = plan_bits(costs, profile, choices, loss, "bytes", loss_budget=budget)
             how = "size-guided plan (fewest bytes) at energy_ptq's predicted-loss budget"
             out.append(
-                ptq(name, chosen.bits, "int8", describe(chosen.bits, how, loss_budget=budget))
+                ptq(
+                    name,
+                    chosen.bits,
+                    "int8",
+                    describe(chosen.bits, how, "int8", loss_budget=budget),
+                )
             )
         elif name == "energy_qat":
             index = lowest_energy_within(cfg.qat_accuracy_budget)
@@ -596,6 +617,7 @@ def compress(
             plan = describe(
                 chosen.bits,
                 how,
+                "int8",
                 loss_budget=float(budgets[index]),
                 resident=chosen.resident,
                 ptq_dev_accuracy=float(candidates.loc[index, "dev_accuracy"]),

@@ -118,8 +118,6 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    models: list[Path] = Field(min_length=1)
-    baseline: Path
     bootstrap_resamples: int = Field(ge=100)
     seed: int
     test_data: Path
@@ -128,14 +126,9 @@ class EvaluateConfig(_Section):
     report: Path
     predictions: Path
     plots_dir: Path
-
-    @model_validator(mode="after")
-    def _baseline_is_evaluated(self) -> EvaluateConfig:
-        if self.baseline not in self.models:
-            raise ValueError(f"baseline {self.baseline} must be one of models {self.models}")
-        if len({m.name for m in self.models}) != len(self.models):
-            raise ValueError("models must have distinct folder names (they name the results)")
-        return self
+    pareto_plot: Path
+    accuracy_budget: float = Field(ge=0, le=1)  # champion: accuracy loss vs the base allowed
+    champion_profile: str  # ... and the lowest modeled energy on this profile (mean of workloads)
 
 
 class DeviceProfileConfig(_Section):
@@ -175,7 +168,6 @@ class QatConfig(_Section):
 
 
 class CompressConfig(_Section):
-    model: Path
     output_dir: Path
     variants: list[
         Literal["int8_ptq", "int4_weight_only", "size_guided", "energy_ptq", "energy_qat"]
@@ -214,13 +206,33 @@ class Params(_Section):
     forecast: ForecastConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    compress: CompressConfig
     energy: EnergyConfig
     tracking: TrackingConfig
+
+    def models(self) -> list[Path]:
+        """Every model the profile and evaluate stages cover: the trained base model first (the
+        baseline of every comparison), then each compressed variant."""
+        return [self.train.output_dir] + [
+            self.compress.output_dir / v for v in self.compress.variants
+        ]
 
     @model_validator(mode="after")
     def _splits_leave_a_pool(self) -> Params:
         if self.prepare.dev_fraction + self.prepare.test_fraction >= 0.8:
             raise ValueError("prepare.dev_fraction + prepare.test_fraction must be < 0.8")
+        return self
+
+    @model_validator(mode="after")
+    def _profiles_exist(self) -> Params:
+        for key, name in (
+            ("compress.profile", self.compress.profile),
+            ("evaluate.champion_profile", self.evaluate.champion_profile),
+        ):
+            if name not in self.energy.profiles:
+                raise ValueError(f"{key}: no device profile {name!r} in energy.profiles")
+        if len(set(self.compress.variants)) != len(self.compress.variants):
+            raise ValueError("compress.variants: a variant is listed twice")
         return self
 
 

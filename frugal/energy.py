@@ -113,6 +113,7 @@ class TensorCost:
     bits: int
     bytes_read: float  # per request
     macs: float  # per request, charged to this tensor
+    mac_bits: int = FLOAT_BITS  # precision of its MACs: the wider of weights and activations
 
     @property
     def size_bytes(self) -> float:
@@ -124,6 +125,7 @@ def tensor_costs(
     counts: Mapping[str, ModuleCounts],
     n_requests: int,
     bits: Mapping[str, int] | None = None,
+    activation_bits: int = FLOAT_BITS,
 ) -> list[TensorCost]:
     """Per-request reads and MACs of every parameter tensor (`bits`: name -> bits, default 32).
 
@@ -154,11 +156,23 @@ def tensor_costs(
                     macs = rows * param.numel()
             if width == 0:  # pruned: not stored, not read, not multiplied
                 macs = 0.0
-            costs.append(TensorCost(name, module_name, param.numel(), width, read, macs))
+            costs.append(
+                TensorCost(
+                    name,
+                    module_name,
+                    param.numel(),
+                    width,
+                    read,
+                    macs,
+                    max(width, activation_bits),
+                )
+            )
     return costs
 
 
-def with_bits(costs: list[TensorCost], bits: Mapping[str, int]) -> list[TensorCost]:
+def with_bits(
+    costs: list[TensorCost], bits: Mapping[str, int], activation_bits: int = FLOAT_BITS
+) -> list[TensorCost]:
     """Full-precision costs re-priced at `bits` per tensor: reads scale with the width, a
     pruned (0-bit) tensor does no MACs."""
     if any(c.bits != FLOAT_BITS for c in costs):
@@ -174,6 +188,7 @@ def with_bits(costs: list[TensorCost], bits: Mapping[str, int]) -> list[TensorCo
                 width,
                 c.bytes_read * width / FLOAT_BITS,
                 c.macs if width > 0 else 0.0,
+                max(width, activation_bits),
             )
         )
     return priced
@@ -308,7 +323,7 @@ def energy_per_request(costs: list[TensorCost], profile: DeviceProfile) -> Energ
                 cost.bits,
                 cost.size_bytes,
                 cost.bytes_read * per_byte,
-                cost.macs * profile.mac_energy_pj(cost.bits),
+                cost.macs * profile.mac_energy_pj(cost.mac_bits),
             )
         )
     return EnergyReport(profile.name, tensors)
@@ -376,13 +391,14 @@ def model_energy(
     profiles: list[DeviceProfile],
     bits: Mapping[str, int] | None = None,
     workloads: tuple[str, ...] = WORKLOADS,
+    activation_bits: int = FLOAT_BITS,
 ) -> list[WorkloadEnergy]:
     """Count invocations over each workload once, then price them for every profile."""
     results = []
     for workload in workloads:
         requests = workload_requests(texts, workload)
         counts = count_requests(model, tokenizer, requests, max_length)
-        costs = tensor_costs(model, counts, n_requests=len(texts), bits=bits)
+        costs = tensor_costs(model, counts, len(texts), bits, activation_bits)
         reports = {p.name: energy_per_request(costs, p) for p in profiles}
         results.append(WorkloadEnergy(workload, len(texts), len(requests), reports))
     return results

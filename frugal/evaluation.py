@@ -82,6 +82,17 @@ def accuracy_difference(
     }
 
 
+def choose_champion(summary: dict[str, dict], budget: float, profile: str) -> str | None:
+    """The model with the lowest modeled energy on `profile` (mean over workloads) whose test
+    accuracy is at most `budget` below the base model's."""
+    eligible = {
+        name: np.mean(list(s["modeled_uj_per_utterance"][profile].values()))
+        for name, s in summary.items()
+        if s["accuracy_vs_baseline"]["difference"] >= -budget - 1e-12
+    }
+    return min(eligible, key=eligible.get) if eligible else None
+
+
 def headline_metrics(metrics: dict) -> dict:
     """The figures worth a column in `dvc metrics show`: overall scores and per-class F1."""
     keys = ("accuracy", "macro_f1", "ece", "n_test", "size_mb")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from frugal.modeling import load_classifier
+from frugal.compressed import load_executable
 
 POWERCAP = Path("/sys/class/powercap")
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".bin")
@@ -117,7 +117,7 @@ def measure_cpu(
         raise ValueError("no texts to measure on")
     torch.set_num_threads(threads)
     runtime_rss = _rss_mb("VmRSS")
-    clf = load_classifier(model_dir)
+    clf = load_executable(model_dir)  # compressed models on their int8 kernels
     model, tokenizer = clf.model, clf.tokenizer
 
     def encode(batch: list[str]) -> dict:

@@ -25,7 +25,7 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
     cfg = params.compress
     logger = get_run_logger()
     torch.set_num_threads(cfg.threads)
-    base = load_classifier(cfg.model)
+    base = load_classifier(params.train.output_dir)
     # the pool's text only: distillation and Fisher use no labels
     unlabeled = pd.read_parquet(cfg.unlabeled_data, columns=["text"])["text"].astype(str).tolist()
     dev = pd.read_parquet(cfg.dev_data)
@@ -73,7 +73,7 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
     c = tracking.client(params.tracking)
     c.log_artifact(parent_run_id, str(cfg.report), "reports")
     c.log_artifact(parent_run_id, str(cfg.sensitivity_report), "reports")
-    base_md5 = file_md5(cfg.model / "model.safetensors")
+    base_md5 = file_md5(params.train.output_dir / "model.safetensors")
     out = []
     for variant in result.variants:
         model_dir = cfg.output_dir / variant.name

@@ -11,16 +11,19 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
+from frugal.compressed import load_executable
 from frugal.config import Params
 from frugal.errors import DataError
 from frugal.evaluation import (
     accuracy_difference,
+    choose_champion,
     classification_metrics,
     headline_metrics,
     plot_confusion,
 )
 from frugal.hashing import data_md5, file_md5
-from frugal.modeling import load_classifier, predict_proba
+from frugal.modeling import predict_proba
+from frugal.plots import plot_pareto
 from tasks import tracking
 
 
@@ -45,7 +48,7 @@ def evaluate_task(
     run_ids: dict[str, str] = {}
     for model_dir in model_dirs:
         name = model_dir.name
-        clf = load_classifier(model_dir)
+        clf = load_executable(model_dir)  # as it serves: compressed layers on int8 kernels
         probs = predict_proba(clf, test["text"].tolist(), batch_size=cfg.batch_size)
         metrics = classification_metrics(test["label"].astype(str).tolist(), probs, clf.labels)
         metrics["size_mb"] = round(
@@ -76,7 +79,7 @@ def evaluate_task(
         c.set_tag(run_id, "dvc.md5.test", test_md5)
         run_ids[name] = run_id
 
-    baseline = cfg.baseline.name
+    baseline = model_dirs[0].name  # the base model: every difference is against it
     for name, metrics in report.items():
         metrics["accuracy_vs_baseline"] = accuracy_difference(
             correct[name], correct[baseline], cfg.bootstrap_resamples, cfg.seed
@@ -95,6 +98,24 @@ def evaluate_task(
             c.log_metric(run_id, f"test_accuracy_vs_baseline.{key}", value)
         c.log_dict(run_id, metrics, "evaluation/metrics.json")
         c.log_artifact(run_id, str(cfg.plots_dir / f"confusion_{name}.png"), "evaluation")
+
+    champion = choose_champion(summary, cfg.accuracy_budget, cfg.champion_profile)
+    for name in summary:
+        summary[name]["champion"] = name == champion
+    if champion is not None:
+        tracking.set_champion(params.tracking, run_ids[champion])
+    plot_pareto(
+        pd.DataFrame(
+            [
+                {"model": name, "workload": workload, "uj": uj, "accuracy": s["accuracy"]}
+                for name, s in summary.items()
+                for workload, uj in s["modeled_uj_per_utterance"][cfg.champion_profile].items()
+            ]
+        ),
+        cfg.pareto_plot,
+        f"{cfg.champion_profile} profile",
+    )
+    c.log_artifact(parent_run_id, str(cfg.pareto_plot), "reports")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

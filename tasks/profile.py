@@ -10,11 +10,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from frugal import energy
+from frugal.compressed import activation_bits, load_float
 from frugal.config import Params
 from frugal.errors import DataError
 from frugal.hashing import data_md5, file_md5
 from frugal.measure import measure_in_fresh_process
-from frugal.modeling import load_classifier
 from frugal.plots import plot_energy_layers
 from tasks import tracking
 
@@ -33,8 +33,16 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
     summary: dict[str, dict] = {}
     for model_dir in model_dirs:
         name = model_dir.name
-        clf = load_classifier(model_dir)
-        results = energy.model_energy(clf.model, clf.tokenizer, texts, clf.max_length, profiles)
+        clf, bits = load_float(model_dir)  # weights at their stored values, priced at `bits`
+        results = energy.model_energy(
+            clf.model,
+            clf.tokenizer,
+            texts,
+            clf.max_length,
+            profiles,
+            bits,
+            activation_bits=activation_bits(model_dir),
+        )
         tensors = pd.concat([r.table() for r in results], ignore_index=True)
         layers = (
             tensors.groupby(["workload", "profile", "layer"], sort=False)[LAYER_COLUMNS]

@@ -34,6 +34,15 @@ TINY_OVERRIDES = {
     "forecast": {"fractions": [0.34, 0.67, 1.0], "seeds": [13], "at": [500]},
     "train": {"max_steps": 30, "min_steps": 0, "epochs": 4, "batch_size": 16},
     "energy": {"max_requests": 12, "latency_requests": 12},
+    "compress": {
+        "variants": ["int8_ptq", "energy_ptq", "energy_qat"],
+        "fisher_texts": 8,
+        "sensitivity_texts": 16,
+        "workload_texts": 8,
+        "bit_choices": [2, 4, 8],
+        "plan_budgets": 3,
+        "qat": {"epochs": 1, "batch_size": 16},
+    },
 }
 
 

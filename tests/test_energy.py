@@ -14,6 +14,7 @@ from frugal.energy import (
     place_in_sram,
     streaming_requests,
     tensor_costs,
+    with_bits,
 )
 
 # Horowitz ISSCC 2014 (45 nm): 32-bit DRAM read 640 pJ, SRAM read 5 pJ; fp32 mult 3.7 + add 0.9,
@@ -94,8 +95,15 @@ def test_bits_change_bytes_and_mac_precision():
     assert small["linear.weight"].size_bytes == 6
     assert small["linear.weight"].bytes_read == 6
     report = energy_per_request(list(small.values()), profile(0)).table().set_index("tensor")
-    # 4-bit weights multiply in the 8-bit unit
+    # weight-only: float activations, so the MACs stay fp32
+    assert report.loc["linear.weight", "compute_pj"] == pytest.approx(3 * 12 * MACS[32])
+    int8 = costs_of(Tiny(), [[1, 2, 3]], bits={"linear.weight": 4}, activation_bits=8)
+    report = energy_per_request(int8, profile(0)).table().set_index("tensor")
+    # 4-bit weights times 8-bit activations multiply in the 8-bit unit
     assert report.loc["linear.weight", "compute_pj"] == pytest.approx(3 * 12 * MACS[8])
+    # re-pricing full-precision costs gives the same numbers as counting at those bits
+    repriced = with_bits(list(full.values()), {"linear.weight": 4}, activation_bits=8)
+    assert repriced == int8
 
 
 def test_streaming_runs_the_encoder_more_often_than_batch_on_the_same_text():
