@@ -14,6 +14,7 @@ weights per channel, activations quantized to 8 bits on the fly).
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -127,19 +128,46 @@ def load_float(model_dir: Path) -> tuple[Classifier, dict[str, int]]:
     return clf, bits
 
 
+class PrunedLinear(torch.nn.Module):
+    """A linear layer whose weight was pruned (0 bits): nothing to read or multiply, its output
+    is its bias."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.out_features = linear.out_features
+        self.bias = linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (*x.shape[:-1], self.out_features)
+        return self.bias.expand(shape) if self.bias is not None else x.new_zeros(shape)
+
+
 def int8_execution(clf: Classifier, bits: dict[str, int]) -> Classifier:
-    """Swap every linear layer whose weights have 2-8 bits for a real int8 kernel (per-channel
-    int8 weights, activations quantized dynamically)."""
+    """A copy of `clf` that executes as deployed: every linear layer whose weights have 2-8 bits
+    on a real int8 kernel (per-channel int8 weights, activations quantized dynamically), every
+    pruned one skipped (its bias only)."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    linear = {n for n, m in clf.model.named_modules() if isinstance(m, torch.nn.Linear)}
     spec = {
-        name.removesuffix(".weight"): per_channel_dynamic_qconfig
+        module: per_channel_dynamic_qconfig
         for name, width in bits.items()
-        if width in INT_BITS and not name.endswith("word_embeddings.weight")
+        if width in INT_BITS and (module := name.removesuffix(".weight")) in linear
     }
-    if not spec:
-        return clf
-    model = quantize_dynamic(clf.model, qconfig_spec=spec, dtype=torch.qint8)
+    model = (
+        quantize_dynamic(clf.model, qconfig_spec=spec, dtype=torch.qint8)
+        if spec
+        else copy.deepcopy(clf.model)
+    )
+    for name, width in bits.items():
+        module = name.removesuffix(".weight")
+        if width == 0 and module in linear:
+            parent, _, child = module.rpartition(".")
+            setattr(
+                model.get_submodule(parent),
+                child,
+                PrunedLinear(getattr(model.get_submodule(parent), child)),
+            )
     return Classifier(model, clf.tokenizer, clf.labels, clf.max_length)
 
 

@@ -7,7 +7,13 @@ import itertools
 import pytest
 import torch
 
-from frugal.compressed import is_compressed, load_executable, load_float, save_compressed
+from frugal.compressed import (
+    PrunedLinear,
+    is_compressed,
+    load_executable,
+    load_float,
+    save_compressed,
+)
 from frugal.compression import (
     apply_bits,
     distill,
@@ -164,6 +170,12 @@ def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identicall
     assert not loaded[pruned].any()  # really zero
     for name, value in quantized.model.named_parameters():
         assert torch.allclose(loaded[name], value, atol=1e-6), name
-    in_memory = predict_proba(int8_execution(quantized, bits), TEXTS)
+    executable = int8_execution(quantized, bits)
+    skipped = executable.model.get_submodule("bert.encoder.layer.1.attention.self.key")
+    assert isinstance(skipped, PrunedLinear)  # nothing read or multiplied at run time
+    x = torch.randn(2, 3, 384)
+    bias = dict(quantized.model.named_parameters())["bert.encoder.layer.1.attention.self.key.bias"]
+    assert torch.equal(skipped(x), bias.expand(2, 3, 384))
+    in_memory = predict_proba(executable, TEXTS)
     reloaded = predict_proba(load_executable(tmp_path / "m"), TEXTS)
     assert torch.allclose(torch.from_numpy(reloaded), torch.from_numpy(in_memory), atol=1e-5)

@@ -115,6 +115,7 @@ def test_deployment_run_completes_and_writes_outputs(prefect_server, tmp_path):
         "data/labels/labeled.parquet",
         "reports/forecast.json",
         "models/base/model.safetensors",
+        "models/compressed/energy_qat/model.safetensors",
         "reports/metrics.json",
     ):
         assert (repo / out).is_file(), out

@@ -53,6 +53,13 @@ def test_repro_writes_every_stage_output(repo):
         "reports/energy/base/tensors.csv",
         "reports/energy/base/layers.csv",
         "reports/plots/energy/base.png",
+        "models/compressed/int8_ptq/model.safetensors",
+        "models/compressed/energy_qat/compression.json",
+        "reports/compress.json",
+        "reports/sensitivity.csv",
+        "reports/plan_candidates.csv",
+        "reports/plots/energy/energy_qat.png",
+        "reports/plots/pareto.png",
     ]:
         assert (repo / out).is_file(), out
     metrics = json.loads((repo / "reports/metrics.json").read_text())["base"]
@@ -92,6 +99,27 @@ def test_profile_and_evaluate_report_energy_latency_and_the_baseline_difference(
     assert metrics["accuracy_vs_baseline"] == {"difference": 0.0, "ci95_low": 0.0, "ci95_high": 0.0}
     assert metrics["modeled_uj_per_utterance"] == uj
     assert metrics["measured_latency_ms_p50"] == measured["latency_ms_p50"]
+
+
+def test_compress_writes_every_variant_smaller_and_evaluate_picks_a_champion(repo):
+    compress = json.loads((repo / "reports/compress.json").read_text())
+    assert set(compress["variants"]) == {"int8_ptq", "energy_ptq", "energy_qat"}
+    assert set(compress["sensitivity_agreement"]) >= {"fisher_vs_kl"}
+    base_bytes = (repo / "models/base/model.safetensors").stat().st_size
+    int8_bytes = (repo / "models/compressed/int8_ptq/model.safetensors").stat().st_size
+    assert int8_bytes < 0.3 * base_bytes  # 8-bit codes really stored
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics) == {"base", "int8_ptq", "energy_ptq", "energy_qat"}
+    profile = json.loads((repo / "reports/profile.json").read_text())
+    for name in ("int8_ptq", "energy_ptq", "energy_qat"):
+        # fewer bits, less modeled energy, in both workloads
+        for workload in ("batch", "streaming"):
+            uj = profile[name]["modeled"]["uj_per_utterance"]["phone"][workload]
+            assert uj < profile["base"]["modeled"]["uj_per_utterance"]["phone"][workload]
+        diff = metrics[name]["accuracy_vs_baseline"]
+        assert diff["ci95_low"] <= diff["difference"] <= diff["ci95_high"]
+    champions = [name for name, m in metrics.items() if m["champion"]]
+    assert len(champions) <= 1
 
 
 def test_sample_buys_the_budget_and_training_uses_exactly_those_labels(repo):
@@ -154,6 +182,7 @@ def test_second_repro_skips_every_stage_but_ingest(repo):
         "learning_curve",
         "forecast",
         "train",
+        "compress",
         "profile",
         "evaluate",
     ):
@@ -168,8 +197,10 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     uri = f"sqlite:///{repo / 'mlruns/mlflow.db'}"
     client = MlflowClient(uri, uri)
     versions = client.search_model_versions("name = 'frugal-intent'")
-    assert len(versions) == 1
-    run = client.get_run(versions[0].run_id)
+    assert len(versions) == 4  # the base model and three compressed variants
+    by_stage = {client.get_run(v.run_id).data.tags["frugal.stage"]: v for v in versions}
+    assert set(by_stage) == {"train", "compress"}
+    run = client.get_run(by_stage["train"].run_id)
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True
@@ -190,7 +221,15 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     runs = client.search_runs([run.info.experiment_id])
     assert sum("mlflow.parentRunId" not in r.data.tags for r in runs) == 1
     stages = {r.data.tags.get("frugal.stage") for r in runs}
-    assert {"sample", "forecast", "train"} <= stages
+    assert {"sample", "forecast", "train", "compress"} <= stages
+    # the champion alias points at the model evaluate flagged
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    champion = [name for name, m in metrics.items() if m["champion"]]
+    if champion:
+        version = client.get_model_version_by_alias("frugal-intent", "champion")
+        tags = client.get_run(version.run_id).data.tags
+        expected = "base" if champion == ["base"] else champion[0]
+        assert tags.get("frugal.variant", "base") == expected
     # profile and evaluate log onto the model's own run
     assert (
         run.data.metrics["modeled_uj.phone.streaming"] > run.data.metrics["modeled_uj.phone.batch"]
@@ -230,5 +269,7 @@ def test_dvc_push_pull_round_trip(repo):
     result = _run(["dvc", "pull"], repo)
     assert result.returncode == 0, result.stderr
     assert (repo / "models/base/model.safetensors").read_bytes() == before
-    status = _run(["dvc", "status", "prepare", "sample", "train", "profile", "evaluate"], repo)
+    status = _run(
+        ["dvc", "status", "prepare", "sample", "train", "compress", "profile", "evaluate"], repo
+    )
     assert "up to date" in status.stdout, status.stdout
