@@ -3,7 +3,8 @@
 A compressed model folder is a normal model folder (config, tokenizer, frugal.json) whose
 `model.safetensors` stores each planned weight at its bit width: 2/4/8-bit weights as packed
 codes (`<name>.codes`, 8 // bits per byte) with one float32 scale per output channel
-(`<name>.scale`), 16-bit ones as float16, pruned (0-bit) ones not at all. `compression.json`
+(`<name>.scale`), 16-bit ones as float16, pruned (0-bit) ones not at all; a magnitude-pruned
+(sparse) tensor stores a bit mask and the codes of its nonzero entries. `compression.json`
 holds the bits and shapes (and the plan that chose them). Sizes on disk are therefore real.
 
 Loading gives either the dequantized float model (what the energy model and the planner
@@ -18,6 +19,7 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig
@@ -38,12 +40,19 @@ EXECUTIONS = ("int8", "float")
 
 
 def save_compressed(
-    clf: Classifier, bits: dict[str, int], out_dir: Path, plan: dict, execution: str = "int8"
+    clf: Classifier,
+    bits: dict[str, int],
+    out_dir: Path,
+    plan: dict,
+    execution: str = "int8",
+    sparse: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Write `clf` with each weight in `bits` stored at its width (see the module docstring).
     The weights must already hold their quantized values (after `distill` or `apply_bits`)
     for the stored model to predict what the in-memory one does. `execution`: "int8" runs
-    low-bit linear layers on int8 kernels; "float" keeps activations in float (weight-only)."""
+    low-bit linear layers on int8 kernels; "float" keeps activations in float (weight-only).
+    Tensors in `sparse` (magnitude-pruned) store a bit mask and the codes of their nonzero
+    entries only."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
     out_dir = Path(out_dir)
@@ -60,6 +69,10 @@ def save_compressed(
             tensors[name] = value.to(torch.float16)
         elif width in INT_BITS:
             codes, scale = symmetric_codes(value, width)
+            if name in sparse:
+                kept = (value != 0).flatten()
+                tensors[f"{name}.mask"] = torch.from_numpy(np.packbits(kept.numpy()))
+                codes = codes.flatten()[kept]
             tensors[f"{name}.codes"] = pack_codes(codes, width)
             tensors[f"{name}.scale"] = scale.to(torch.float32).contiguous()
         elif width != 0:
@@ -73,17 +86,10 @@ def save_compressed(
         "bits": bits,
         "shapes": {n: shapes[n] for n in bits},
         "execution": execution,
+        "sparse": sorted(sparse),
         "plan": plan,
     }
     (out_dir / PLAN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-
-
-def load_bits(model_dir: Path) -> dict[str, int]:
-    """Bits per weight of a saved model ({} for a full-precision one)."""
-    path = Path(model_dir) / PLAN_FILE
-    if not path.is_file():
-        return {}
-    return {k: int(v) for k, v in json.loads(path.read_text(encoding="utf-8"))["bits"].items()}
 
 
 def activation_bits(model_dir: Path) -> int:
@@ -96,13 +102,15 @@ def activation_bits(model_dir: Path) -> int:
     return 8 if execution == "int8" else FLOAT_BITS
 
 
-def load_float(model_dir: Path) -> tuple[Classifier, dict[str, int]]:
-    """The model with every weight dequantized to float32, and its bits per weight."""
+def load_float(model_dir: Path) -> tuple[Classifier, dict[str, float]]:
+    """The model with every weight dequantized to float32, and its stored bits per weight (a
+    sparse tensor's include its mask: code bits × density + 1)."""
     model_dir = Path(model_dir)
     if not is_compressed(model_dir):
         return load_classifier(model_dir), {}
     record = json.loads((model_dir / PLAN_FILE).read_text(encoding="utf-8"))
-    bits = {k: int(v) for k, v in record["bits"].items()}
+    bits: dict[str, float] = {k: int(v) for k, v in record["bits"].items()}
+    sparse = set(record.get("sparse", []))
     stored = load_file(str(model_dir / "model.safetensors"))
     model = MeanPoolingClassifier(BertConfig.from_pretrained(model_dir))
     state = model.state_dict()
@@ -111,6 +119,15 @@ def load_float(model_dir: Path) -> tuple[Classifier, dict[str, int]]:
         shape = tuple(record["shapes"].get(name, state[name].shape))
         if width == 0:
             state[name] = torch.zeros(shape)
+        elif width in INT_BITS and name in sparse:
+            n = int(torch.Size(shape).numel())
+            kept = torch.from_numpy(np.unpackbits(stored[f"{name}.mask"].numpy())[:n].astype(bool))
+            codes = torch.zeros(n)
+            codes[kept] = unpack_codes(stored[f"{name}.codes"], width, (int(kept.sum()),))
+            codes = codes.reshape(shape)
+            scale = stored[f"{name}.scale"]
+            state[name] = (codes.reshape(shape[0], -1) * scale[:, None]).reshape(shape)
+            bits[name] = width * float(kept.float().mean()) + 1
         elif width in INT_BITS:
             codes = unpack_codes(stored[f"{name}.codes"], width, shape)
             scale = stored[f"{name}.scale"]
@@ -142,7 +159,7 @@ class PrunedLinear(torch.nn.Module):
         return self.bias.expand(shape) if self.bias is not None else x.new_zeros(shape)
 
 
-def int8_execution(clf: Classifier, bits: dict[str, int]) -> Classifier:
+def int8_execution(clf: Classifier, bits: dict[str, float]) -> Classifier:
     """A copy of `clf` that executes as deployed: every linear layer whose weights have 2-8 bits
     on a real int8 kernel (per-channel int8 weights, activations quantized dynamically), every
     pruned one skipped (its bias only)."""
@@ -152,7 +169,7 @@ def int8_execution(clf: Classifier, bits: dict[str, int]) -> Classifier:
     spec = {
         module: per_channel_dynamic_qconfig
         for name, width in bits.items()
-        if width in INT_BITS and (module := name.removesuffix(".weight")) in linear
+        if 0 < width <= 8 and (module := name.removesuffix(".weight")) in linear
     }
     model = (
         quantize_dynamic(clf.model, qconfig_spec=spec, dtype=torch.qint8)

@@ -47,7 +47,7 @@ from frugal.energy import (
     workload_requests,
 )
 from frugal.modeling import Classifier
-from frugal.quantize import fake_quantize, quantize_activations, ste
+from frugal.quantize import fake_quantize, magnitude_prune, quantize_activations, ste
 
 
 def plannable_tensors(model: torch.nn.Module) -> list[str]:
@@ -159,6 +159,46 @@ def sensitivity_table(
         )
         if progress:
             progress(done, len(work))
+    return pd.DataFrame(rows)
+
+
+def subgroup_sensitivity(
+    model: torch.nn.Module,
+    fisher: Mapping[str, torch.Tensor],
+    bit_choices: list[int],
+    n_heads: int,
+    group_size: int,
+) -> pd.DataFrame:
+    """Fisher-predicted loss increase of quantizing one subgroup of a tensor at each width:
+    each attention head (its rows of query / key / value, its input columns of the attention
+    output) and each group of `group_size` output channels of the feed-forward layers. Per-
+    channel scales make each row's rounding error independent of the others, so a subgroup's
+    prediction is the sum over its own entries."""
+    params = dict(model.named_parameters())
+    rows = []
+    for name in fisher:
+        weight, f = params[name].detach(), fisher[name]
+        if ".attention.self." in name:
+            kind, axis, size = "head", 0, weight.shape[0] // n_heads
+        elif ".attention.output." in name:
+            kind, axis, size = "head", 1, weight.shape[1] // n_heads
+        elif ".intermediate." in name or ".output.dense" in name:
+            kind, axis, size = "channels", 0, group_size
+        else:
+            continue
+        for bits in bit_choices:
+            error = (fake_quantize(weight, bits) - weight) ** 2 * f * 0.5
+            per_group = error.sum(dim=1 - axis).reshape(-1, size).sum(dim=1)
+            for index, value in enumerate(per_group.tolist()):
+                rows.append(
+                    {
+                        "tensor": name,
+                        "kind": kind,
+                        "group": index,
+                        "bits": bits,
+                        "fisher_loss": value,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -406,7 +446,14 @@ def distill(
     return losses
 
 
-VARIANTS = ("int8_ptq", "int4_weight_only", "size_guided", "energy_ptq", "energy_qat")
+VARIANTS = (
+    "int8_ptq",
+    "int4_weight_only",
+    "size_guided",
+    "magnitude_pruning",
+    "energy_ptq",
+    "energy_qat",
+)
 # Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
 # ("float") execution multiplies in float.
 KERNEL_BITS = {"int8": 8, "float": FLOAT_BITS}
@@ -419,11 +466,13 @@ class Variant:
     bits: dict[str, int]
     execution: str  # "int8" kernels, or "float" (weight-only quantization)
     plan: dict  # how it was chosen, predicted loss, modeled relative energy, bytes
+    sparse: frozenset[str] = frozenset()  # magnitude-pruned tensors (stored as mask + values)
 
 
 @dataclass
 class CompressionResult:
     sensitivity: pd.DataFrame
+    subgroups: pd.DataFrame  # Fisher-predicted sensitivity per attention head / channel group
     agreement: dict[str, float]
     candidates: pd.DataFrame  # the budget sweep: one planned candidate per row
     reference_dev_accuracy: float
@@ -595,6 +644,25 @@ def compress(
                     describe(chosen.bits, how, "int8", loss_budget=budget),
                 )
             )
+        elif name == "magnitude_pruning":
+            # the energy_ptq plan's bytes, spent on int8 values of the largest weights + a mask
+            sizes = {c.name: c.n_elements for c in costs[cfg.workloads[0]] if c.name in fisher}
+            target = sum(sizes[n] * b / 8 for n, b in plans[ptq_index].bits.items())
+            density = min(1.0, max(0.05, (8 * target / sum(sizes.values()) - 1) / 8))
+            clf = copy.deepcopy(base)
+            params = dict(clf.model.named_parameters())
+            with torch.no_grad():
+                for tensor in fisher:
+                    pruned = magnitude_prune(params[tensor], 1.0 - density)
+                    params[tensor].copy_(fake_quantize(pruned, 8))
+            stored_bits = 8 * density + 1  # int8 values of kept weights + a 1-bit mask
+            how = (
+                f"magnitude pruning of every planned tensor to {1 - density:.1%} sparsity, int8 "
+                "values + bit mask: energy_ptq's bytes"
+            )
+            plan = describe({n: stored_bits for n in fisher}, how, "int8", sparsity=1 - density)
+            bits = {n: 8 for n in fisher}
+            out.append(Variant(name, clf, bits, "int8", plan, frozenset(fisher)))
         elif name == "energy_qat":
             index = lowest_energy_within(cfg.qat_accuracy_budget)
             chosen = plans[index]
@@ -626,4 +694,7 @@ def compress(
                 distill_loss_last=losses[-1],
             )
             out.append(Variant(name, clf, dict(chosen.bits), "int8", plan))
-    return CompressionResult(sensitivity, agreement, candidates, reference, out)
+    subgroups = subgroup_sensitivity(
+        model, fisher, widths, model.config.num_attention_heads, cfg.channel_group
+    )
+    return CompressionResult(sensitivity, subgroups, agreement, candidates, reference, out)

@@ -170,12 +170,20 @@ class QatConfig(_Section):
 class CompressConfig(_Section):
     output_dir: Path
     variants: list[
-        Literal["int8_ptq", "int4_weight_only", "size_guided", "energy_ptq", "energy_qat"]
+        Literal[
+            "int8_ptq",
+            "int4_weight_only",
+            "size_guided",
+            "magnitude_pruning",
+            "energy_ptq",
+            "energy_qat",
+        ]
     ] = Field(min_length=1)
     unlabeled_data: Path
     dev_data: Path
     fisher_texts: int = Field(ge=1)
     sensitivity_texts: int = Field(ge=2)
+    channel_group: int = Field(ge=1)
     workload_texts: int = Field(ge=1)
     bit_choices: list[Literal[0, 2, 4, 8, 16]] = Field(min_length=1)
     sensitivity: Literal["kl", "fisher"]
@@ -188,6 +196,7 @@ class CompressConfig(_Section):
     threads: int = Field(ge=1)
     report: Path
     sensitivity_report: Path
+    subgroup_report: Path
     candidates_report: Path
 
 

@@ -52,17 +52,20 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
             staging / variant.name,
             variant.plan,
             variant.execution,
+            variant.sparse,
         )
     shutil.rmtree(cfg.output_dir, ignore_errors=True)
     staging.rename(cfg.output_dir)
 
-    for path in (cfg.report, cfg.sensitivity_report, cfg.candidates_report):
+    for path in (cfg.report, cfg.sensitivity_report, cfg.subgroup_report, cfg.candidates_report):
         path.parent.mkdir(parents=True, exist_ok=True)
     result.sensitivity.round(8).to_csv(cfg.sensitivity_report, index=False)
+    result.subgroups.to_csv(cfg.subgroup_report, index=False, float_format="%.6g")
     result.candidates.round(6).to_csv(cfg.candidates_report, index=False)
     summary = {
         "reference_dev_accuracy": result.reference_dev_accuracy,
         "sensitivity_agreement": result.agreement,
+        "least_sensitive_heads": _least_sensitive_heads(result.subgroups),
         "variants": {
             v.name: {k: val for k, val in v.plan.items() if k != "resident"}
             for v in result.variants
@@ -98,3 +101,19 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
         tracking.log_and_register_model(params.tracking, run_id, model_dir)
         out.append(model_dir)
     return out
+
+
+def _least_sensitive_heads(subgroups: pd.DataFrame, top: int = 5) -> list[dict]:
+    """Heads whose removal the Fisher predicts to cost least (candidates for head pruning):
+    the narrowest width's prediction summed over a head's query, key, value and output."""
+    heads = subgroups[
+        (subgroups["kind"] == "head") & (subgroups["bits"] == subgroups["bits"].min())
+    ]
+    if heads.empty:
+        return []
+    layer = heads["tensor"].str.extract(r"layer\.(\d+)\.")[0].astype(int)
+    per_head = heads.assign(layer=layer).groupby(["layer", "group"])["fisher_loss"].sum()
+    return [
+        {"layer": int(lay), "head": int(head), "fisher_loss": float(value)}
+        for (lay, head), value in per_head.nsmallest(top).items()
+    ]

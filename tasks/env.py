@@ -22,8 +22,14 @@ TELEMETRY_OFF = {
 }
 
 
+# Each stage process starts a temporary Prefect server; on a busy 2-core machine it can take
+# longer than Prefect's default 20 s to answer.
+PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+
+
 def configure_environment() -> None:
-    """Set telemetry-off variables (without overriding the user's) and PREFECT_HOME."""
-    for key, value in TELEMETRY_OFF.items():
+    """Set telemetry-off variables and Prefect defaults (without overriding the user's) and
+    PREFECT_HOME."""
+    for key, value in {**TELEMETRY_OFF, **PREFECT_DEFAULTS}.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))

@@ -22,6 +22,7 @@ from frugal.compression import (
     plannable_tensors,
     sensitivity_agreement,
     sensitivity_table,
+    subgroup_sensitivity,
 )
 from frugal.energy import DeviceProfile, TensorCost, energy_per_request, with_bits
 from frugal.quantize import fake_quantize
@@ -112,6 +113,15 @@ def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reporte
     assert (wide[2] >= wide[8]).all()
     kl = table.pivot(index="tensor", columns="bits", values="kl")
     assert (kl >= -1e-6).all().all() and kl[2].mean() > kl[8].mean()
+    subgroups = subgroup_sensitivity(clf.model, fisher, [2, 8], n_heads=12, group_size=64)
+    # heads and channel groups partition their tensor: their predictions add up to its own
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    heads = subgroups[(subgroups["tensor"] == query) & (subgroups["bits"] == 2)]
+    assert len(heads) == 12 and set(heads["kind"]) == {"head"}
+    whole = table[(table["tensor"] == query) & (table["bits"] == 2)]["fisher_loss"].item()
+    assert heads["fisher_loss"].sum() == pytest.approx(whole, rel=1e-4)
+    ffn = "bert.encoder.layer.0.intermediate.dense.weight"
+    assert (subgroups[(subgroups["tensor"] == ffn) & (subgroups["bits"] == 8)]).shape[0] == 24
     agreement = sensitivity_agreement(table)
     assert set(agreement) == {"fisher_vs_kl", "fisher_vs_loss_change", "fisher_vs_accuracy_drop"}
     assert agreement["fisher_vs_kl"] > 0  # both rank the 2-bit tensors above the 8-bit ones
@@ -179,3 +189,23 @@ def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identicall
     in_memory = predict_proba(executable, TEXTS)
     reloaded = predict_proba(load_executable(tmp_path / "m"), TEXTS)
     assert torch.allclose(torch.from_numpy(reloaded), torch.from_numpy(in_memory), atol=1e-5)
+
+
+def test_magnitude_pruned_tensor_stores_mask_and_kept_values_only(clf, tmp_path):
+    from safetensors import safe_open
+
+    from frugal.quantize import magnitude_prune
+
+    name = "bert.encoder.layer.2.intermediate.dense.weight"  # 1536 × 384
+    pruned = copy.deepcopy(clf)
+    param = dict(pruned.model.named_parameters())[name]
+    with torch.no_grad():
+        param.copy_(fake_quantize(magnitude_prune(param, 0.75), 8))
+    save_compressed(pruned, {name: 8}, tmp_path / "m", {"how": "test"}, sparse={name})
+    n = 1536 * 384
+    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as stored:
+        assert stored.get_tensor(f"{name}.mask").numel() == n // 8
+        assert stored.get_tensor(f"{name}.codes").numel() == round(0.25 * n)
+    floats, bits = load_float(tmp_path / "m")
+    assert torch.equal(dict(floats.model.named_parameters())[name], param)
+    assert bits[name] == pytest.approx(8 * 0.25 + 1)  # values of kept weights + the mask

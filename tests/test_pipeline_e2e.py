@@ -57,6 +57,7 @@ def test_repro_writes_every_stage_output(repo):
         "models/compressed/energy_qat/compression.json",
         "reports/compress.json",
         "reports/sensitivity.csv",
+        "reports/subgroup_sensitivity.csv",
         "reports/plan_candidates.csv",
         "reports/plots/energy/energy_qat.png",
         "reports/plots/pareto.png",
