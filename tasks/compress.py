@@ -86,7 +86,7 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
             run_name=variant.name,
             tags={
                 "frugal.stage": "compress",
-                "frugal.model_dir": str(model_dir),
+                tracking.MODEL_DIR_TAG: str(model_dir),
                 "frugal.variant": variant.name,
                 "frugal.base_model_md5": base_md5,
                 tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.safetensors"),

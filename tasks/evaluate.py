@@ -70,11 +70,17 @@ def evaluate_task(
         plot_confusion(metrics["confusion"], clf.labels, f"{name}: test confusion", plot_path)
 
         model_md5 = file_md5(model_dir / "model.safetensors")
-        run_id = tracking.find_model_run(params.tracking, model_md5) or tracking.nested_run(
+        run_id = tracking.find_model_run(
+            params.tracking, model_dir, model_md5
+        ) or tracking.nested_run(
             params,
             parent_run_id,
             run_name=f"evaluate-{name}",
-            tags={"frugal.stage": "evaluate", tracking.MODEL_HASH_TAG: model_md5},
+            tags={
+                "frugal.stage": "evaluate",
+                tracking.MODEL_HASH_TAG: model_md5,
+                tracking.MODEL_DIR_TAG: str(model_dir),
+            },
         )
         c.set_tag(run_id, "dvc.md5.test", test_md5)
         run_ids[name] = run_id

@@ -70,11 +70,17 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
         )
 
         model_md5 = file_md5(model_dir / "model.safetensors")
-        run_id = tracking.find_model_run(params.tracking, model_md5) or tracking.nested_run(
+        run_id = tracking.find_model_run(
+            params.tracking, model_dir, model_md5
+        ) or tracking.nested_run(
             params,
             parent_run_id,
             run_name=f"profile-{name}",
-            tags={"frugal.stage": "profile", tracking.MODEL_HASH_TAG: model_md5},
+            tags={
+                "frugal.stage": "profile",
+                tracking.MODEL_HASH_TAG: model_md5,
+                tracking.MODEL_DIR_TAG: str(model_dir),
+            },
         )
         c.set_tag(run_id, "dvc.md5.workload", data_md5(cfg.workload_data))
         for profile, by_workload in modeled["uj_per_utterance"].items():

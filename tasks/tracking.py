@@ -21,6 +21,7 @@ from tasks.env import ROOT
 
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
 MODEL_HASH_TAG = "frugal.model_md5"
+MODEL_DIR_TAG = "frugal.model_dir"
 # What the logged pyfunc needs to load and predict, pinned to the versions installed here
 # (which requirements.lock pins).
 PIP_REQUIREMENTS = [
@@ -149,13 +150,14 @@ def nested_run(params: Params, parent_run_id: str, run_name: str, tags: dict[str
     return _create_run(params, run_name, {"mlflow.parentRunId": parent_run_id, **tags})
 
 
-def find_model_run(cfg: TrackingConfig, model_md5: str) -> str | None:
-    """Latest run that logged the model whose weights hash to `model_md5`."""
+def find_model_run(cfg: TrackingConfig, model_dir: Path, model_md5: str) -> str | None:
+    """Latest run that logged the model in `model_dir` whose weights hash to `model_md5` (the
+    folder too: two variants can store identical weights)."""
     c = client(cfg)
     exp = c.get_experiment_by_name(cfg.experiment)
     found = c.search_runs(
         [exp.experiment_id],
-        f"tags.`{MODEL_HASH_TAG}` = '{model_md5}'",
+        f"tags.`{MODEL_HASH_TAG}` = '{model_md5}' and tags.`{MODEL_DIR_TAG}` = '{model_dir}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )

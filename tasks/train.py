@@ -62,7 +62,7 @@ def train_task(
         run_name=cfg.output_dir.name,
         tags={
             "frugal.stage": "train",
-            "frugal.model_dir": str(cfg.output_dir),
+            tracking.MODEL_DIR_TAG: str(cfg.output_dir),
             tracking.MODEL_HASH_TAG: file_md5(cfg.output_dir / "model.safetensors"),
             "dvc.md5.labeled": data_md5(labeled_path),
             "dvc.md5.dev": data_md5(dev_path),
