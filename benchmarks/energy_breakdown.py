@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frugal import energy  # noqa: E402
-from frugal.compressed import activation_bits, load_float  # noqa: E402
+from frugal.compressed import model_energy_of  # noqa: E402
 from frugal.config import load_params  # noqa: E402
 from frugal.measure import measure_in_fresh_process  # noqa: E402
 
@@ -40,16 +40,7 @@ def main() -> None:
     workload_path = ROOT / cfg.workload_data
     texts = pd.read_parquet(workload_path)["text"].astype(str).tolist()[: cfg.max_requests]
     profiles = [energy.device_profile(name, p) for name, p in cfg.profiles.items()]
-    clf, bits = load_float(args.model)
-    results = energy.model_energy(
-        clf.model,
-        clf.tokenizer,
-        texts,
-        clf.max_length,
-        profiles,
-        bits,
-        activation_bits=activation_bits(args.model),
-    )
+    results = model_energy_of(args.model, texts, profiles)
 
     rows = []
     for result in results:

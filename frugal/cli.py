@@ -108,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _energy(args: argparse.Namespace) -> dict[str, Any]:
     from frugal import energy  # torch and transformers, only when needed
-    from frugal.compressed import activation_bits, load_float
+    from frugal.compressed import model_energy_of
 
     cfg = load_params(args.params).energy
     if args.profile not in cfg.profiles:
@@ -118,19 +118,9 @@ def _energy(args: argparse.Namespace) -> dict[str, Any]:
         )
     if not cfg.workload_data.is_file():
         raise DataError(f"{cfg.workload_data}: workload data not found; run `dvc repro prepare`")
-    clf, bits = load_float(args.model_dir)  # a compressed model is priced at its bits
     texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
     profile = energy.device_profile(args.profile, cfg.profiles[args.profile])
-    (result,) = energy.model_energy(
-        clf.model,
-        clf.tokenizer,
-        texts,
-        clf.max_length,
-        [profile],
-        bits,
-        (args.workload,),
-        activation_bits(args.model_dir),
-    )
+    (result,) = model_energy_of(args.model_dir, texts, [profile], (args.workload,))
     report = result.reports[args.profile]
     table = report.table()
     components = report.by_component()

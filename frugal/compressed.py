@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig
 
-from frugal.energy import FLOAT_BITS
+from frugal.energy import FLOAT_BITS, WORKLOADS, DeviceProfile, WorkloadEnergy, model_energy
 from frugal.errors import FrugalError
 from frugal.modeling import META_FILE, Classifier, MeanPoolingClassifier, load_classifier
 from frugal.quantize import INT_BITS, pack_codes, symmetric_codes, unpack_codes
@@ -143,6 +143,27 @@ def load_float(model_dir: Path) -> tuple[Classifier, dict[str, float]]:
         model, AutoTokenizer.from_pretrained(model_dir), meta["labels"], meta["max_length"]
     )
     return clf, bits
+
+
+def model_energy_of(
+    model_dir: Path,
+    texts: list[str],
+    profiles: list[DeviceProfile],
+    workloads: tuple[str, ...] = WORKLOADS,
+) -> list[WorkloadEnergy]:
+    """Modeled energy of a saved model (full precision or compressed, priced at its stored bits
+    and the activation precision it executes with) over `texts`."""
+    clf, bits = load_float(model_dir)
+    return model_energy(
+        clf.model,
+        clf.tokenizer,
+        texts,
+        clf.max_length,
+        profiles,
+        bits,
+        workloads,
+        activation_bits(model_dir),
+    )
 
 
 class PrunedLinear(torch.nn.Module):

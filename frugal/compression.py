@@ -35,7 +35,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import spearmanr
 from torch.nn.utils import parametrize
 
-from frugal.config import CompressConfig
+from frugal.config import VARIANTS, CompressConfig
 from frugal.energy import (
     FLOAT_BITS,
     DeviceProfile,
@@ -219,17 +219,8 @@ class Plan:
     bits: dict[str, int]  # plannable tensor -> bits (others stay at 32)
     resident: list[str]  # tensors the planner put in SRAM for `profile`
     predicted_loss: float
-    relative_energy: float  # modeled energy ÷ full precision's, mean over workloads
+    relative_energy: float  # as the MILP prices it: ÷ FP32 all read from DRAM, mean of workloads
     size_bytes: float
-
-    def as_dict(self) -> dict:
-        return {
-            "bits": self.bits,
-            "resident": self.resident,
-            "predicted_loss": self.predicted_loss,
-            "relative_energy": self.relative_energy,
-            "size_bytes": self.size_bytes,
-        }
 
 
 def plan_bits(
@@ -446,14 +437,6 @@ def distill(
     return losses
 
 
-VARIANTS = (
-    "int8_ptq",
-    "int4_weight_only",
-    "size_guided",
-    "magnitude_pruning",
-    "energy_ptq",
-    "energy_qat",
-)
 # Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
 # ("float") execution multiplies in float.
 KERNEL_BITS = {"int8": 8, "float": FLOAT_BITS}

@@ -167,18 +167,20 @@ class QatConfig(_Section):
     seed: int
 
 
+# The compressed variants `compress` can build (frugal/compression.py builds each).
+VARIANTS = (
+    "int8_ptq",
+    "int4_weight_only",
+    "size_guided",
+    "magnitude_pruning",
+    "energy_ptq",
+    "energy_qat",
+)
+
+
 class CompressConfig(_Section):
     output_dir: Path
-    variants: list[
-        Literal[
-            "int8_ptq",
-            "int4_weight_only",
-            "size_guided",
-            "magnitude_pruning",
-            "energy_ptq",
-            "energy_qat",
-        ]
-    ] = Field(min_length=1)
+    variants: list[Literal[VARIANTS]] = Field(min_length=1)
     unlabeled_data: Path
     dev_data: Path
     fisher_texts: int = Field(ge=1)

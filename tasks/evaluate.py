@@ -21,7 +21,7 @@ from frugal.evaluation import (
     headline_metrics,
     plot_confusion,
 )
-from frugal.hashing import data_md5, file_md5
+from frugal.hashing import data_md5
 from frugal.modeling import predict_proba
 from frugal.plots import plot_pareto
 from tasks import tracking
@@ -69,19 +69,7 @@ def evaluate_task(
         plot_path = cfg.plots_dir / f"confusion_{name}.png"
         plot_confusion(metrics["confusion"], clf.labels, f"{name}: test confusion", plot_path)
 
-        model_md5 = file_md5(model_dir / "model.safetensors")
-        run_id = tracking.find_model_run(
-            params.tracking, model_dir, model_md5
-        ) or tracking.nested_run(
-            params,
-            parent_run_id,
-            run_name=f"evaluate-{name}",
-            tags={
-                "frugal.stage": "evaluate",
-                tracking.MODEL_HASH_TAG: model_md5,
-                tracking.MODEL_DIR_TAG: str(model_dir),
-            },
-        )
+        run_id = tracking.model_run(params, parent_run_id, model_dir, "evaluate")
         c.set_tag(run_id, "dvc.md5.test", test_md5)
         run_ids[name] = run_id
 

@@ -10,10 +10,10 @@ import pandas as pd
 from prefect import get_run_logger, task
 
 from frugal import energy
-from frugal.compressed import activation_bits, load_float
+from frugal.compressed import model_energy_of
 from frugal.config import Params
 from frugal.errors import DataError
-from frugal.hashing import data_md5, file_md5
+from frugal.hashing import data_md5
 from frugal.measure import measure_in_fresh_process
 from frugal.plots import plot_energy_layers
 from tasks import tracking
@@ -33,16 +33,7 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
     summary: dict[str, dict] = {}
     for model_dir in model_dirs:
         name = model_dir.name
-        clf, bits = load_float(model_dir)  # weights at their stored values, priced at `bits`
-        results = energy.model_energy(
-            clf.model,
-            clf.tokenizer,
-            texts,
-            clf.max_length,
-            profiles,
-            bits,
-            activation_bits=activation_bits(model_dir),
-        )
+        results = model_energy_of(model_dir, texts, profiles)
         tensors = pd.concat([r.table() for r in results], ignore_index=True)
         layers = (
             tensors.groupby(["workload", "profile", "layer"], sort=False)[LAYER_COLUMNS]
@@ -69,19 +60,7 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
             measured.rapl,
         )
 
-        model_md5 = file_md5(model_dir / "model.safetensors")
-        run_id = tracking.find_model_run(
-            params.tracking, model_dir, model_md5
-        ) or tracking.nested_run(
-            params,
-            parent_run_id,
-            run_name=f"profile-{name}",
-            tags={
-                "frugal.stage": "profile",
-                tracking.MODEL_HASH_TAG: model_md5,
-                tracking.MODEL_DIR_TAG: str(model_dir),
-            },
-        )
+        run_id = tracking.model_run(params, parent_run_id, model_dir, "profile")
         c.set_tag(run_id, "dvc.md5.workload", data_md5(cfg.workload_data))
         for profile, by_workload in modeled["uj_per_utterance"].items():
             for workload, uj in by_workload.items():

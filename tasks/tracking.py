@@ -17,6 +17,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from frugal.config import Params, TrackingConfig
+from frugal.hashing import file_md5
 from tasks.env import ROOT
 
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
@@ -162,6 +163,22 @@ def find_model_run(cfg: TrackingConfig, model_dir: Path, model_md5: str) -> str 
         max_results=1,
     )
     return found[0].info.run_id if found else None
+
+
+def model_run(params: Params, parent_run_id: str, model_dir: Path, stage: str) -> str:
+    """The run that logged the model in `model_dir` (train or compress), or, for a model no run
+    logged, a new nested run of this stage tagged with the model's folder and hash."""
+    model_md5 = file_md5(Path(model_dir) / "model.safetensors")
+    return find_model_run(params.tracking, model_dir, model_md5) or nested_run(
+        params,
+        parent_run_id,
+        run_name=f"{stage}-{Path(model_dir).name}",
+        tags={
+            "frugal.stage": stage,
+            MODEL_HASH_TAG: model_md5,
+            MODEL_DIR_TAG: str(model_dir),
+        },
+    )
 
 
 def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) -> str:
