@@ -6,6 +6,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.compress import compress_flow
+from flows.continual import continual_flow
 from flows.embed import embed_flow
 from flows.evaluate import evaluate_flow
 from flows.forecast import forecast_flow
@@ -22,7 +23,8 @@ from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 @flow(name="frugal-pipeline")
 def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = None) -> Path:
     """Every stage end to end: ingest → prepare → embed → sample → learning_curve → forecast
-    → train → compress → profile → evaluate, under one MLflow parent run.
+    → train → compress → profile → evaluate, then continual (domain updates), under one
+    MLflow parent run.
 
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
     """
@@ -39,6 +41,7 @@ def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = N
         compress_flow(params_path, overrides, parent_run_id=parent)
         profile_flow(params_path, overrides, parent_run_id=parent)
         metrics = evaluate_flow(params_path, overrides, parent_run_id=parent)
+        continual_flow(params_path, overrides, parent_run_id=parent)
     except BaseException:
         close_pipeline_run(params, parent, "FAILED")
         raise

@@ -5,7 +5,8 @@ A compressed model folder is a normal model folder (config, tokenizer, frugal.js
 codes (`<name>.codes`, 8 // bits per byte) with one float32 scale per output channel
 (`<name>.scale`), 16-bit ones as float16, pruned (0-bit) ones not at all; a magnitude-pruned
 (sparse) tensor stores a bit mask and the codes of its nonzero entries. `compression.json`
-holds the bits and shapes (and the plan that chose them). Sizes on disk are therefore real.
+holds the bits and every tensor's shape (structured pruning stores smaller linear layers) and
+the plan that chose them. Sizes on disk are therefore real.
 
 Loading gives either the dequantized float model (what the energy model and the planner
 analyse; weights equal the quantized values exactly) or the executable one, where every linear
@@ -84,12 +85,27 @@ def save_compressed(
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     record = {
         "bits": bits,
-        "shapes": {n: shapes[n] for n in bits},
+        "shapes": shapes,  # all of them: structured pruning shrinks linear layers
         "execution": execution,
         "sparse": sorted(sparse),
         "plan": plan,
     }
     (out_dir / PLAN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def _shrink_to(model: MeanPoolingClassifier, shapes: dict[str, list[int]]) -> None:
+    """Give every linear layer the shape it was stored with (structured pruning removed heads
+    or feed-forward channels), and each attention module its remaining head count."""
+    for name, module in list(model.named_modules()):
+        shape = shapes.get(f"{name}.weight")
+        if isinstance(module, torch.nn.Linear) and shape and list(module.weight.shape) != shape:
+            parent, _, child = name.rpartition(".")
+            smaller = torch.nn.Linear(shape[1], shape[0], bias=module.bias is not None)
+            setattr(model.get_submodule(parent), child, smaller)
+    for layer in model.bert.encoder.layer:
+        attention = layer.attention.self
+        attention.all_head_size = attention.query.out_features
+        attention.num_attention_heads = attention.all_head_size // attention.attention_head_size
 
 
 def activation_bits(model_dir: Path) -> int:
@@ -113,6 +129,7 @@ def load_float(model_dir: Path) -> tuple[Classifier, dict[str, float]]:
     sparse = set(record.get("sparse", []))
     stored = load_file(str(model_dir / "model.safetensors"))
     model = MeanPoolingClassifier(BertConfig.from_pretrained(model_dir))
+    _shrink_to(model, record["shapes"])
     state = model.state_dict()
     for name in state:
         width = bits.get(name, FLOAT_BITS)

@@ -11,11 +11,14 @@
 2. Planner: a multiple-choice knapsack, solved exactly as a MILP (scipy `milp`): one bit width
    per tensor and which tensors sit in on-chip SRAM, jointly, minimising modeled energy per
    utterance (summed over workloads, each relative to full precision) subject to the summed
-   predicted loss ≤ a budget; or the reverse (least predicted loss under an energy budget), or
-   fewest bytes (the size-guided baseline).
+   predicted loss ≤ a budget; or the reverse (least predicted loss under an energy or a size
+   budget), or fewest bytes (the size-guided baseline).
 3. Recovery: quantization-aware training distilled from the full-precision model (KL on logits)
    on unlabeled pool text, weights fake-quantized with a straight-through estimator and linear
    inputs quantized to 8 bits per token.
+4. Structured pruning: whole attention heads and feed-forward channel groups, least Fisher
+   loss per weight first, cut out of the linear layers (a smaller, faster model), then int8 and
+   the same distillation.
 
 Pure: torch modules and numbers in, numbers and modules out; no Prefect, MLflow or files.
 """
@@ -214,6 +217,100 @@ def sensitivity_agreement(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def structure_groups(
+    model: torch.nn.Module, fisher: Mapping[str, torch.Tensor], group_size: int
+) -> pd.DataFrame:
+    """What removing each structure costs: every attention head (its rows of query / key /
+    value and its input columns of the attention output) and every group of `group_size`
+    feed-forward channels (rows of the intermediate layer, input columns of the output layer).
+    `fisher_loss` is the Fisher-predicted loss increase of zeroing it, ½ Σ F w², `params` the
+    weights it removes. Every weight of a layer runs once per token, so a structure's energy
+    is proportional to its parameters and loss per parameter ranks loss per energy saved."""
+    params = dict(model.named_parameters())
+    rows = []
+    for index, layer in enumerate(model.bert.encoder.layer):
+        prefix = f"bert.encoder.layer.{index}."
+        attention = layer.attention.self
+        spans = {
+            "head": (
+                attention.attention_head_size,
+                ["attention.self.query", "attention.self.key", "attention.self.value"],
+                ["attention.output.dense"],
+            ),
+            "channels": (group_size, ["intermediate.dense"], ["output.dense"]),
+        }
+        for kind, (size, by_row, by_column) in spans.items():
+            cost = 0.0
+            for module in by_row + by_column:
+                name = f"{prefix}{module}.weight"
+                error = 0.5 * fisher[name] * params[name].detach() ** 2
+                per_unit = error.sum(dim=1) if module in by_row else error.sum(dim=0)
+                cost = cost + per_unit
+            per_group = cost.reshape(-1, size).sum(dim=1)
+            width = sum(params[f"{prefix}{m}.weight"].shape[1] for m in by_row) + sum(
+                params[f"{prefix}{m}.weight"].shape[0] for m in by_column
+            )
+            for group, value in enumerate(per_group.tolist()):
+                rows.append(
+                    {
+                        "layer": index,
+                        "kind": kind,
+                        "group": group,
+                        "fisher_loss": value,
+                        "params": size * width,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def choose_structure(groups: pd.DataFrame, sparsity: float) -> pd.DataFrame:
+    """The structures to remove: least Fisher loss per parameter first, until `sparsity` of
+    all their parameters are gone; every layer keeps at least one head and one channel group."""
+    if not 0 <= sparsity < 1:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    left = groups.groupby(["layer", "kind"]).size().to_dict()
+    target, removed, chosen = sparsity * groups["params"].sum(), 0, []
+    ranked = groups.assign(ratio=groups["fisher_loss"] / groups["params"]).sort_values("ratio")
+    for row in ranked.itertuples():
+        if removed >= target:
+            break
+        if left[(row.layer, row.kind)] > 1:
+            left[(row.layer, row.kind)] -= 1
+            removed += row.params
+            chosen.append(row.Index)
+    return groups.loc[chosen].sort_values(["layer", "kind", "group"])
+
+
+def prune_structure(model: torch.nn.Module, removed: pd.DataFrame, group_size: int) -> None:
+    """Remove the heads and channel groups in `removed` (rows of `choose_structure`) from the
+    model in place: the linear layers shrink, so the pruned model is smaller and faster."""
+    from transformers.pytorch_utils import prune_linear_layer
+
+    for index, layer in enumerate(model.bert.encoder.layer):
+        mine = removed[removed["layer"] == index]
+        attention = layer.attention.self
+        head = attention.attention_head_size
+        spans = {
+            "head": (head, attention.query.out_features // head),
+            "channels": (group_size, layer.intermediate.dense.out_features // group_size),
+        }
+        keep = {}
+        for kind, (size, count) in spans.items():
+            gone = set(mine[mine["kind"] == kind]["group"])
+            keep[kind] = torch.tensor(
+                [g * size + i for g in range(count) if g not in gone for i in range(size)]
+            )
+        for part in ("query", "key", "value"):
+            setattr(attention, part, prune_linear_layer(getattr(attention, part), keep["head"]))
+        output = layer.attention.output
+        output.dense = prune_linear_layer(output.dense, keep["head"], dim=1)
+        attention.num_attention_heads = attention.query.out_features // head
+        attention.all_head_size = attention.query.out_features
+        ffn = keep["channels"]
+        layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, ffn)
+        layer.output.dense = prune_linear_layer(layer.output.dense, ffn, dim=1)
+
+
 @dataclass(frozen=True)
 class Plan:
     bits: dict[str, int]  # plannable tensor -> bits (others stay at 32)
@@ -232,6 +329,7 @@ def plan_bits(
     loss_budget: float | None = None,
     energy_budget: float | None = None,
     activation_bits: int = 8,
+    size_budget: float | None = None,
 ) -> Plan:
     """Choose bits per tensor (and, for energy, SRAM residency) by MILP.
 
@@ -239,12 +337,13 @@ def plan_bits(
     (tensors not named stay at 32 bits but can still be placed in SRAM); `loss`: (tensor,
     bits) -> predicted loss increase (0 at 32 bits). `objective`: "energy" (modeled energy,
     each workload relative to its full-precision energy, averaged), "bytes" (size-guided) or
-    "loss" (least predicted loss; needs `energy_budget`, the relative energy allowed).
+    "loss" (least predicted loss; needs `energy_budget`, the relative energy allowed, or
+    `size_budget`). `size_budget`: bytes allowed for the tensors in `choices` at their widths.
     """
     if objective not in ("energy", "bytes", "loss"):
         raise ValueError(f"objective must be energy, bytes or loss, got {objective!r}")
-    if objective == "loss" and energy_budget is None:
-        raise ValueError("objective 'loss' needs an energy_budget")
+    if objective == "loss" and energy_budget is None and size_budget is None:
+        raise ValueError("objective 'loss' needs an energy_budget or a size_budget")
     workloads = list(costs)
     first = costs[workloads[0]]
     per_workload = {w: {c.name: c for c in costs[w]} for w in workloads}
@@ -293,6 +392,10 @@ def plan_bits(
         )
     if energy_budget is not None:
         constraints.append(LinearConstraint(energy_row[None, :], -np.inf, energy_budget))
+    if size_budget is not None:
+        planned = np.array([t in choices for t, _ in options], dtype=float)
+        row = np.concatenate([size * planned, np.zeros(n)])
+        constraints.append(LinearConstraint(row[None, :], -np.inf, size_budget))
     if objective == "energy":
         c = energy_row
     elif objective == "bytes":
@@ -399,11 +502,13 @@ def distill(
     seed: int,
     activation_bits: int | None = 8,
     progress: Callable[[int, int, float], None] | None = None,
+    teacher: torch.nn.Module | None = None,
 ) -> list[float]:
     """Quantization-aware training of `clf` (in place) distilled from a frozen full-precision
-    copy: KL(teacher ‖ student) on the logits of unlabeled `texts`. Returns the loss per step.
-    On return the planned weights hold their quantized values."""
-    teacher = copy.deepcopy(clf.model).eval()
+    model (`teacher`, default a copy of `clf` as it is now): KL(teacher ‖ student) on the
+    logits of unlabeled `texts`. Returns the loss per step. On return the planned weights hold
+    their quantized values."""
+    teacher = copy.deepcopy(teacher if teacher is not None else clf.model).eval()
     model = clf.model
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -467,12 +572,31 @@ def relative_energy(
     profile: DeviceProfile,
     bits: Mapping[str, int],
     activation_bits: int,
+    reference: Mapping[str, list[TensorCost]] | None = None,
 ) -> dict[str, float]:
-    """Modeled energy at `bits` ÷ full precision's, per workload (placement solved for each)."""
+    """Modeled energy at `bits` ÷ the full-precision `reference`'s (default `costs` itself),
+    per workload (placement solved for each)."""
+    reference = reference or costs
     return {
         workload: energy_per_request(with_bits(full, bits, activation_bits), profile).total_pj
-        / energy_per_request(full, profile).total_pj
+        / energy_per_request(reference[workload], profile).total_pj
         for workload, full in costs.items()
+    }
+
+
+def workload_costs(
+    clf: Classifier, texts: list[str], workloads: list[str]
+) -> dict[str, list[TensorCost]]:
+    """Full-precision `tensor_costs` of `clf` per workload, invocations counted on `texts`."""
+    return {
+        workload: tensor_costs(
+            clf.model,
+            count_requests(
+                clf.model, clf.tokenizer, workload_requests(texts, workload), clf.max_length
+            ),
+            n_requests=len(texts),
+        )
+        for workload in workloads
     }
 
 
@@ -511,16 +635,7 @@ def compress(
         (row.tensor, int(row.bits)): max(float(getattr(row, column)), 0.0)
         for row in sensitivity.itertuples()
     }
-    costs = {
-        workload: tensor_costs(
-            model,
-            count_requests(
-                model, base.tokenizer, workload_requests(workload_texts, workload), base.max_length
-            ),
-            n_requests=len(workload_texts),
-        )
-        for workload in cfg.workloads
-    }
+    costs = workload_costs(base, workload_texts, cfg.workloads)
     choices = {name: sorted(set(cfg.bit_choices) | {FLOAT_BITS}) for name in fisher}
     reference = accuracy(base, dev_texts, dev_labels)
     act = cfg.qat.activation_bits
@@ -557,13 +672,23 @@ def compress(
             return int(candidates["dev_drop"].idxmin())
         return int(ok[np.argmin(mean_energy.to_numpy()[ok])])
 
-    def describe(bits: Mapping[str, int], how: str, execution: str, **extra: object) -> dict:
-        sizes = {c.name: c.n_elements for c in costs[cfg.workloads[0]]}
-        planned = sum(sizes[n] for n in fisher)
+    def describe(
+        bits: Mapping[str, int],
+        how: str,
+        execution: str,
+        own_costs: Mapping[str, list[TensorCost]] | None = None,
+        **extra: object,
+    ) -> dict:
+        """The plan record; `own_costs`: the variant's own (structurally pruned) tensors."""
+        own = own_costs or costs
+        sizes = {c.name: c.n_elements for c in own[cfg.workloads[0]]}
+        planned = sum(c.n_elements for c in costs[cfg.workloads[0]] if c.name in fisher)
         return {
             "how": how,
             "profile": profile.name,
-            "relative_energy": relative_energy(costs, profile, bits, KERNEL_BITS[execution]),
+            "relative_energy": relative_energy(
+                own, profile, bits, KERNEL_BITS[execution], reference=costs
+            ),
             "activation_bits": KERNEL_BITS[execution],
             "execution": execution,
             "predicted_loss": sum(loss.get((n, b), 0.0) for n, b in bits.items()),
@@ -574,6 +699,15 @@ def compress(
             },
             **extra,
         }
+
+    def recover(clf: Classifier, bits: Mapping[str, int]) -> list[float]:
+        """Quantization-aware distillation from the full-precision base model."""
+        log(f"QAT: distilling {len(unlabeled)} unlabeled texts × {cfg.qat.epochs} epochs")
+        q = cfg.qat
+        return distill(
+            clf, bits, unlabeled, q.epochs, q.batch_size, q.learning_rate, q.seed, act,
+            teacher=model,
+        )  # fmt: skip
 
     def ptq(name: str, bits: dict[str, int], execution: str, plan: dict) -> Variant:
         clf = copy.deepcopy(base)
@@ -650,17 +784,7 @@ def compress(
             index = lowest_energy_within(cfg.qat_accuracy_budget)
             chosen = plans[index]
             clf = copy.deepcopy(base)
-            log(f"QAT: distilling {len(unlabeled)} unlabeled texts × {cfg.qat.epochs} epochs")
-            losses = distill(
-                clf,
-                chosen.bits,
-                unlabeled,
-                cfg.qat.epochs,
-                cfg.qat.batch_size,
-                cfg.qat.learning_rate,
-                cfg.qat.seed,
-                act,
-            )
+            losses = recover(clf, chosen.bits)
             how = (
                 f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
                 "quantization-aware distillation on unlabeled pool text"
@@ -677,7 +801,77 @@ def compress(
                 distill_loss_last=losses[-1],
             )
             out.append(Variant(name, clf, dict(chosen.bits), "int8", plan))
+        elif name == "structured_pruning":
+            groups = structure_groups(model, fisher, cfg.channel_group)
+            removed = choose_structure(groups, cfg.structured_sparsity)
+            clf = copy.deepcopy(base)
+            prune_structure(clf.model, removed, cfg.channel_group)
+            bits = {n: 8 for n in fisher}
+            pruned_dev = accuracy(clf, dev_texts, dev_labels, bits, act)
+            losses = recover(clf, bits)
+            how = (
+                f"structured pruning: the {len(removed)} attention heads / {cfg.channel_group}-"
+                f"channel feed-forward groups of least Fisher loss per weight "
+                f"({cfg.structured_sparsity:.0%} of encoder weights) removed, the rest int8, "
+                "then quantization-aware distillation on unlabeled pool text"
+            )
+            plan = describe(
+                bits,
+                how,
+                "int8",
+                own_costs=workload_costs(clf, workload_texts, cfg.workloads),
+                removed_heads=_by_layer(removed, "head"),
+                removed_channel_groups=_by_layer(removed, "channels"),
+                removal_fisher_loss=float(removed["fisher_loss"].sum()),
+                pruned_dev_accuracy=pruned_dev,
+                qat_dev_accuracy=accuracy(clf, dev_texts, dev_labels, None, act),
+                distill_loss_first=losses[0],
+                distill_loss_last=losses[-1],
+            )
+            out.append(Variant(name, clf, bits, "int8", plan))
+        elif name == "size_target":
+            # everything stored counts: unplanned tensors stay float32, planned ones carry a
+            # float32 scale per output channel
+            full = costs[cfg.workloads[0]]
+            total = sum(c.n_elements * 4 for c in full)
+            params = dict(model.named_parameters())
+            overhead = sum(c.n_elements * 4 for c in full if c.name not in fisher) + sum(
+                params[n].shape[0] * 4 for n in fisher
+            )
+            budget = total / cfg.size_ratio - overhead
+            if budget <= 0:
+                raise ValueError(
+                    f"compress.size_ratio {cfg.size_ratio}: the unplanned tensors alone take "
+                    f"{overhead / 1e6:.1f} MB of the {total / cfg.size_ratio / 1e6:.1f} MB "
+                    "allowed; lower size_ratio"
+                )
+            chosen = plan_bits(
+                costs, profile, choices, loss, "loss", size_budget=budget, activation_bits=act
+            )
+            ptq_dev = accuracy(base, dev_texts, dev_labels, chosen.bits, act)
+            clf = copy.deepcopy(base)
+            losses = recover(clf, chosen.bits)
+            how = (
+                f"least predicted loss with the whole model stored in 1/{cfg.size_ratio:g} of "
+                "its float32 bytes, then quantization-aware distillation on unlabeled pool text"
+            )
+            plan = describe(
+                chosen.bits,
+                how,
+                "int8",
+                size_budget=budget,
+                ptq_dev_accuracy=ptq_dev,
+                qat_dev_accuracy=accuracy(clf, dev_texts, dev_labels, None, act),
+                distill_loss_first=losses[0],
+                distill_loss_last=losses[-1],
+            )
+            out.append(Variant(name, clf, dict(chosen.bits), "int8", plan))
     subgroups = subgroup_sensitivity(
         model, fisher, widths, model.config.num_attention_heads, cfg.channel_group
     )
     return CompressionResult(sensitivity, subgroups, agreement, candidates, reference, out)
+
+
+def _by_layer(removed: pd.DataFrame, kind: str) -> dict[str, list[int]]:
+    mine = removed[removed["kind"] == kind]
+    return {str(layer): sorted(group["group"].tolist()) for layer, group in mine.groupby("layer")}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from frugal.errors import ParamsError
 
@@ -175,7 +175,12 @@ VARIANTS = (
     "magnitude_pruning",
     "energy_ptq",
     "energy_qat",
+    "structured_pruning",
+    "size_target",
 )
+
+
+CONTINUAL_METHODS = ("finetune", "random_replay", "ewc", "ccfi", "full_retrain")
 
 
 class CompressConfig(_Section):
@@ -194,12 +199,44 @@ class CompressConfig(_Section):
     plan_budgets: int = Field(ge=1, le=30)
     ptq_accuracy_budget: float = Field(ge=0, le=1)
     qat_accuracy_budget: float = Field(ge=0, le=1)
+    structured_sparsity: float = Field(ge=0, lt=1)
+    size_ratio: float = Field(gt=1)
     qat: QatConfig
     threads: int = Field(ge=1)
     report: Path
     sensitivity_report: Path
     subgroup_report: Path
     candidates_report: Path
+
+
+class ContinualConfig(_Section):
+    pool_data: Path
+    test_data: Path
+    steps: list[list[str]] = Field(min_length=2)
+    methods: list[Literal[CONTINUAL_METHODS]] = Field(min_length=1)
+    memory_fraction: float = Field(gt=0, le=1)
+    fisher_texts: int = Field(ge=1)
+    ewc_lambda: float = Field(gt=0)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    learning_rate: float = Field(gt=0, lt=1)
+    max_length: int = Field(ge=8, le=512)
+    threads: int = Field(ge=1)
+    seed: int
+    data_dir: Path
+    output_dir: Path
+    registered_model: str
+    report: Path
+    steps_report: Path
+    plot: Path
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_add_classes(cls, steps: list[list[str]]) -> list[list[str]]:
+        for index, classes in enumerate(steps):
+            if not classes:
+                raise ValueError(f"step {index} adds no class; every step names its classes")
+        return steps
 
 
 class TrackingConfig(_Section):
@@ -219,6 +256,7 @@ class Params(_Section):
     evaluate: EvaluateConfig
     compress: CompressConfig
     energy: EnergyConfig
+    continual: ContinualConfig
     tracking: TrackingConfig
 
     def models(self) -> list[Path]:

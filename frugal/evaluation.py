@@ -3,6 +3,7 @@ per-class report and confusion matrix."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,17 @@ def choose_champion(summary: dict[str, dict], budget: float, profile: str) -> st
         if s["accuracy_vs_baseline"]["difference"] >= -budget - 1e-12
     }
     return min(eligible, key=eligible.get) if eligible else None
+
+
+def pareto_front(cost: Sequence[float], score: Sequence[float]) -> np.ndarray:
+    """Mask of the points no other point dominates: on the front when every cheaper point
+    scores strictly less (a point that costs more for the same score is off it)."""
+    cost, score = np.asarray(cost, dtype=float), np.asarray(score, dtype=float)
+    order = np.lexsort((-score, cost))  # cheapest first; at equal cost the best score first
+    best_before = np.maximum.accumulate(np.concatenate([[-np.inf], score[order]]))[:-1]
+    mask = np.zeros(len(cost), dtype=bool)
+    mask[order] = score[order] > best_before
+    return mask
 
 
 def headline_metrics(metrics: dict) -> dict:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from frugal.evaluation import pareto_front
+
 
 def _pyplot():
     import matplotlib
@@ -86,6 +88,19 @@ def plot_energy_layers(layers: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def plot_continual(steps: pd.DataFrame, path: Path, title: str) -> None:
+    """Average test accuracy over the classes seen so far, per update step, one line per method.
+    `steps`: columns method, step, average_accuracy (step 0 as method "initial", shared)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    initial = steps[steps["method"] == "initial"]
+    for method, group in steps[steps["method"] != "initial"].groupby("method", sort=False):
+        line = pd.concat([initial, group]).sort_values("step")
+        ax.plot(line["step"], line["average_accuracy"], marker="o", label=str(method))
+    ax.set_xticks(sorted(steps["step"].unique()))
+    _finish(plt, fig, ax, "update step", "average accuracy, classes seen so far", title, path)
+
+
 def plot_pareto(points: pd.DataFrame, path: Path, title: str) -> None:
     """Test accuracy vs modeled µJ per utterance of every model, one panel per workload, the
     Pareto front (no other model both cheaper and more accurate) joined by a line.
@@ -104,7 +119,7 @@ def plot_pareto(points: pd.DataFrame, path: Path, title: str) -> None:
                 xytext=(4, 3),
                 textcoords="offset points",
             )
-        front = panel[panel["accuracy"] >= panel["accuracy"].cummax()]
+        front = panel[pareto_front(panel["uj"], panel["accuracy"])]
         ax.plot(front["uj"], front["accuracy"], color="#d62728", label="Pareto front")
         ax.set_xscale("log")
         _finish(

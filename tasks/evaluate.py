@@ -19,6 +19,7 @@ from frugal.evaluation import (
     choose_champion,
     classification_metrics,
     headline_metrics,
+    pareto_front,
     plot_confusion,
 )
 from frugal.hashing import data_md5
@@ -97,18 +98,19 @@ def evaluate_task(
     for name in summary:
         summary[name]["champion"] = name == champion
     if champion is not None:
-        tracking.set_champion(params.tracking, run_ids[champion])
-    plot_pareto(
-        pd.DataFrame(
-            [
-                {"model": name, "workload": workload, "uj": uj, "accuracy": s["accuracy"]}
-                for name, s in summary.items()
-                for workload, uj in s["modeled_uj_per_utterance"][cfg.champion_profile].items()
-            ]
-        ),
-        cfg.pareto_plot,
-        f"{cfg.champion_profile} profile",
+        tracking.set_alias(params.tracking, run_ids[champion], tracking.CHAMPION_ALIAS)
+    points = pd.DataFrame(
+        [
+            {"model": name, "workload": workload, "uj": uj, "accuracy": s["accuracy"]}
+            for name, s in summary.items()
+            for workload, uj in s["modeled_uj_per_utterance"][cfg.champion_profile].items()
+        ]
     )
+    for workload, panel in points.groupby("workload"):
+        on_front = pareto_front(panel["uj"], panel["accuracy"])
+        for name, on in zip(panel["model"], on_front, strict=True):
+            summary[name].setdefault("pareto_front", {})[str(workload)] = bool(on)
+    plot_pareto(points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
     c.log_artifact(parent_run_id, str(cfg.pareto_plot), "reports")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)

@@ -209,8 +209,8 @@ def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) ->
 CHAMPION_ALIAS = "champion"
 
 
-def set_champion(cfg: TrackingConfig, run_id: str) -> str:
-    """Point the registered model's `champion` alias at the version logged by `run_id`."""
+def set_alias(cfg: TrackingConfig, run_id: str, alias: str) -> str:
+    """Point the registered model's `alias` at the version logged by `run_id`."""
     c = client(cfg)
     versions = [
         v for v in c.search_model_versions(f"run_id = '{run_id}'") if v.name == cfg.registered_model
@@ -218,5 +218,5 @@ def set_champion(cfg: TrackingConfig, run_id: str) -> str:
     if not versions:
         raise RuntimeError(f"run {run_id} registered no version of {cfg.registered_model}")
     version = max(versions, key=lambda v: int(v.version)).version
-    c.set_registered_model_alias(cfg.registered_model, CHAMPION_ALIAS, version)
+    c.set_registered_model_alias(cfg.registered_model, alias, version)
     return str(version)

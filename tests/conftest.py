@@ -35,7 +35,7 @@ TINY_OVERRIDES = {
     "train": {"max_steps": 30, "min_steps": 0, "epochs": 4, "batch_size": 16},
     "energy": {"max_requests": 12, "latency_requests": 12},
     "compress": {
-        "variants": ["int8_ptq", "energy_ptq", "energy_qat"],
+        "variants": ["int8_ptq", "energy_ptq", "energy_qat", "structured_pruning", "size_target"],
         "fisher_texts": 8,
         "sensitivity_texts": 16,
         "workload_texts": 8,

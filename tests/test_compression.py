@@ -209,3 +209,68 @@ def test_magnitude_pruned_tensor_stores_mask_and_kept_values_only(clf, tmp_path)
     floats, bits = load_float(tmp_path / "m")
     assert torch.equal(dict(floats.model.named_parameters())[name], param)
     assert bits[name] == pytest.approx(8 * 0.25 + 1)  # values of kept weights + the mask
+
+
+def test_loss_plan_under_a_size_budget_is_the_exhaustive_optimum():
+    costs, choices = hand_costs(), {name: WIDTHS for name in ("big", "hot", "mid")}
+    elements = {c.name: c.n_elements for c in costs}
+    for budget in (150.0, 300.0, 600.0):
+        plan = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", size_budget=budget)
+        feasible = [
+            dict(zip(choices, combo, strict=True))
+            for combo in itertools.product(WIDTHS, repeat=3)
+            if sum(elements[n] * b / 8 for n, b in zip(choices, combo, strict=True)) <= budget
+        ]
+        best = min(sum(LOSS.get((n, b), 0.0) for n, b in bits.items()) for bits in feasible)
+        assert plan.predicted_loss == pytest.approx(best)
+        assert sum(elements[n] * b / 8 for n, b in plan.bits.items()) <= budget
+    with pytest.raises(ValueError, match="no plan meets the budget"):
+        plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", size_budget=10.0)
+
+
+def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, tmp_path):
+    from frugal.compressed import int8_execution
+    from frugal.compression import choose_structure, logits_of, prune_structure, structure_groups
+    from frugal.modeling import predict_proba
+
+    fisher = fisher_diagonal(clf, TEXTS)
+    groups = structure_groups(clf.model, fisher, group_size=64)
+    heads = groups[(groups["layer"] == 0) & (groups["kind"] == "head")]
+    assert len(heads) == 12 and len(groups[groups["kind"] == "channels"]) == 6 * 1536 // 64
+    params = dict(clf.model.named_parameters())
+    layer0 = [f"bert.encoder.layer.0.attention.{m}.weight" for m in
+              ("self.query", "self.key", "self.value", "output.dense")]  # fmt: skip
+    whole = sum(float((0.5 * fisher[n] * params[n].detach() ** 2).sum()) for n in layer0)
+    assert heads["fisher_loss"].sum() == pytest.approx(whole, rel=1e-4)
+
+    removed = choose_structure(groups, 0.3)
+    share = removed["params"].sum() / groups["params"].sum()
+    assert 0.3 <= share < 0.3 + groups["params"].max() / groups["params"].sum()
+    nearly_all = choose_structure(groups, 0.99)  # every layer keeps a head and a channel group
+    kept = nearly_all.groupby(["layer", "kind"]).size().to_dict()
+    assert kept == {
+        (layer, kind): n for layer in range(6) for kind, n in (("head", 11), ("channels", 23))
+    }
+
+    pruned = copy.deepcopy(clf)
+    prune_structure(pruned.model, removed, group_size=64)
+    zeroed = copy.deepcopy(clf)  # the same structures cut out by zeroing what reads them
+    with torch.no_grad():
+        for row in removed.itertuples():
+            layer = zeroed.model.bert.encoder.layer[row.layer]
+            dense = layer.attention.output.dense if row.kind == "head" else layer.output.dense
+            size = 32 if row.kind == "head" else 64
+            dense.weight[:, row.group * size : (row.group + 1) * size] = 0
+    assert torch.allclose(logits_of(pruned, TEXTS), logits_of(zeroed, TEXTS), atol=1e-4)
+    n_before = sum(p.numel() for p in clf.model.parameters())
+    n_after = sum(p.numel() for p in pruned.model.parameters())
+    assert n_after < n_before - removed["params"].sum() * 0.99
+
+    bits = {name: 8 for name in plannable_tensors(pruned.model)}
+    apply_bits(pruned.model, bits)
+    save_compressed(pruned, bits, tmp_path / "s", {"how": "test"})
+    floats, _ = load_float(tmp_path / "s")
+    assert sum(p.numel() for p in floats.model.parameters()) == n_after
+    in_memory = predict_proba(int8_execution(pruned, bits), TEXTS)
+    reloaded = predict_proba(load_executable(tmp_path / "s"), TEXTS)
+    assert torch.allclose(torch.from_numpy(reloaded), torch.from_numpy(in_memory), atol=1e-5)

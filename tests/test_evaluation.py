@@ -49,3 +49,14 @@ def test_accuracy_difference_interval_covers_the_difference_and_is_zero_for_itse
     assert same == {"difference": 0.0, "ci95_low": 0.0, "ci95_high": 0.0}
     with pytest.raises(ValueError, match="equal-length"):
         accuracy_difference(base, base[:10], n_resamples=1000, seed=1)
+
+
+def test_pareto_front_drops_points_that_cost_more_for_no_more_accuracy():
+    from frugal.evaluation import pareto_front
+
+    # fp32 ties int8 on accuracy at 5× the energy: dominated; a cheaper, less accurate point
+    # and a cheapest, least accurate one stay on the front; a costlier, worse one does not
+    cost = [7175.0, 1424.0, 422.0, 300.0, 2000.0]
+    score = [0.881, 0.881, 0.878, 0.80, 0.87]
+    assert pareto_front(cost, score).tolist() == [False, True, True, True, False]
+    assert pareto_front([1.0, 1.0], [0.5, 0.6]).tolist() == [False, True]

@@ -104,15 +104,24 @@ def test_profile_and_evaluate_report_energy_latency_and_the_baseline_difference(
 
 def test_compress_writes_every_variant_smaller_and_evaluate_picks_a_champion(repo):
     compress = json.loads((repo / "reports/compress.json").read_text())
-    assert set(compress["variants"]) == {"int8_ptq", "energy_ptq", "energy_qat"}
+    variants = {"int8_ptq", "energy_ptq", "energy_qat", "structured_pruning", "size_target"}
+    assert set(compress["variants"]) == variants
     assert set(compress["sensitivity_agreement"]) >= {"fisher_vs_kl"}
     base_bytes = (repo / "models/base/model.safetensors").stat().st_size
     int8_bytes = (repo / "models/compressed/int8_ptq/model.safetensors").stat().st_size
     assert int8_bytes < 0.3 * base_bytes  # 8-bit codes really stored
+    structured = repo / "models/compressed/structured_pruning"
+    assert (structured / "model.safetensors").stat().st_size < 0.8 * int8_bytes  # 30% removed
+    plan = json.loads((structured / "compression.json").read_text())
+    query = plan["shapes"]["bert.encoder.layer.0.attention.self.query.weight"]
+    heads_left = 12 - len(plan["plan"]["removed_heads"].get("0", []))
+    assert query == [32 * heads_left, 384]  # removed heads are gone from the stored shapes
+    size_target = (repo / "models/compressed/size_target/model.safetensors").stat().st_size
+    assert size_target <= base_bytes / 8  # the whole model in an eighth of its float32 bytes
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert set(metrics) == {"base", "int8_ptq", "energy_ptq", "energy_qat"}
+    assert set(metrics) == {"base"} | variants
     profile = json.loads((repo / "reports/profile.json").read_text())
-    for name in ("int8_ptq", "energy_ptq", "energy_qat"):
+    for name in variants:
         # fewer bits, less modeled energy, in both workloads
         for workload in ("batch", "streaming"):
             uj = profile[name]["modeled"]["uj_per_utterance"]["phone"][workload]
@@ -198,7 +207,7 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     uri = f"sqlite:///{repo / 'mlruns/mlflow.db'}"
     client = MlflowClient(uri, uri)
     versions = client.search_model_versions("name = 'frugal-intent'")
-    assert len(versions) == 4  # the base model and three compressed variants
+    assert len(versions) == 6  # the base model and five compressed variants
     by_stage = {client.get_run(v.run_id).data.tags["frugal.stage"]: v for v in versions}
     assert set(by_stage) == {"train", "compress"}
     run = client.get_run(by_stage["train"].run_id)

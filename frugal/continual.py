@@ -1,0 +1,446 @@
+"""Continual updates when new domains arrive, without retraining on everything.
+
+CCFI (Hua et al., arXiv 2201.01420), and the baselines it is measured against:
+
+* **Exemplar memory by Fisher information.** After a step, each class's examples are scored by
+  the trace of their Fisher information under the model just trained, and the top-scoring
+  ones, `memory_fraction` of the class, are kept. The trace is taken over the classification
+  head, where it has a closed form: with pooled features h and predicted distribution p,
+  E_y‖∇ log p(y|x)‖² = (1 − ‖p‖²)(‖h‖² + 1). It is largest for examples near the decision
+  boundary, needs no label, and costs one batched forward pass.
+* **Dynamic weight consolidation.** The update trains on new data + memory with an EWC penalty
+  Ω = Σ F_i (θ_i − θ*_i)² (diagonal Fisher of the old model on the memory, anchored at the old
+  weights), weighted at every optimizer step by λ = cross-entropy / Ω of that step: the two
+  terms pull equally hard, with no λ to tune.
+
+Baselines: `finetune` (new data only), `random_replay` (random exemplars, same budget),
+`ewc` (new data only, fixed λ), `full_retrain` (all data seen so far, from the pretrained
+encoder: the upper bound). Step 0 (the initial domains) is trained once, the same way as
+`full_retrain`, and shared by every method.
+
+Pure: data frames and models in, models and numbers out; no Prefect, MLflow or files.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from frugal.compression import fisher_diagonal
+from frugal.config import CONTINUAL_METHODS, ContinualConfig
+from frugal.errors import DataError
+from frugal.modeling import Classifier, new_classifier, predict_proba
+from frugal.training import seed_everything
+
+METHODS = CONTINUAL_METHODS
+
+
+def domain_steps(pool: pd.DataFrame, steps: list[list[str]]) -> list[pd.DataFrame]:
+    """The labeled data arriving at each step: the rows of `pool` whose label is in that step's
+    classes. Errors name the step: a class in no row, a class in two steps."""
+    seen: dict[str, int] = {}
+    out = []
+    labels = pool["label"].astype(str)
+    for index, classes in enumerate(steps):
+        for name in classes:
+            if name in seen:
+                raise DataError(
+                    f"continual.steps: class {name!r} arrives at step {seen[name]} and again "
+                    f"at step {index}; each class arrives once"
+                )
+            seen[name] = index
+        data = pool[labels.isin(classes)]
+        missing = sorted(set(classes) - set(data["label"].astype(str)))
+        if missing:
+            raise DataError(
+                f"continual.steps[{index}]: no labeled examples of {missing}; the data has "
+                f"{sorted(labels.unique())}"
+            )
+        out.append(data.reset_index(drop=True))
+    return out
+
+
+def check_update(old_labels: list[str], new: pd.DataFrame) -> list[str]:
+    """The label set after adding `new` to a model of `old_labels`; a clear error for an empty
+    update or an update that re-labels nothing new."""
+    if new.empty:
+        raise DataError("the new-domain data is empty: nothing to update the model with")
+    added = sorted(set(new["label"].astype(str)) - set(old_labels))
+    if not added:
+        raise DataError(
+            f"the new-domain data only has classes the model already knows "
+            f"({sorted(set(new['label'].astype(str)))}); a domain update must add a class"
+        )
+    return list(old_labels) + added
+
+
+def check_memory(memory: pd.DataFrame, labels: list[str]) -> None:
+    """Old data kept for replay must only hold classes the model was trained on."""
+    unknown = sorted(set(memory["label"].astype(str)) - set(labels))
+    if unknown:
+        raise DataError(
+            f"the old data (memory) has labels {unknown} that the old model never saw "
+            f"(it knows {labels}); old data must come from earlier steps"
+        )
+
+
+def expand_head(clf: Classifier, labels: list[str], seed: int) -> Classifier:
+    """A copy of `clf` whose head has an output for every label in `labels` (a superset of its
+    own, which keep their weights and order; new outputs start small and random)."""
+    if labels[: len(clf.labels)] != clf.labels:
+        raise ValueError(f"new labels {labels} must extend the model's {clf.labels}")
+    model = copy.deepcopy(clf.model)
+    old = model.classifier
+    head = torch.nn.Linear(old.in_features, len(labels))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head.weight.normal_(0.0, 0.02, generator=generator)
+        head.bias.zero_()
+        head.weight[: old.out_features] = old.weight
+        head.bias[: old.out_features] = old.bias
+    model.classifier = head
+    model.num_labels = len(labels)
+    model.config.num_labels = len(labels)
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: i for i, label in enumerate(labels)}
+    return Classifier(model, clf.tokenizer, list(labels), clf.max_length)
+
+
+@torch.inference_mode()
+def fisher_scores(clf: Classifier, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Trace of each text's Fisher information over the head's parameters under `clf`:
+    (1 − ‖p‖²)(‖h‖² + 1), h the pooled features the head reads, p its softmax."""
+    model = clf.model.eval()
+    captured: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_hook(lambda _m, args, _o: captured.append(args[0]))
+    scores = []
+    try:
+        for start in range(0, len(texts), batch_size):
+            batch = clf.tokenizer(
+                texts[start : start + batch_size],
+                truncation=True,
+                max_length=clf.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            p = torch.softmax(model(**batch).logits, -1)
+            h = captured.pop()
+            scores.append((1 - (p**2).sum(-1)) * ((h**2).sum(-1) + 1))
+    finally:
+        hook.remove()
+    return torch.cat(scores).numpy() if scores else np.zeros(0)
+
+
+def memory_budget(counts: Mapping[str, int], fraction: float) -> dict[str, int]:
+    """Exemplars kept per class: `fraction` of its examples, at least one."""
+    return {label: max(1, math.floor(fraction * n)) for label, n in counts.items()}
+
+
+def select_exemplars(
+    data: pd.DataFrame,
+    fraction: float,
+    scores: np.ndarray | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per class, `fraction` of its rows: the highest `scores` (Fisher), or random when
+    `scores` is None."""
+    budget = memory_budget(data["label"].astype(str).value_counts().to_dict(), fraction)
+    rng = np.random.default_rng(seed)
+    kept = []
+    for label, rows in data.groupby(data["label"].astype(str)).indices.items():
+        if scores is None:
+            chosen = rng.choice(rows, size=budget[label], replace=False)
+        else:
+            chosen = rows[np.argsort(-scores[rows], kind="stable")[: budget[label]]]
+        kept.extend(chosen.tolist())
+    return data.iloc[sorted(kept)].reset_index(drop=True)
+
+
+def dynamic_lambda(cross_entropy: float, penalty: float) -> float:
+    """DWC: the consolidation weight that makes the penalty pull as hard as the cross-entropy
+    (0 while the weights have not moved from the anchor)."""
+    return cross_entropy / penalty if penalty > 0 else 0.0
+
+
+@dataclass
+class Consolidation:
+    """EWC penalty Σ F_i (θ_i − θ*_i)² over `fisher`'s tensors (the head, whose shape grows with
+    each domain, is left free); `weight`: a fixed λ, or None for the dynamic one."""
+
+    fisher: dict[str, torch.Tensor]
+    anchor: dict[str, torch.Tensor]
+    weight: float | None
+
+    @classmethod
+    def of(cls, clf: Classifier, texts: list[str], weight: float | None) -> Consolidation:
+        fisher = {
+            n: f for n, f in fisher_diagonal(clf, texts).items() if not n.startswith("classifier")
+        }
+        params = dict(clf.model.named_parameters())
+        return cls(fisher, {n: params[n].detach().clone() for n in fisher}, weight)
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor:
+        params = dict(model.named_parameters())
+        return sum((f * (params[n] - self.anchor[n]) ** 2).sum() for n, f in self.fisher.items())  # type: ignore[return-value]
+
+
+@dataclass
+class UpdateResult:
+    classifier: Classifier
+    seconds: float  # wall time of the whole update: scoring, Fisher and training
+    steps: int
+    train_examples: int
+    lambdas: list[float] = field(default_factory=list)  # λ per optimizer step (with a penalty)
+
+
+def train_on(
+    clf: Classifier,
+    data: pd.DataFrame,
+    cfg: ContinualConfig,
+    consolidation: Consolidation | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, list[float]]:
+    """Train `clf` in place on `data` for `cfg.epochs` (AdamW, linear warm-up and decay), with
+    the consolidation penalty if given. Returns the optimizer steps and λ per step."""
+    seed_everything(cfg.seed)
+    model, tokenizer = clf.model, clf.tokenizer
+    index = {label: i for i, label in enumerate(clf.labels)}
+    encoded = tokenizer(
+        data["text"].tolist(), truncation=True, max_length=clf.max_length, padding=False
+    )["input_ids"]
+    targets = torch.tensor([index[str(y)] for y in data["label"]])
+    total = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
+    warmup = max(1, int(0.1 * total))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1)))
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    lambdas: list[float] = []
+    step = 0
+    model.train()
+    for _ in range(cfg.epochs):
+        order = torch.randperm(len(data), generator=generator).tolist()
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+            loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[idx])
+            if consolidation is not None:
+                omega = consolidation.penalty(model)
+                weight = consolidation.weight
+                if weight is None:
+                    weight = dynamic_lambda(float(loss.detach()), float(omega.detach()))
+                lambdas.append(weight)
+                loss = loss + weight * omega
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if progress:
+                progress(step, total)
+    model.eval()
+    return step, lambdas
+
+
+def train_initial(data: pd.DataFrame, cfg: ContinualConfig, max_length: int) -> UpdateResult:
+    """A model of `data`'s classes from the pretrained encoder (step 0, and full retraining)."""
+    started = time.perf_counter()
+    seed_everything(cfg.seed)
+    clf = new_classifier(sorted(set(data["label"].astype(str))), max_length)
+    steps, _ = train_on(clf, data, cfg)
+    return UpdateResult(clf, time.perf_counter() - started, steps, len(data))
+
+
+def update(
+    method: str,
+    old: Classifier,
+    new: pd.DataFrame,
+    memory: pd.DataFrame,
+    seen: pd.DataFrame,
+    cfg: ContinualConfig,
+) -> UpdateResult:
+    """One domain update by `method` from the `old` model: `new` is the arriving data,
+    `memory` the old exemplars this method kept, `seen` all old data (only full retraining and
+    EWC's Fisher read it)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    labels = check_update(old.labels, new)
+    check_memory(memory, old.labels)
+    started = time.perf_counter()
+    if method == "full_retrain":
+        result = train_initial(pd.concat([seen, new]), cfg, old.max_length)
+        # keep the head's label order stable across steps
+        return UpdateResult(
+            _reorder(result.classifier, labels), result.seconds, result.steps, len(seen) + len(new)
+        )
+    consolidation = None
+    if method == "ewc":  # Fisher of the old model on (a sample of) the old data, fixed λ
+        sample = seen.sample(n=min(len(seen), cfg.fisher_texts), random_state=cfg.seed)
+        consolidation = Consolidation.of(old, sample["text"].tolist(), cfg.ewc_lambda)
+    elif method == "ccfi":  # Fisher on the kept exemplars, λ set at every step
+        texts = memory["text"].tolist()[: cfg.fisher_texts]
+        consolidation = Consolidation.of(old, texts, None)
+    clf = expand_head(old, labels, cfg.seed)
+    data = new if method in ("finetune", "ewc") else pd.concat([new, memory])
+    steps, lambdas = train_on(clf, data.reset_index(drop=True), cfg, consolidation)
+    return UpdateResult(clf, time.perf_counter() - started, steps, len(data), lambdas)
+
+
+def _reorder(clf: Classifier, labels: list[str]) -> Classifier:
+    """`clf` with its head's outputs permuted into the order `labels`."""
+    if clf.labels == labels:
+        return clf
+    order = torch.tensor([clf.labels.index(label) for label in labels])
+    head = clf.model.classifier
+    with torch.no_grad():
+        head.weight.copy_(head.weight[order].clone())
+        head.bias.copy_(head.bias[order].clone())
+    clf.model.config.id2label = dict(enumerate(labels))
+    clf.model.config.label2id = {label: i for i, label in enumerate(labels)}
+    return Classifier(clf.model, clf.tokenizer, list(labels), clf.max_length)
+
+
+def keep_exemplars(
+    method: str, clf: Classifier, data: pd.DataFrame, fraction: float, seed: int
+) -> pd.DataFrame:
+    """The exemplars of `data` (one step's arrivals) `method` keeps after training on it:
+    Fisher-scored under the new model for CCFI, random otherwise."""
+    if method == "ccfi":
+        return select_exemplars(data, fraction, fisher_scores(clf, data["text"].tolist()))
+    return select_exemplars(data, fraction, None, seed)
+
+
+def per_class_accuracy(clf: Classifier, test: pd.DataFrame) -> dict[str, float]:
+    """Accuracy on each class of `test` that the model knows (rows of other classes ignored)."""
+    known = test[test["label"].astype(str).isin(clf.labels)]
+    predicted = np.array(clf.labels)[predict_proba(clf, known["text"].tolist()).argmax(1)]
+    actual = known["label"].astype(str).to_numpy()
+    return {label: float((predicted[actual == label] == label).mean()) for label in clf.labels}
+
+
+def forgetting(history: list[dict[str, float]]) -> dict[str, float]:
+    """Per class seen before the last step: its best accuracy at an earlier step minus its
+    accuracy now (positive = forgotten)."""
+    if len(history) < 2:
+        return {}
+    now = history[-1]
+    earlier = history[:-1]
+    return {
+        label: max(step[label] for step in earlier if label in step) - now[label]
+        for label in now
+        if any(label in step for step in earlier)
+    }
+
+
+@dataclass
+class StepRecord:
+    method: str
+    step: int
+    classes: list[str]  # every class the model knows after this step
+    per_class: dict[str, float]  # test accuracy per class
+    average_accuracy: float  # mean of per_class: every class seen so far counts the same
+    forgetting: dict[str, float]  # per old class: best earlier accuracy − now
+    seconds: float
+    train_examples: int
+    memory_examples: int  # old examples kept for replay after this step
+    lambdas: list[float] = field(default_factory=list)
+
+    def row(self) -> dict:
+        return {
+            "method": self.method,
+            "step": self.step,
+            "n_classes": len(self.classes),
+            "average_accuracy": self.average_accuracy,
+            "mean_forgetting": float(np.mean(list(self.forgetting.values())))
+            if self.forgetting
+            else 0.0,
+            "seconds": self.seconds,
+            "train_examples": self.train_examples,
+            "memory_examples": self.memory_examples,
+        }
+
+
+def run_continual(
+    steps: list[pd.DataFrame],
+    test: pd.DataFrame,
+    cfg: ContinualConfig,
+    on_model: Callable[[str, int, Classifier], None] = lambda *_: None,
+    log: Callable[[str], None] = lambda _: None,
+) -> list[StepRecord]:
+    """Step 0 trains on `steps[0]` (shared by every method); each later step updates every
+    method's model with that step's data. `on_model(method, step, classifier)` sees every model
+    (step 0 as method "initial")."""
+    torch.set_num_threads(cfg.threads)
+    log(f"step 0: training on {len(steps[0])} examples of {sorted(set(steps[0]['label']))}")
+    initial = train_initial(steps[0], cfg, cfg.max_length)
+    on_model("initial", 0, initial.classifier)
+    accuracy0 = per_class_accuracy(initial.classifier, test)
+    records = [
+        StepRecord(
+            "initial",
+            0,
+            initial.classifier.labels,
+            accuracy0,
+            float(np.mean(list(accuracy0.values()))),
+            {},
+            initial.seconds,
+            initial.train_examples,
+            0,
+        )
+    ]
+    models = {m: initial.classifier for m in cfg.methods}
+    memory: dict[str, pd.DataFrame] = {}
+    history: dict[str, list[dict[str, float]]] = {m: [accuracy0] for m in cfg.methods}
+    pending: dict[str, float] = {}  # choosing step 0's exemplars counts in the first update
+    for method in cfg.methods:
+        started = time.perf_counter()
+        memory[method] = (
+            keep_exemplars(method, initial.classifier, steps[0], cfg.memory_fraction, cfg.seed)
+            if method in ("random_replay", "ccfi")
+            else steps[0].iloc[:0]
+        )
+        pending[method] = time.perf_counter() - started
+    seen = steps[0]
+    for index, new in enumerate(steps[1:], start=1):
+        for method in cfg.methods:
+            log(f"step {index}: {method} on {len(new)} new examples")
+            result = update(method, models[method], new, memory[method], seen, cfg)
+            seconds = result.seconds + pending.pop(method, 0.0)
+            if method in ("random_replay", "ccfi"):
+                started = time.perf_counter()
+                kept = keep_exemplars(method, result.classifier, new, cfg.memory_fraction, cfg.seed)
+                memory[method] = pd.concat([memory[method], kept], ignore_index=True)
+                seconds += time.perf_counter() - started
+            models[method] = result.classifier
+            on_model(method, index, result.classifier)
+            accuracy = per_class_accuracy(result.classifier, test)
+            history[method].append(accuracy)
+            records.append(
+                StepRecord(
+                    method,
+                    index,
+                    result.classifier.labels,
+                    accuracy,
+                    float(np.mean(list(accuracy.values()))),
+                    forgetting(history[method]),
+                    seconds,
+                    result.train_examples,
+                    len(memory[method]),
+                    result.lambdas,
+                )
+            )
+            log(
+                f"step {index} {method}: average accuracy {records[-1].average_accuracy:.4f} "
+                f"in {seconds:.1f} s"
+            )
+        seen = pd.concat([seen, new], ignore_index=True)
+    return records

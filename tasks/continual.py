@@ -1,0 +1,132 @@
+"""Task of the continual stage: split the labeled pool into domains that arrive one step at a
+time, update a model with every method, and track each step's model in MLflow (the ccfi model
+of the last step is the registered model's `current` version)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from prefect import get_run_logger, task
+
+from frugal.config import Params
+from frugal.continual import domain_steps, run_continual
+from frugal.hashing import data_md5, file_md5
+from frugal.modeling import Classifier, save_classifier
+from frugal.plots import plot_continual
+from tasks import tracking
+
+CURRENT_ALIAS = "current"
+
+
+@task(name="continual")
+def continual_task(params: Params, parent_run_id: str) -> Path:
+    cfg = params.continual
+    logger = get_run_logger()
+    torch.set_num_threads(cfg.threads)
+    steps = domain_steps(pd.read_parquet(cfg.pool_data), cfg.steps)
+    test = pd.read_parquet(cfg.test_data)
+
+    # each step's arriving data is a file of its own: DVC versions it, MLflow records its hash
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cfg.data_dir.glob("step_*.parquet"):
+        stale.unlink()
+    step_files = [cfg.data_dir / f"step_{k}.parquet" for k in range(len(steps))]
+    for data, path in zip(steps, step_files, strict=True):
+        data.to_parquet(path, index=False)
+
+    registry = params.tracking.model_copy(update={"registered_model": cfg.registered_model})
+    staging = cfg.output_dir.with_name(cfg.output_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    run_ids: dict[tuple[str, int], str] = {}
+    last = len(steps) - 1
+
+    def on_model(method: str, step: int, clf: Classifier) -> None:
+        """Save, log and register every step's model; keep the last ccfi one on disk."""
+        model_dir = staging / f"{method}_step{step}"
+        save_classifier(clf, model_dir)
+        run_id = tracking.nested_run(
+            params,
+            parent_run_id,
+            run_name=f"continual-{method}-step{step}",
+            tags={
+                "frugal.stage": "continual",
+                "frugal.continual.method": method,
+                "frugal.continual.step": str(step),
+                "frugal.continual.classes": ",".join(clf.labels),
+                tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.safetensors"),
+                f"dvc.md5.step_{step}": data_md5(step_files[step]),
+            },
+        )
+        tracking.log_and_register_model(registry, run_id, model_dir)
+        run_ids[(method, step)] = run_id
+        if not (method == "ccfi" and step == last):
+            shutil.rmtree(model_dir)
+
+    records = run_continual(steps, test, cfg, on_model, log=logger.info)
+
+    c = tracking.client(params.tracking)
+    for record in records:
+        run_id = run_ids[(record.method, record.step)]
+        c.log_metric(run_id, "average_accuracy", record.average_accuracy)
+        c.log_metric(run_id, "update_seconds", record.seconds)
+        c.log_metric(run_id, "train_examples", record.train_examples)
+        c.log_metric(run_id, "memory_examples", record.memory_examples)
+        for label, value in record.per_class.items():
+            c.log_metric(run_id, f"test_accuracy.{label}", value)
+        for label, value in record.forgetting.items():
+            c.log_metric(run_id, f"forgetting.{label}", value)
+        if record.lambdas:
+            c.log_metric(run_id, "consolidation_lambda_median", float(np.median(record.lambdas)))
+
+    final = staging / f"ccfi_step{last}"
+    if final.is_dir():  # ccfi ran: it is the updated model
+        shutil.rmtree(cfg.output_dir, ignore_errors=True)
+        final.rename(cfg.output_dir)
+        tracking.set_alias(registry, run_ids[("ccfi", last)], CURRENT_ALIAS)
+    shutil.rmtree(staging, ignore_errors=True)
+
+    table = pd.DataFrame([r.row() for r in records])
+    for path in (cfg.report, cfg.steps_report, cfg.plot):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    table.round(6).to_csv(cfg.steps_report, index=False)
+    plot_continual(table, cfg.plot, "continual domain updates (TREC test split)")
+    report = {
+        "steps": cfg.steps,
+        "memory_fraction": cfg.memory_fraction,
+        "step_examples": [len(s) for s in steps],
+        "summary": _summary(table),
+        "records": [
+            r.row() | {"per_class": r.per_class, "forgetting": r.forgetting} for r in records
+        ],
+    }
+    cfg.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    for path in (cfg.report, cfg.steps_report, cfg.plot):
+        c.log_artifact(parent_run_id, str(path), "reports")
+    return cfg.report
+
+
+def _summary(table: pd.DataFrame) -> dict[str, dict]:
+    """Per method after the last step: average accuracy, its gap to full retraining, and the
+    update time summed over steps as a share of full retraining's."""
+    updates = table[table["method"] != "initial"]
+    last = updates[updates["step"] == updates["step"].max()].set_index("method")
+    seconds = updates.groupby("method")["seconds"].sum()
+    out = {}
+    for method in last.index:
+        out[method] = {
+            "final_average_accuracy": float(last.loc[method, "average_accuracy"]),
+            "final_mean_forgetting": float(last.loc[method, "mean_forgetting"]),
+            "update_seconds": float(seconds[method]),
+        }
+        if "full_retrain" in last.index:
+            full = last.loc["full_retrain"]
+            out[method]["gap_to_full_retrain_pt"] = 100 * float(
+                full["average_accuracy"] - last.loc[method, "average_accuracy"]
+            )
+            out[method]["time_vs_full_retrain"] = float(seconds[method] / seconds["full_retrain"])
+    return out

@@ -1,0 +1,148 @@
+"""Continual updates: Fisher exemplar scores, the dynamic consolidation weight, forgetting, the
+head growing with new classes, and clear errors for bad updates (real model, real TREC rows)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from frugal.config import ContinualConfig
+from frugal.continual import (
+    Consolidation,
+    domain_steps,
+    dynamic_lambda,
+    expand_head,
+    fisher_scores,
+    forgetting,
+    select_exemplars,
+    train_on,
+    update,
+)
+from frugal.errors import DataError
+from frugal.modeling import new_classifier, predict_proba
+
+
+def _cfg(**overrides) -> ContinualConfig:
+    values = {
+        "pool_data": "p",
+        "test_data": "t",
+        "steps": [["DESC", "HUM"], ["LOC"]],
+        "methods": ["ccfi"],
+        "memory_fraction": 0.1,
+        "fisher_texts": 8,
+        "ewc_lambda": 100.0,
+        "epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 1e-4,
+        "max_length": 24,
+        "threads": 2,
+        "seed": 0,
+        "data_dir": "d",
+        "output_dir": "o",
+        "registered_model": "m",
+        "report": "r.json",
+        "steps_report": "s.csv",
+        "plot": "p.png",
+    }
+    return ContinualConfig(**(values | overrides))
+
+
+@pytest.fixture(scope="module")
+def two_class(trec_sample):
+    """A model fine-tuned for a few steps on DESC vs HUM questions, and held-out ones."""
+    train = trec_sample["pool"][trec_sample["pool"]["label"].isin(["DESC", "HUM"])]
+    held = trec_sample["test"][trec_sample["test"]["label"].isin(["DESC", "HUM"])]
+    torch.manual_seed(0)
+    clf = new_classifier(["DESC", "HUM"], max_length=24)
+    train_on(clf, train.reset_index(drop=True), _cfg(epochs=3))
+    return clf, train.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def test_fisher_score_is_the_heads_fisher_trace_and_peaks_near_the_decision_boundary(two_class):
+    clf, _, held = two_class
+    texts = held["text"].tolist()
+    scores = fisher_scores(clf, texts)
+    # the closed form equals autograd: E_y ||grad of log p(y|x) over the head||^2
+    head = clf.model.classifier
+    batch = clf.tokenizer(texts[:1], return_tensors="pt")
+    log_p = torch.log_softmax(clf.model(**batch).logits[0], -1)
+    trace = 0.0
+    for y in range(len(clf.labels)):
+        grads = torch.autograd.grad(log_p[y], [head.weight, head.bias], retain_graph=True)
+        trace += float(log_p[y].detach().exp()) * sum(float((g**2).sum()) for g in grads)
+    assert scores[0] == pytest.approx(trace, rel=1e-4)
+    # near the boundary (small margin between the two classes) scores are high
+    probs = predict_proba(clf, texts)
+    margin = np.abs(probs[:, 0] - probs[:, 1])
+    assert spearmanr(scores, margin).statistic < -0.5
+    order = np.argsort(margin)
+    quarter = len(order) // 4
+    assert scores[order[:quarter]].mean() > 2 * scores[order[-quarter:]].mean()
+
+
+def test_exemplars_are_the_top_scores_of_each_class_within_the_budget():
+    data = pd.DataFrame({"text": list("abcdefghijkl"), "label": ["x"] * 10 + ["y"] * 2})
+    scores = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.0, 0.5, 0.4, 0.6, 0.7, 0.1, 0.2])
+    kept = select_exemplars(data, 0.2, scores)
+    assert kept["text"].tolist() == ["b", "d", "l"]  # 2 of 10 x's, 1 of 2 y's (at least one)
+    random = select_exemplars(data, 0.2, None, seed=1)
+    assert random["label"].value_counts().to_dict() == {"x": 2, "y": 1}
+
+
+def test_dynamic_lambda_follows_the_ratio_of_the_losses(two_class):
+    assert dynamic_lambda(2.0, 0.5) == 4.0
+    assert dynamic_lambda(4.0, 0.5) == 2 * dynamic_lambda(2.0, 0.5)  # more CE: pull harder
+    assert dynamic_lambda(2.0, 1.0) == dynamic_lambda(2.0, 0.5) / 2  # moved further: less λ
+    assert dynamic_lambda(1.0, 0.0) == 0.0  # still at the anchor: nothing to pull back
+    clf, train, _ = two_class
+    student = copy.deepcopy(clf)
+    consolidation = Consolidation.of(clf, train["text"].tolist()[:4], None)
+    steps, lambdas = train_on(student, train, _cfg(epochs=1), consolidation)
+    assert len(lambdas) == steps
+    assert lambdas[0] == 0.0  # first step: the weights are the anchor
+    assert all(value > 0 for value in lambdas[1:])
+    assert len(set(lambdas[1:])) == len(lambdas) - 1  # set anew from each step's losses
+
+
+def test_forgetting_is_best_earlier_accuracy_minus_now():
+    history = [
+        {"A": 0.9, "B": 0.8},
+        {"A": 0.95, "B": 0.6, "C": 0.7},
+        {"A": 0.5, "B": 0.7, "C": 0.9, "D": 0.4},
+    ]
+    assert forgetting(history) == pytest.approx({"A": 0.45, "B": 0.1, "C": -0.2})
+    assert forgetting(history[:1]) == {}
+
+
+def test_new_head_outputs_extend_the_old_ones(two_class):
+    clf, _, held = two_class
+    grown = expand_head(clf, ["DESC", "HUM", "LOC"], seed=0)
+    texts = held["text"].tolist()[:4]
+    batch = clf.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        old, new = clf.model(**batch).logits, grown.model(**batch).logits
+    assert new.shape == (4, 3) and torch.allclose(new[:, :2], old, atol=1e-6)
+    with pytest.raises(ValueError, match="must extend"):
+        expand_head(clf, ["HUM", "DESC", "LOC"], seed=0)
+
+
+def test_bad_updates_fail_with_a_clear_message(two_class, trec_sample):
+    clf, train, _ = two_class
+    pool = trec_sample["pool"]
+    loc = pool[pool["label"] == "LOC"]
+    with pytest.raises(DataError, match="new-domain data is empty"):
+        update("ccfi", clf, loc.iloc[:0], train.iloc[:2], train, _cfg())
+    with pytest.raises(DataError, match="must add a class"):
+        update("ccfi", clf, train.iloc[:3], train.iloc[:2], train, _cfg())
+    unseen = pd.concat([train.iloc[:2], loc.iloc[:1]])  # old data with a label the model lacks
+    with pytest.raises(DataError, match=r"labels \['LOC'\] that the old model never saw"):
+        update("ccfi", clf, pool[pool["label"] == "NUM"], unseen, train, _cfg())
+    with pytest.raises(DataError, match=r"steps\[1\]: no labeled examples of \['XYZ'\]"):
+        domain_steps(pool, [["DESC"], ["XYZ"]])
+    with pytest.raises(DataError, match="arrives at step 0 and again at step 1"):
+        domain_steps(pool, [["DESC"], ["DESC", "LOC"]])
