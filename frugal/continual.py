@@ -9,9 +9,11 @@ CCFI (Hua et al., arXiv 2201.01420), and the baselines it is measured against:
   E_y‖∇ log p(y|x)‖² = (1 − ‖p‖²)(‖h‖² + 1). It is largest for examples near the decision
   boundary, needs no label, and costs one batched forward pass.
 * **Dynamic weight consolidation.** The update trains on new data + memory with an EWC penalty
-  Ω = Σ F_i (θ_i − θ*_i)² (diagonal Fisher of the old model on the memory, anchored at the old
-  weights), weighted at every optimizer step by λ = cross-entropy / Ω of that step: the two
-  terms pull equally hard, with no λ to tune.
+  Ω = Σ F_i (θ_i − θ*_i)² (diagonal Fisher of the old model on the memory, over the encoder's
+  weights, anchored at the old weights). Its weight is set anew at every epoch from the ratio
+  of the two losses over the epoch before, λ = mean cross-entropy / mean Ω, so that they pull
+  equally hard with no λ to tune. The first epoch starts at the anchor (Ω = 0): it runs
+  unconsolidated, learning the new classes, and sets the first λ.
 
 Baselines: `finetune` (new data only), `random_replay` (random exemplars, same budget),
 `ewc` (new data only, fixed λ), `full_retrain` (all data seen so far, from the pretrained
@@ -43,25 +45,27 @@ METHODS = CONTINUAL_METHODS
 
 
 def domain_steps(pool: pd.DataFrame, steps: list[list[str]]) -> list[pd.DataFrame]:
-    """The labeled data arriving at each step: the rows of `pool` whose label is in that step's
-    classes. Errors name the step: a class in no row, a class in two steps."""
+    """The labeled data arriving at each step: the rows of `pool` whose domain (the `domain`
+    column, else the label) is in that step's list. Errors name the step: a domain in no row,
+    a domain in two steps."""
+    column = "domain" if "domain" in pool.columns else "label"
+    domains = pool[column].astype(str)
     seen: dict[str, int] = {}
     out = []
-    labels = pool["label"].astype(str)
-    for index, classes in enumerate(steps):
-        for name in classes:
+    for index, names in enumerate(steps):
+        for name in names:
             if name in seen:
                 raise DataError(
-                    f"continual.steps: class {name!r} arrives at step {seen[name]} and again "
-                    f"at step {index}; each class arrives once"
+                    f"continual.steps: domain {name!r} arrives at step {seen[name]} and again "
+                    f"at step {index}; each domain arrives once"
                 )
             seen[name] = index
-        data = pool[labels.isin(classes)]
-        missing = sorted(set(classes) - set(data["label"].astype(str)))
+        data = pool[domains.isin(names)]
+        missing = sorted(set(names) - set(domains[domains.isin(names)]))
         if missing:
             raise DataError(
-                f"continual.steps[{index}]: no labeled examples of {missing}; the data has "
-                f"{sorted(labels.unique())}"
+                f"continual.steps[{index}]: no labeled examples of domain {missing}; the "
+                f"{column} column has {sorted(domains.unique())}"
             )
         out.append(data.reset_index(drop=True))
     return out
@@ -164,15 +168,16 @@ def select_exemplars(
 
 
 def dynamic_lambda(cross_entropy: float, penalty: float) -> float:
-    """DWC: the consolidation weight that makes the penalty pull as hard as the cross-entropy
-    (0 while the weights have not moved from the anchor)."""
+    """DWC: the consolidation weight that makes the penalty as large as the cross-entropy (their
+    means over the last epoch); 0 while the weights have not moved from the anchor."""
     return cross_entropy / penalty if penalty > 0 else 0.0
 
 
 @dataclass
 class Consolidation:
-    """EWC penalty Σ F_i (θ_i − θ*_i)² over `fisher`'s tensors (the head, whose shape grows with
-    each domain, is left free); `weight`: a fixed λ, or None for the dynamic one."""
+    """EWC penalty Σ F_i (θ_i − θ*_i)² over the encoder's linear weights (the head, whose shape
+    grows with each domain, is left free, and so is the word-embedding table, of which each text
+    touches a few rows); `weight`: a fixed λ, or None for the dynamic one."""
 
     fisher: dict[str, torch.Tensor]
     anchor: dict[str, torch.Tensor]
@@ -180,10 +185,17 @@ class Consolidation:
 
     @classmethod
     def of(cls, clf: Classifier, texts: list[str], weight: float | None) -> Consolidation:
-        fisher = {
-            n: f for n, f in fisher_diagonal(clf, texts).items() if not n.startswith("classifier")
-        }
         params = dict(clf.model.named_parameters())
+        table = params["bert.embeddings.word_embeddings.weight"]
+        table.requires_grad_(False)  # no gradient: the Fisher skips it, and backward is faster
+        try:
+            fisher = {
+                n: f
+                for n, f in fisher_diagonal(clf, texts).items()
+                if n.startswith("bert.encoder.")
+            }
+        finally:
+            table.requires_grad_(True)
         return cls(fisher, {n: params[n].detach().clone() for n in fisher}, weight)
 
     def penalty(self, model: torch.nn.Module) -> torch.Tensor:
@@ -197,7 +209,7 @@ class UpdateResult:
     seconds: float  # wall time of the whole update: scoring, Fisher and training
     steps: int
     train_examples: int
-    lambdas: list[float] = field(default_factory=list)  # λ per optimizer step (with a penalty)
+    lambdas: list[float] = field(default_factory=list)  # λ each optimizer step used
 
 
 def train_on(
@@ -208,7 +220,8 @@ def train_on(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, list[float]]:
     """Train `clf` in place on `data` for `cfg.epochs` (AdamW, linear warm-up and decay), with
-    the consolidation penalty if given. Returns the optimizer steps and λ per step."""
+    the consolidation penalty if given (dynamic λ: set at each epoch from the last). Returns
+    the optimizer steps and the λ each step used."""
     seed_everything(cfg.seed)
     model, tokenizer = clf.model, clf.tokenizer
     index = {label: i for i, label in enumerate(clf.labels)}
@@ -224,21 +237,24 @@ def train_on(
     )
     generator = torch.Generator().manual_seed(cfg.seed)
     lambdas: list[float] = []
+    weight = 0.0 if consolidation is None else consolidation.weight or 0.0
     step = 0
     model.train()
     for _ in range(cfg.epochs):
         order = torch.randperm(len(data), generator=generator).tolist()
+        ce_sum = omega_sum = 0.0
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
             batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
             loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[idx])
             if consolidation is not None:
-                omega = consolidation.penalty(model)
-                weight = consolidation.weight
-                if weight is None:
-                    weight = dynamic_lambda(float(loss.detach()), float(omega.detach()))
+                with torch.set_grad_enabled(weight > 0):
+                    omega = consolidation.penalty(model)
+                ce_sum += float(loss.detach())
+                omega_sum += float(omega.detach())
                 lambdas.append(weight)
-                loss = loss + weight * omega
+                if weight > 0:
+                    loss = loss + weight * omega
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -247,6 +263,8 @@ def train_on(
             step += 1
             if progress:
                 progress(step, total)
+        if consolidation is not None and consolidation.weight is None:
+            weight = dynamic_lambda(ce_sum, omega_sum)  # means: the batch counts cancel
     model.eval()
     return step, lambdas
 

@@ -43,6 +43,12 @@ TINY_OVERRIDES = {
         "plan_budgets": 3,
         "qat": {"epochs": 1, "batch_size": 16},
     },
+    "continual": {
+        "steps": [["DESC", "ENTY", "HUM"], ["LOC"], ["NUM"]],
+        "epochs": 1,
+        "batch_size": 16,
+        "fisher_texts": 8,
+    },
 }
 
 

@@ -102,11 +102,14 @@ def test_dynamic_lambda_follows_the_ratio_of_the_losses(two_class):
     clf, train, _ = two_class
     student = copy.deepcopy(clf)
     consolidation = Consolidation.of(clf, train["text"].tolist()[:4], None)
-    steps, lambdas = train_on(student, train, _cfg(epochs=1), consolidation)
+    assert consolidation.fisher and all(n.startswith("bert.encoder.") for n in consolidation.fisher)
+    steps, lambdas = train_on(student, train, _cfg(epochs=3), consolidation)
+    per_epoch = steps // 3
     assert len(lambdas) == steps
-    assert lambdas[0] == 0.0  # first step: the weights are the anchor
-    assert all(value > 0 for value in lambdas[1:])
-    assert len(set(lambdas[1:])) == len(lambdas) - 1  # set anew from each step's losses
+    assert set(lambdas[:per_epoch]) == {0.0}  # first epoch: the weights start at the anchor
+    second, third = lambdas[per_epoch], lambdas[2 * per_epoch]
+    assert second > 0 and set(lambdas[per_epoch : 2 * per_epoch]) == {second}
+    assert third > 0 and third != second  # set anew from the last epoch's losses
 
 
 def test_forgetting_is_best_earlier_accuracy_minus_now():
@@ -142,7 +145,7 @@ def test_bad_updates_fail_with_a_clear_message(two_class, trec_sample):
     unseen = pd.concat([train.iloc[:2], loc.iloc[:1]])  # old data with a label the model lacks
     with pytest.raises(DataError, match=r"labels \['LOC'\] that the old model never saw"):
         update("ccfi", clf, pool[pool["label"] == "NUM"], unseen, train, _cfg())
-    with pytest.raises(DataError, match=r"steps\[1\]: no labeled examples of \['XYZ'\]"):
+    with pytest.raises(DataError, match=r"steps\[1\]: no labeled examples of domain \['XYZ'\]"):
         domain_steps(pool, [["DESC"], ["XYZ"]])
     with pytest.raises(DataError, match="arrives at step 0 and again at step 1"):
         domain_steps(pool, [["DESC"], ["DESC", "LOC"]])
