@@ -2,12 +2,12 @@
 accuracy over the classes seen so far, mean forgetting and update wall time; after the last
 step, each method's gap to full retraining and its time as a share of full retraining's.
 
-Without --seeds it reads the pipeline's reports/continual.json (the default `dvc repro` run,
-seed `continual.seed`). With --seeds it reruns the whole sequence for each seed here (no
-MLflow) and reports mean and spread. Run with nothing else busy on the CPU: times are goals.
+It reads the pipeline's reports/continual.json (the default `dvc repro` run, seed
+`continual.seed`); --seeds reruns the whole sequence here (no MLflow) for each further seed
+(model initialisation, data order, random exemplars) and reports mean and spread. Run with nothing else busy on the CPU: times are goals.
 
     dvc repro continual && python benchmarks/continual_updates.py
-    python benchmarks/continual_updates.py --seeds 13 14 15
+    python benchmarks/continual_updates.py --seeds 14 15
 """
 
 from __future__ import annotations
@@ -63,19 +63,19 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     cfg = params.continual
-    if args.seeds:
-        pool = pd.read_parquet(ROOT / cfg.pool_data)
-        test = pd.read_parquet(ROOT / cfg.test_data)
-        frames = []
-        for seed in args.seeds:
-            run_cfg = cfg.model_copy(update={"seed": seed})
-            records = run_continual(domain_steps(pool, cfg.steps), test, run_cfg, log=print)
-            frames.append(pd.DataFrame([r.row() for r in records]).assign(seed=seed))
-        steps = pd.concat(frames, ignore_index=True)
-    else:
-        report = json.loads((ROOT / cfg.report).read_text())
-        steps = pd.DataFrame(report["records"]).assign(seed=cfg.seed)
-        steps = steps.drop(columns=["per_class", "forgetting"])
+    report = json.loads((ROOT / cfg.report).read_text())
+    frames = [
+        pd.DataFrame(report["records"])
+        .assign(seed=cfg.seed)
+        .drop(columns=["per_class", "forgetting"])
+    ]
+    pool = pd.read_parquet(ROOT / cfg.pool_data)
+    test = pd.read_parquet(ROOT / cfg.test_data)
+    for seed in args.seeds or []:
+        run_cfg = cfg.model_copy(update={"seed": seed})
+        records = run_continual(domain_steps(pool, cfg.steps), test, run_cfg, log=print)
+        frames.append(pd.DataFrame([r.row() for r in records]).assign(seed=seed))
+    steps = pd.concat(frames, ignore_index=True)
     summary = goals(steps)
     mean = summary.groupby("method", sort=False).agg(["mean", "std"]).drop(columns="seed")
     with pd.option_context("display.width", 250, "display.max_columns", 30):
