@@ -180,7 +180,7 @@ VARIANTS = (
 )
 
 
-CONTINUAL_METHODS = ("finetune", "random_replay", "ewc", "ccfi", "full_retrain")
+CONTINUAL_METHODS = ("finetune", "random_replay", "fisher_replay", "ewc", "ccfi", "full_retrain")
 
 
 class CompressConfig(_Section):

@@ -17,7 +17,8 @@ CCFI (Hua et al., arXiv 2201.01420), and the baselines it is measured against:
 
 Baselines: `finetune` (new data only), `random_replay` (random exemplars, same budget),
 `ewc` (new data only, fixed λ), `full_retrain` (all data seen so far, from the pretrained
-encoder: the upper bound). Step 0 (the initial domains) is trained once, the same way as
+encoder: the upper bound); and `fisher_replay`, CCFI without the consolidation penalty (an
+ablation: which half helps). Step 0 (the initial domains) is trained once, the same way as
 `full_retrain`, and shared by every method.
 
 Pure: data frames and models in, models and numbers out; no Prefect, MLflow or files.
@@ -42,6 +43,8 @@ from frugal.modeling import Classifier, new_classifier, predict_proba
 from frugal.training import seed_everything
 
 METHODS = CONTINUAL_METHODS
+REPLAY = ("random_replay", "fisher_replay", "ccfi")  # methods that keep old exemplars
+FISHER_MEMORY = ("fisher_replay", "ccfi")  # ... chosen by their Fisher information
 
 
 def domain_steps(pool: pd.DataFrame, steps: list[list[str]]) -> list[pd.DataFrame]:
@@ -304,7 +307,7 @@ def update(
     if method == "ewc":  # Fisher of the old model on (a sample of) the old data, fixed λ
         sample = seen.sample(n=min(len(seen), cfg.fisher_texts), random_state=cfg.seed)
         consolidation = Consolidation.of(old, sample["text"].tolist(), cfg.ewc_lambda)
-    elif method == "ccfi":  # Fisher on the kept exemplars, λ set at every step
+    elif method == "ccfi":  # Fisher on the kept exemplars, λ set at every epoch
         texts = memory["text"].tolist()[: cfg.fisher_texts]
         consolidation = Consolidation.of(old, texts, None)
     clf = expand_head(old, labels, cfg.seed)
@@ -331,8 +334,8 @@ def keep_exemplars(
     method: str, clf: Classifier, data: pd.DataFrame, fraction: float, seed: int
 ) -> pd.DataFrame:
     """The exemplars of `data` (one step's arrivals) `method` keeps after training on it:
-    Fisher-scored under the new model for CCFI, random otherwise."""
-    if method == "ccfi":
+    Fisher-scored under the new model (ccfi, fisher_replay), random otherwise."""
+    if method in FISHER_MEMORY:
         return select_exemplars(data, fraction, fisher_scores(clf, data["text"].tolist()))
     return select_exemplars(data, fraction, None, seed)
 
@@ -423,7 +426,7 @@ def run_continual(
         started = time.perf_counter()
         memory[method] = (
             keep_exemplars(method, initial.classifier, steps[0], cfg.memory_fraction, cfg.seed)
-            if method in ("random_replay", "ccfi")
+            if method in REPLAY
             else steps[0].iloc[:0]
         )
         pending[method] = time.perf_counter() - started
@@ -433,7 +436,7 @@ def run_continual(
             log(f"step {index}: {method} on {len(new)} new examples")
             result = update(method, models[method], new, memory[method], seen, cfg)
             seconds = result.seconds + pending.pop(method, 0.0)
-            if method in ("random_replay", "ccfi"):
+            if method in REPLAY:
                 started = time.perf_counter()
                 kept = keep_exemplars(method, result.classifier, new, cfg.memory_fraction, cfg.seed)
                 memory[method] = pd.concat([memory[method], kept], ignore_index=True)

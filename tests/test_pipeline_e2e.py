@@ -301,7 +301,7 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
     for k, classes in enumerate(steps):  # each step's arriving data: one class set, one file
         data = pd.read_parquet(repo / f"data/continual/step_{k}.parquet")
         assert sorted(set(data["label"])) == sorted(classes)
-    methods = ["finetune", "random_replay", "ewc", "ccfi", "full_retrain"]
+    methods = ["finetune", "random_replay", "fisher_replay", "ewc", "ccfi", "full_retrain"]
     records = {(r["method"], r["step"]): r for r in report["records"]}
     assert set(records) == {("initial", 0)} | {(m, k) for m in methods for k in (1, 2)}
     for method in methods:
@@ -309,7 +309,7 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
         assert set(records[(method, 2)]["forgetting"]) == {"DESC", "ENTY", "HUM", "LOC"}
     pool = pd.read_parquet(repo / "data/splits/pool.parquet")
     seen = pool["label"].isin(["DESC", "ENTY", "HUM", "LOC", "NUM"]).sum()
-    for method in ("random_replay", "ccfi"):  # memory_fraction of each class, at least one
+    for method in ("random_replay", "fisher_replay", "ccfi"):  # memory_fraction per class, ≥ 1
         assert 5 <= records[(method, 2)]["memory_examples"] <= 0.1 * seen + 5
     assert records[("finetune", 1)]["memory_examples"] == 0
     assert set(report["summary"]["ccfi"]) >= {"gap_to_full_retrain_pt", "time_vs_full_retrain"}
