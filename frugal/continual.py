@@ -307,9 +307,9 @@ def update(
     if method == "ewc":  # Fisher of the old model on (a sample of) the old data, fixed λ
         sample = seen.sample(n=min(len(seen), cfg.fisher_texts), random_state=cfg.seed)
         consolidation = Consolidation.of(old, sample["text"].tolist(), cfg.ewc_lambda)
-    elif method == "ccfi":  # Fisher on the kept exemplars, λ set at every epoch
-        texts = memory["text"].tolist()[: cfg.fisher_texts]
-        consolidation = Consolidation.of(old, texts, None)
+    elif method == "ccfi":  # Fisher on (a sample of) every old class's exemplars, dynamic λ
+        sample = memory.sample(n=min(len(memory), cfg.fisher_texts), random_state=cfg.seed)
+        consolidation = Consolidation.of(old, sample["text"].tolist(), None)
     clf = expand_head(old, labels, cfg.seed)
     data = new if method in ("finetune", "ewc") else pd.concat([new, memory])
     steps, lambdas = train_on(clf, data.reset_index(drop=True), cfg, consolidation)
