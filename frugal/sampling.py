@@ -456,6 +456,7 @@ def buy_labels(
     """
     pool = inputs.pool
     start = annotated_positions(annotations, pool["id"].astype(str).tolist(), cfg.annotations)
+    check_label_set(annotations, set(pool["label"].astype(str)), cfg.annotations)
     if cfg.annotator == "human":
         if not start:
             raise DataError(
@@ -493,6 +494,18 @@ def annotated_positions(
             "since they were imported; restore the data version they belong to"
         )
     return [position_of[pid] for pid in annotations["id"].astype(str)]
+
+
+def check_label_set(annotations: pd.DataFrame, labels: set[str], where: object) -> None:
+    """Stored human labels must all be classes of the current data: a label set that changed
+    between runs (a class renamed or dropped) is an error, never a silent extra class."""
+    gone = sorted(set(annotations["label"].astype(str)) - labels)
+    if gone:
+        raise DataError(
+            f"{where}: stored label(s) {gone} are not classes of the current data "
+            f"({sorted(labels)}): the label set changed since they were imported. Restore the "
+            "data version they belong to, or relabel those rows in the store"
+        )
 
 
 def replay_rounds(
