@@ -19,7 +19,12 @@ export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test lint ui clean
+# Servers the project starts bind 127.0.0.1 only.
+MLFLOW_PORT ?= 5000
+MLFLOW_STORE ?= $(CURDIR)/mlruns
+PREFECT_PORT ?= 4200
+
+.PHONY: setup browser run test lint ui prefect-ui clean
 
 setup: $(VENV)/.installed
 
@@ -36,14 +41,29 @@ run: setup
 	dvc repro
 	dvc metrics show
 
-test: setup
+test: setup browser
 	pytest
+
+# The UI tests drive Debian's chromium, headless.
+browser:
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium; }; }
 
 lint: setup
 	ruff check . && ruff format --check .
 
+# MLflow server: the UI, the tracking API (tracking.tracking_uri: http://127.0.0.1:5000) and
+# artifact proxy, over the project's SQLite store.
 ui: setup
-	mlflow ui --host 127.0.0.1 --backend-store-uri sqlite:///mlruns/mlflow.db
+	mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+	  --backend-store-uri sqlite:///$(MLFLOW_STORE)/mlflow.db \
+	  --artifacts-destination $(MLFLOW_STORE)/artifacts
+
+# Prefect server with its UI, over the project's Prefect database (.prefect/).
+prefect-ui: setup
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
+	  prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --find-links $(FIND_LINKS) --python-version 3.11 -o requirements.lock

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 
 from tasks.env import configure_environment
 
 configure_environment()
 
+from prefect import Flow  # noqa: E402
+
 from frugal.config import load_params  # noqa: E402
 from frugal.errors import FrugalError  # noqa: E402
+from tasks.runner import task_runner  # noqa: E402
 
 
 class _UserErrorsWithoutTraceback(logging.Filter):
@@ -24,7 +26,7 @@ class _UserErrorsWithoutTraceback(logging.Filter):
         return True
 
 
-def run_stage(flow: Callable[..., object]) -> None:
+def run_stage(flow: Flow[..., object]) -> None:
     """Run a stage flow from the command line; a user error exits 2 with its message only."""
     parser = argparse.ArgumentParser(description=flow.__doc__)
     parser.add_argument("--params", default="params.yaml", help="parameters file")
@@ -32,8 +34,8 @@ def run_stage(flow: Callable[..., object]) -> None:
     for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine"):
         logging.getLogger(name).addFilter(_UserErrorsWithoutTraceback())
     try:
-        load_params(args.params)  # fail fast on bad parameters, before Prefect starts
-        flow(params_path=args.params)
+        params = load_params(args.params)  # fail fast on bad parameters, before Prefect starts
+        flow.with_options(task_runner=task_runner(params.orchestration))(params_path=args.params)
     except FrugalError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

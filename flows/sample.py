@@ -4,6 +4,7 @@ from prefect import flow
 
 from flows.common import run_stage
 from frugal.config import load_params
+from tasks.progress import tracked
 from tasks.sample import buy_labels_task, sample_report_task, simulate_task
 from tasks.tracking_tasks import open_pipeline_run
 
@@ -22,7 +23,7 @@ def sample_flow(
     curves = []
     if cfg.annotator == "simulated":
         futures = [simulate_task.submit(cfg, s, seed) for s in cfg.compare for seed in cfg.seeds]
-        curves = [future.result() for future in futures]
+        curves = [f.result() for f in tracked(futures, "annotation runs", len(futures))]
     bought, full_pool_accuracy = buy_labels_task(cfg)
     return sample_report_task(params, curves, bought, full_pool_accuracy, parent_run_id)
 

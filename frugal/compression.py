@@ -610,6 +610,7 @@ def compress(
     cfg: CompressConfig,
     variants: list[str],
     log: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str, int, int], None] = lambda *_: None,
 ) -> CompressionResult:
     """Sensitivity → budget sweep of energy-guided plans → the variants in `variants`.
 
@@ -617,6 +618,7 @@ def compress(
     the lowest-energy plan whose post-training dev accuracy drops ≤ `ptq_accuracy_budget`;
     `energy_qat` the lowest-energy plan within the looser `qat_accuracy_budget`, then recovered
     by distillation; `size_guided` minimises bytes at `energy_ptq`'s predicted-loss budget.
+    `progress(phase, done, total)` follows the sensitivity measurements and each distillation.
     """
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -628,7 +630,14 @@ def compress(
     n_sens = cfg.sensitivity_texts
     widths = sorted(set(cfg.bit_choices) - {FLOAT_BITS})
     log(f"measured sensitivity: {len(fisher)} tensors × bits {widths} on {n_sens} dev texts")
-    sensitivity = sensitivity_table(base, dev_texts[:n_sens], dev_labels[:n_sens], widths, fisher)
+    sensitivity = sensitivity_table(
+        base,
+        dev_texts[:n_sens],
+        dev_labels[:n_sens],
+        widths,
+        fisher,
+        lambda done, total: progress("sensitivity", done, total),
+    )
     agreement = sensitivity_agreement(sensitivity)
     column = {"kl": "kl", "fisher": "fisher_loss"}[cfg.sensitivity]
     loss = {
@@ -700,13 +709,13 @@ def compress(
             **extra,
         }
 
-    def recover(clf: Classifier, bits: Mapping[str, int]) -> list[float]:
+    def recover(clf: Classifier, bits: Mapping[str, int], name: str) -> list[float]:
         """Quantization-aware distillation from the full-precision base model."""
         log(f"QAT: distilling {len(unlabeled)} unlabeled texts × {cfg.qat.epochs} epochs")
         q = cfg.qat
         return distill(
             clf, bits, unlabeled, q.epochs, q.batch_size, q.learning_rate, q.seed, act,
-            teacher=model,
+            lambda step, total, _loss: progress(f"QAT {name}", step, total), teacher=model,
         )  # fmt: skip
 
     def ptq(name: str, bits: dict[str, int], execution: str, plan: dict) -> Variant:
@@ -784,7 +793,7 @@ def compress(
             index = lowest_energy_within(cfg.qat_accuracy_budget)
             chosen = plans[index]
             clf = copy.deepcopy(base)
-            losses = recover(clf, chosen.bits)
+            losses = recover(clf, chosen.bits, name)
             how = (
                 f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
                 "quantization-aware distillation on unlabeled pool text"
@@ -808,7 +817,7 @@ def compress(
             prune_structure(clf.model, removed, cfg.channel_group)
             bits = {n: 8 for n in fisher}
             pruned_dev = accuracy(clf, dev_texts, dev_labels, bits, act)
-            losses = recover(clf, bits)
+            losses = recover(clf, bits, name)
             how = (
                 f"structured pruning: the {len(removed)} attention heads / {cfg.channel_group}-"
                 f"channel feed-forward groups of least Fisher loss per weight "
@@ -850,7 +859,7 @@ def compress(
             )
             ptq_dev = accuracy(base, dev_texts, dev_labels, chosen.bits, act)
             clf = copy.deepcopy(base)
-            losses = recover(clf, chosen.bits)
+            losses = recover(clf, chosen.bits, name)
             how = (
                 f"least predicted loss with the whole model stored in 1/{cfg.size_ratio:g} of "
                 "its float32 bytes, then quantization-aware distillation on unlabeled pool text"

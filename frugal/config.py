@@ -246,6 +246,22 @@ class TrackingConfig(_Section):
     registered_model: str
 
 
+class ReportConfig(_Section):
+    output: Path  # one self-contained HTML page per run, also logged to the MLflow parent run
+
+
+class OrchestrationConfig(_Section):
+    task_runner: Literal["threads", "dask"]
+    workers: int = Field(ge=1, le=256)
+    dask_address: str | None = None
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> OrchestrationConfig:
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError("orchestration.dask_address is only used with task_runner: dask")
+        return self
+
+
 class Params(_Section):
     ingest: IngestConfig
     prepare: PrepareConfig
@@ -257,7 +273,9 @@ class Params(_Section):
     compress: CompressConfig
     energy: EnergyConfig
     continual: ContinualConfig
+    report: ReportConfig
     tracking: TrackingConfig
+    orchestration: OrchestrationConfig
 
     def models(self) -> list[Path]:
         """Every model the profile and evaluate stages cover: the trained base model first (the

@@ -220,7 +220,7 @@ def train_on(
     data: pd.DataFrame,
     cfg: ContinualConfig,
     consolidation: Consolidation | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] = lambda *_: None,
 ) -> tuple[int, list[float]]:
     """Train `clf` in place on `data` for `cfg.epochs` (AdamW, linear warm-up and decay), with
     the consolidation penalty if given (dynamic λ: set at each epoch from the last). Returns
@@ -264,20 +264,24 @@ def train_on(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            if progress:
-                progress(step, total)
+            progress(step, total)
         if consolidation is not None and consolidation.weight is None:
             weight = dynamic_lambda(ce_sum, omega_sum)  # means: the batch counts cancel
     model.eval()
     return step, lambdas
 
 
-def train_initial(data: pd.DataFrame, cfg: ContinualConfig, max_length: int) -> UpdateResult:
+def train_initial(
+    data: pd.DataFrame,
+    cfg: ContinualConfig,
+    max_length: int,
+    progress: Callable[[int, int], None] = lambda *_: None,
+) -> UpdateResult:
     """A model of `data`'s classes from the pretrained encoder (step 0, and full retraining)."""
     started = time.perf_counter()
     seed_everything(cfg.seed)
     clf = new_classifier(sorted(set(data["label"].astype(str))), max_length)
-    steps, _ = train_on(clf, data, cfg)
+    steps, _ = train_on(clf, data, cfg, progress=progress)
     return UpdateResult(clf, time.perf_counter() - started, steps, len(data))
 
 
@@ -288,17 +292,18 @@ def update(
     memory: pd.DataFrame,
     seen: pd.DataFrame,
     cfg: ContinualConfig,
+    progress: Callable[[int, int], None] = lambda *_: None,
 ) -> UpdateResult:
     """One domain update by `method` from the `old` model: `new` is the arriving data,
     `memory` the old exemplars this method kept, `seen` all old data (only full retraining and
-    EWC's Fisher read it)."""
+    EWC's Fisher read it). `progress(step, total)` after every optimizer step."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     labels = check_update(old.labels, new)
     check_memory(memory, old.labels)
     started = time.perf_counter()
     if method == "full_retrain":
-        result = train_initial(pd.concat([seen, new]), cfg, old.max_length)
+        result = train_initial(pd.concat([seen, new]), cfg, old.max_length, progress)
         # keep the head's label order stable across steps
         return UpdateResult(
             _reorder(result.classifier, labels), result.seconds, result.steps, len(seen) + len(new)
@@ -312,7 +317,7 @@ def update(
         consolidation = Consolidation.of(old, sample["text"].tolist(), None)
     clf = expand_head(old, labels, cfg.seed)
     data = new if method in ("finetune", "ewc") else pd.concat([new, memory])
-    steps, lambdas = train_on(clf, data.reset_index(drop=True), cfg, consolidation)
+    steps, lambdas = train_on(clf, data.reset_index(drop=True), cfg, consolidation, progress)
     return UpdateResult(clf, time.perf_counter() - started, steps, len(data), lambdas)
 
 
@@ -396,13 +401,16 @@ def run_continual(
     cfg: ContinualConfig,
     on_model: Callable[[str, int, Classifier], None] = lambda *_: None,
     log: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str, int, int], None] = lambda *_: None,
 ) -> list[StepRecord]:
     """Step 0 trains on `steps[0]` (shared by every method); each later step updates every
     method's model with that step's data. `on_model(method, step, classifier)` sees every model
-    (step 0 as method "initial")."""
+    (step 0 as method "initial"); `progress(phase, done, total)` follows every training."""
     torch.set_num_threads(cfg.threads)
     log(f"step 0: training on {len(steps[0])} examples of {sorted(set(steps[0]['label']))}")
-    initial = train_initial(steps[0], cfg, cfg.max_length)
+    initial = train_initial(
+        steps[0], cfg, cfg.max_length, lambda done, total: progress("step 0", done, total)
+    )
     on_model("initial", 0, initial.classifier)
     accuracy0 = per_class_accuracy(initial.classifier, test)
     records = [
@@ -434,7 +442,15 @@ def run_continual(
     for index, new in enumerate(steps[1:], start=1):
         for method in cfg.methods:
             log(f"step {index}: {method} on {len(new)} new examples")
-            result = update(method, models[method], new, memory[method], seen, cfg)
+            result = update(
+                method,
+                models[method],
+                new,
+                memory[method],
+                seen,
+                cfg,
+                lambda done, total: progress(f"step {index} {method}", done, total),  # noqa: B023
+            )
             seconds = result.seconds + pending.pop(method, 0.0)
             if method in REPLAY:
                 started = time.perf_counter()

@@ -79,6 +79,7 @@ def new_classifier(labels: list[str], max_length: int) -> Classifier:
     hf_logging.set_verbosity_error()
     model = MeanPoolingClassifier.from_pretrained(
         path,
+        use_safetensors=True,
         num_labels=len(labels),
         id2label=id2label,
         label2id={label: i for i, label in id2label.items()},
@@ -155,7 +156,7 @@ def embed_texts(
     if threads:
         torch.set_num_threads(threads)
     path = pretrained_encoder_path()
-    encoder = AutoModel.from_pretrained(path).eval()
+    encoder = AutoModel.from_pretrained(path, use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     chunks = []
     for start in range(0, len(texts), batch_size):

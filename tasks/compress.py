@@ -18,6 +18,7 @@ from frugal.config import Params
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import load_classifier
 from tasks import tracking
+from tasks.progress import Bars
 
 
 @task(name="compress")
@@ -30,17 +31,19 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
     unlabeled = pd.read_parquet(cfg.unlabeled_data, columns=["text"])["text"].astype(str).tolist()
     dev = pd.read_parquet(cfg.dev_data)
     profile = energy.device_profile(cfg.profile, params.energy.profiles[cfg.profile])
-    result = compress(
-        base,
-        unlabeled,
-        dev["text"].astype(str).tolist(),
-        dev["label"].astype(str).tolist(),
-        unlabeled[: cfg.workload_texts],
-        profile,
-        cfg,
-        cfg.variants,
-        log=logger.info,
-    )
+    with Bars() as bars:
+        result = compress(
+            base,
+            unlabeled,
+            dev["text"].astype(str).tolist(),
+            dev["label"].astype(str).tolist(),
+            unlabeled[: cfg.workload_texts],
+            profile,
+            cfg,
+            cfg.variants,
+            log=logger.info,
+            progress=bars,
+        )
 
     # every variant is written to a staging folder first: a failure keeps the previous set
     staging = cfg.output_dir.with_name(cfg.output_dir.name + ".partial")
@@ -54,8 +57,12 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
             variant.execution,
             variant.sparse,
         )
-    shutil.rmtree(cfg.output_dir, ignore_errors=True)
+    previous = cfg.output_dir.with_name(cfg.output_dir.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if cfg.output_dir.exists():
+        cfg.output_dir.rename(previous)
     staging.rename(cfg.output_dir)
+    shutil.rmtree(previous, ignore_errors=True)
 
     for path in (cfg.report, cfg.sensitivity_report, cfg.subgroup_report, cfg.candidates_report):
         path.parent.mkdir(parents=True, exist_ok=True)

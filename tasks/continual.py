@@ -19,6 +19,7 @@ from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, save_classifier
 from frugal.plots import plot_continual
 from tasks import tracking
+from tasks.progress import Bars
 
 CURRENT_ALIAS = "current"
 
@@ -67,7 +68,8 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
         if not (method == "ccfi" and step == last):
             shutil.rmtree(model_dir)
 
-    records = run_continual(steps, test, cfg, on_model, log=logger.info)
+    with Bars() as bars:
+        records = run_continual(steps, test, cfg, on_model, log=logger.info, progress=bars)
 
     c = tracking.client(params.tracking)
     for record in records:

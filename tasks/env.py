@@ -19,6 +19,7 @@ TELEMETRY_OFF = {
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "DASK_LOGGING__DISTRIBUTED": "warning",  # Dask task runner: no per-worker INFO chatter
 }
 
 

@@ -16,6 +16,7 @@ from frugal.hashing import data_md5
 from frugal.plots import plot_forecast
 from frugal.training import learning_curve_points
 from tasks import tracking
+from tasks.progress import Bars
 
 
 @task(name="learning-curve")
@@ -27,7 +28,12 @@ def learning_curve_task(params: Params) -> Path:
     dev = pd.read_parquet(params.train.dev_data)
     evaluation = pd.read_parquet(cfg.eval_data)
 
+    total = len(cfg.fractions) * len(cfg.seeds)
+    done = [0]
+
     def progress(row: dict[str, float]) -> None:
+        done[0] += 1
+        bars("learning curve", done[0], total, accuracy=row["score"])
         logger.info(
             "%d labels, seed %d: accuracy %.4f (%d steps, %.0f s)",
             row["n_labels"],
@@ -37,9 +43,10 @@ def learning_curve_task(params: Params) -> Path:
             row["train_seconds"],
         )
 
-    points = learning_curve_points(
-        labeled, dev, evaluation, cfg.fractions, cfg.seeds, params.train, progress
-    )
+    with Bars(unit="model") as bars:
+        points = learning_curve_points(
+            labeled, dev, evaluation, cfg.fractions, cfg.seeds, params.train, progress
+        )
     cfg.points.parent.mkdir(parents=True, exist_ok=True)
     points.round(6).to_csv(cfg.points, index=False)
     return cfg.points

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
-from tqdm.auto import tqdm
 
 from frugal.config import Params
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import save_classifier
 from frugal.training import fine_tune
 from tasks import tracking
+from tasks.progress import Bars
 
 
 @task(name="train")
@@ -22,26 +22,21 @@ def train_task(
 ) -> Path:
     cfg = params.train
     labeled, dev = pd.read_parquet(labeled_path), pd.read_parquet(dev_path)
-    bar = tqdm(desc="train", unit="step", disable=None)  # quiet when not a terminal
     logger = get_run_logger()
+    with Bars() as bars:
 
-    def progress(step: int, total: int, info: dict[str, float]) -> None:
-        bar.total = total
-        bar.set_postfix(loss=f"{info['loss']:.3f}", refresh=False)
-        bar.update(1)
-        if "dev_accuracy" in info:
-            logger.info(
-                "step %d/%d: train loss %.3f, dev accuracy %.4f",
-                step,
-                total,
-                info["loss"],
-                info["dev_accuracy"],
-            )
+        def progress(step: int, total: int, info: dict[str, float]) -> None:
+            bars("train", step, total, loss=info["loss"])
+            if "dev_accuracy" in info:
+                logger.info(
+                    "step %d/%d: train loss %.3f, dev accuracy %.4f",
+                    step,
+                    total,
+                    info["loss"],
+                    info["dev_accuracy"],
+                )
 
-    try:
         result = fine_tune(labeled, dev, cfg, progress=progress)
-    finally:
-        bar.close()
     save_classifier(result.classifier, cfg.output_dir)
     summary = {
         "n_labeled": len(labeled),

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -115,3 +116,26 @@ def project_env(repo: Path) -> dict[str, str]:
     env.pop("PREFECT_API_URL", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    repo: Path
+    lock: dict  # dvc.lock right after the run: every stage's output hashes
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
+    """A throw-away repository after one full `dvc repro` on TINY_OVERRIDES, shared by the
+    end-to-end and reliability tests (which read it; none changes its outputs)."""
+    repo = make_repo_copy(tmp_path_factory.mktemp("tiny-pipeline"), TINY_OVERRIDES)
+    result = subprocess.run(
+        ["dvc", "repro"],
+        cwd=repo,
+        env=project_env(repo),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return TinyPipeline(repo, yaml.safe_load((repo / "dvc.lock").read_text()))

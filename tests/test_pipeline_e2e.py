@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY_OVERRIDES, make_repo_copy, project_env
+from tests.conftest import project_env
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,8 @@ def _run(cmd: list[str], repo: Path, **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = make_repo_copy(tmp_path_factory.mktemp("repo"), TINY_OVERRIDES)
-    result = _run(["dvc", "repro"], repo)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return repo
+def repo(tiny_pipeline) -> Path:
+    return tiny_pipeline.repo
 
 
 def test_repro_writes_every_stage_output(repo):
@@ -40,6 +37,7 @@ def test_repro_writes_every_stage_output(repo):
         "models/base/tokenizer.json",
         "models/base/frugal.json",
         "reports/metrics.json",
+        "reports/report.html",
         "reports/classification_report.json",
         "reports/predictions.csv",
         "reports/plots/evaluate/confusion_base.png",
@@ -258,6 +256,13 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     sample_run = next(r for r in runs if r.data.tags.get("frugal.stage") == "sample")
     history = client.get_metric_history(sample_run.info.run_id, "proxy_accuracy.margin")
     assert [m.step for m in history] == [12, 24, 36, 48, 60, 72]
+    # the HTML report is on the parent run, and names the champion
+    reports = {a.path for a in client.list_artifacts(parent.info.run_id, "reports")}
+    assert "reports/report.html" in reports
+    page = (repo / "reports/report.html").read_text()
+    assert "class='champion'" in page and page.count("data:image/png;base64,") >= 6
+    if champion:
+        assert f"{champion[0]} ★ champion" in page
 
 
 def test_registered_model_loads_and_predicts_through_mlflow(repo):

@@ -1,11 +1,10 @@
 """Bad input through the real entry points (`python -m flows.<stage>`, as DVC runs them, and
-the `frugal` command), in a small real repository that has already run up to `sample`: each
+the `frugal` command), in a small real repository that has run the whole pipeline: each
 gives a clear message and exit status 2, no traceback, no partial output, and nothing already
 written (data, labels, models, reports, MLflow runs) is changed or lost."""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import TINY_OVERRIDES, make_repo_copy, project_env
+from tests.conftest import project_env
 
 pytestmark = pytest.mark.slow
 
@@ -23,30 +22,21 @@ KEPT = ("data", "models", "reports", "mlruns")  # everything a run has written
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A tiny real repository after `dvc repro sample`: raw data, splits, embeddings, bought
-    labels, MLflow runs."""
-    repo = make_repo_copy(tmp_path_factory.mktemp("repo"), TINY_OVERRIDES)
-    result = subprocess.run(
-        ["dvc", "repro", "sample"],
-        cwd=repo,
-        env=project_env(repo),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return repo
+def repo(tiny_pipeline) -> Path:
+    """The shared tiny repository after a full `dvc repro`: raw data, splits, embeddings,
+    bought labels, models, reports and MLflow runs."""
+    return tiny_pipeline.repo
 
 
-def _snapshot(repo: Path) -> dict[str, str]:
-    """Hash of every file a run has written (the MLflow database by its runs, which a failed
-    attempt may add to but must never change)."""
+def _snapshot(repo: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file a run has written (the MLflow database
+    aside: a failed attempt may add a run to it, but must never change one)."""
     out = {}
     for top in KEPT:
         for path in sorted((repo / top).rglob("*")):
             if path.is_file() and path.name != "mlflow.db":
-                out[str(path.relative_to(repo))] = hashlib.md5(path.read_bytes()).hexdigest()
+                stat = path.stat()
+                out[str(path.relative_to(repo))] = (stat.st_size, stat.st_mtime_ns)
     return out
 
 
@@ -84,15 +74,31 @@ GOOD_ROWS = b"What is DVC ?,DESC\nWho wrote it ?,HUM\n" * 3
 
 # (name, file name, file bytes, words the message must contain)
 BAD_SOURCES = [
-    ("malformed CSV", "q.csv", b'text,label\n"What is an unclosed quote ?,DESC\n' + GOOD_ROWS,
-     ["q.csv", "not a valid CSV", "quoting"]),
-    ("missing column", "q.csv", b"question,category\nWhat is DVC ?,DESC\nWho ?,HUM\n",
-     ["q.csv", "missing column", "text", "ingest.text_column"]),
+    (
+        "malformed CSV",
+        "q.csv",
+        b'text,label\n"What is an unclosed quote ?,DESC\n' + GOOD_ROWS,
+        ["q.csv", "not a valid CSV", "quoting"],
+    ),
+    (
+        "missing column",
+        "q.csv",
+        b"question,category\nWhat is DVC ?,DESC\nWho ?,HUM\n",
+        ["q.csv", "missing column", "text", "ingest.text_column"],
+    ),
     ("empty file", "q.csv", b"", ["q.csv", "empty"]),
-    ("non-UTF-8 bytes", "q.csv", "text,label\ncafé ?,DESC\n".encode("latin-1") + GOOD_ROWS,
-     ["q.csv", "UTF-8"]),
-    ("one class", "q.csv", b"text,label\n" + b"What is DVC ?,DESC\n" * 8,
-     ["q.csv", "1 class", "at least 2"]),
+    (
+        "non-UTF-8 bytes",
+        "q.csv",
+        "text,label\ncafé ?,DESC\n".encode("latin-1") + GOOD_ROWS,
+        ["q.csv", "UTF-8"],
+    ),
+    (
+        "one class",
+        "q.csv",
+        b"text,label\n" + b"What is DVC ?,DESC\n" * 8,
+        ["q.csv", "1 class", "at least 2"],
+    ),
     ("empty JSON lines", "q.jsonl", b"\n\n", ["q.jsonl", "no records"]),
     ("unsupported type", "q.xlsx", b"PK\x03\x04", ["q.xlsx", "unsupported file type"]),
 ]
@@ -155,16 +161,18 @@ def test_label_set_changed_between_runs(repo, tmp_path):
 
 
 def test_import_with_unknown_ids_and_labels(repo, tmp_path):
-    store = repo / "data/labels/annotations.csv"
+    store = tmp_path / "annotations.csv"
+    params = str(_params(repo, tmp_path, sample={"annotations": str(store)}))
     pool = pd.read_parquet(repo / "data/splits/pool.parquet")
     first = pool.iloc[0]
     good = tmp_path / "round1.csv"
     good.write_text(f"id,label\n{first['id']},{first['label']}\n")
-    assert _run(repo, "-m", "frugal.cli", "annotate", "import", str(good)).returncode == 0
+    imported = _run(repo, "-m", "frugal.cli", "annotate", "import", str(good), "--params", params)
+    assert imported.returncode == 0, imported.stderr
     kept = store.read_bytes()
     bad = tmp_path / "round2.csv"
     bad.write_text(f"id,label\nno-such-id,DESC\n{pool.iloc[1]['id']},WEATHER\n")
-    result = _run(repo, "-m", "frugal.cli", "annotate", "import", str(bad))
+    result = _run(repo, "-m", "frugal.cli", "annotate", "import", str(bad), "--params", params)
     _assert_refused(result, ["round2.csv", "no-such-id", "WEATHER", "nothing imported"])
     assert store.read_bytes() == kept, "the labels already imported changed"
 

@@ -1,0 +1,188 @@
+"""`reports/report.html`: one self-contained page per pipeline run (plots embedded) with the
+annotation curves, the forecast and its band, the models against the base model, the Pareto
+front, the champion and why, per-layer energy, the confusion matrices and continual updates.
+
+Pure: figures and numbers in, an HTML string out; no Prefect, MLflow or files."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class ReportInputs:
+    metrics: dict  # reports/metrics.json: per model
+    forecast: dict  # reports/forecast.json
+    sample: dict  # reports/sample.json
+    continual: dict | None  # reports/continual.json, when the stage has run
+    champion_rule: str  # in words, from params
+    profile: str  # the device profile the champion is chosen on
+    plots: Mapping[str, Path] = field(default_factory=dict)  # title → PNG (missing ones skipped)
+    title: str = "Frugal pipeline report"
+    provenance: Mapping[str, str] = field(default_factory=dict)  # git commit, data hash, ...
+
+
+def champion(metrics: Mapping[str, dict]) -> str | None:
+    return next((name for name, m in metrics.items() if m.get("champion")), None)
+
+
+def models_table(metrics: Mapping[str, dict], profile: str) -> pd.DataFrame:
+    rows = []
+    for name, m in metrics.items():
+        diff = m["accuracy_vs_baseline"]
+        uj = m["modeled_uj_per_utterance"][profile]
+        rows.append(
+            {
+                "model": name + (" ★ champion" if m.get("champion") else ""),
+                "test accuracy": f"{m['accuracy']:.2%}",
+                "Δ vs base, pt [95% CI]": f"{100 * diff['difference']:+.2f} "
+                f"[{100 * diff['ci95_low']:+.2f}, {100 * diff['ci95_high']:+.2f}]",
+                "macro-F1": f"{m['macro_f1']:.4f}",
+                "ECE": f"{m['ece']:.4f}",
+                **{f"µJ {w} ({profile})": f"{v:,.0f}" for w, v in uj.items()},
+                "Pareto front": ", ".join(w for w, on in m.get("pareto_front", {}).items() if on)
+                or "–",
+                "latency p50 / p95 ms": f"{m['measured_latency_ms_p50']:.1f} / "
+                f"{m['measured_latency_ms_p95']:.1f}",
+                "weights MB": f"{m['measured_weights_bytes'] / 1e6:.2f}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def why_champion(metrics: Mapping[str, dict], rule: str, profile: str) -> str:
+    name = champion(metrics)
+    if name is None:
+        return f"No model meets the rule ({rule}); the alias is not moved."
+    m, base = metrics[name], next(iter(metrics.values()))
+    energy = sum(m["modeled_uj_per_utterance"][profile].values())
+    base_energy = sum(base["modeled_uj_per_utterance"][profile].values())
+    return (
+        f"{name}: {rule}. Its test accuracy is {m['accuracy']:.2%} "
+        f"({100 * m['accuracy_vs_baseline']['difference']:+.2f} pt against the base model) at "
+        f"{energy / base_energy:.1%} of the base model's modeled energy, "
+        f"{m['measured_weights_bytes'] / 1e6:.1f} MB of weights."
+    )
+
+
+def forecast_table(forecast: Mapping) -> pd.DataFrame:
+    rows = [
+        {"labels": f"{f['n_labels']:,}", "forecast accuracy": f"{f['score']:.2%}",
+         "90% interval": f"[{f['low']:.2%}, {f['high']:.2%}]"}
+        for f in forecast["forecasts"]
+    ]  # fmt: skip
+    top = forecast["max_score"]
+    rows.append(
+        {"labels": "maximum reachable", "forecast accuracy": f"{top['score']:.2%}",
+         "90% interval": f"[{top['low']:.2%}, {top['high']:.2%}]"}
+    )  # fmt: skip
+    target = forecast.get("labels_for_target") or {}
+    if target:
+        n = target.get("n_labels")
+        rows.append(
+            {
+                "labels": f"for {target['target']:.0%}",
+                "forecast accuracy": f"{n:,} labels" if n else "not reached",
+                "90% interval": f"[{_count(target.get('low'))}, {_count(target.get('high'))}]",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def continual_table(continual: Mapping) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "method": method,
+                "final average accuracy": f"{s['final_average_accuracy']:.2%}",
+                "gap to full retrain, pt": f"{s['gap_to_full_retrain_pt']:+.2f}",
+                "mean forgetting, pt": f"{100 * s['final_mean_forgetting']:.1f}",
+                "update time": f"{s['update_seconds']:.0f} s "
+                f"({s['time_vs_full_retrain']:.0%} of full retrain)",
+            }
+            for method, s in continual["summary"].items()
+        ]
+    )
+
+
+def render(inputs: ReportInputs) -> str:
+    """The whole page."""
+    profile = inputs.profile
+    sample = inputs.sample
+    parts = [
+        f"<h1>{html.escape(inputs.title)}</h1>",
+        _definition_list(inputs.provenance),
+        "<h2>Annotation</h2>",
+        f"<p>{sample['labels']} labels bought by <b>{html.escape(sample['strategy'])}</b> "
+        f"({html.escape(sample['annotator'])} annotator); proxy accuracy "
+        f"{sample['proxy_accuracy']:.2%} (the whole pool: {sample['full_pool_proxy_accuracy']:.2%}).</p>",
+        _figure(inputs.plots, "Annotation curves"),
+        "<h2>Forecast</h2>",
+        _table(forecast_table(inputs.forecast)),
+        _figure(inputs.plots, "Learning-curve forecast"),
+        "<h2>Models</h2>",
+        f"<p class='champion'><b>Champion.</b> "
+        f"{html.escape(why_champion(inputs.metrics, inputs.champion_rule, profile))}</p>",
+        _table(models_table(inputs.metrics, profile)),
+        _figure(inputs.plots, "Pareto front"),
+        "<h2>Energy per layer</h2>",
+        _figure(inputs.plots, "Energy: base model"),
+        _figure(inputs.plots, "Energy: champion"),
+        "<h2>Confusion</h2>",
+        _figure(inputs.plots, "Confusion: base model"),
+        _figure(inputs.plots, "Confusion: champion"),
+    ]
+    if inputs.continual:
+        parts += [
+            "<h2>Continual updates</h2>",
+            _table(continual_table(inputs.continual)),
+            _figure(inputs.plots, "Continual updates"),
+        ]
+    body = "\n".join(part for part in parts if part)
+    return (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(inputs.title)}</title><style>{_CSS}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.3em .6em}"
+    "th{background:#f3f3f3}img{max-width:100%}.champion{background:#fff8e1;padding:.6em}"
+    "dt{font-weight:bold;float:left;width:12em}dd{margin-left:12em}"
+)
+
+
+def _count(value: int | None) -> str:
+    return f"{value:,}" if value else "–"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, escape=True, border=0)
+
+
+def _figure(plots: Mapping[str, Path], title: str) -> str:
+    path = plots.get(title)
+    if path is None or not Path(path).is_file():
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return (
+        f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+    )
+
+
+def _definition_list(items: Mapping[str, str]) -> str:
+    if not items:
+        return ""
+    rows = "".join(
+        f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items.items()
+    )
+    return f"<dl>{rows}</dl>"

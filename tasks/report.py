@@ -1,0 +1,61 @@
+"""Task of the report stage: gather the run's figures and numbers into reports/report.html and
+log it to the MLflow parent run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import task
+
+from frugal.config import Params
+from frugal.errors import DataError
+from frugal.hashing import data_md5
+from frugal.report import ReportInputs, champion, render
+from tasks import tracking
+
+
+def _read(path: Path, stage: str) -> dict:
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `dvc repro {stage}` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@task(name="report")
+def report_task(params: Params, parent_run_id: str) -> Path:
+    ev = params.evaluate
+    metrics = _read(ev.output, "evaluate")
+    best = champion(metrics) or params.train.output_dir.name
+    base = params.train.output_dir.name
+    continual = params.continual.report
+    inputs = ReportInputs(
+        metrics=metrics,
+        forecast=_read(params.forecast.output, "forecast"),
+        sample=_read(params.sample.summary, "sample"),
+        continual=_read(continual, "continual") if continual.is_file() else None,
+        champion_rule=f"the lowest modeled energy on the {ev.champion_profile} profile among "
+        f"models within {100 * ev.accuracy_budget:g} pt of the base model's test accuracy",
+        profile=ev.champion_profile,
+        plots={
+            "Annotation curves": params.sample.plot,
+            "Learning-curve forecast": params.forecast.plot,
+            "Pareto front": ev.pareto_plot,
+            "Energy: base model": params.energy.plots_dir / f"{base}.png",
+            "Energy: champion": params.energy.plots_dir / f"{best}.png",
+            "Confusion: base model": ev.plots_dir / f"confusion_{base}.png",
+            "Confusion: champion": ev.plots_dir / f"confusion_{best}.png",
+            "Continual updates": params.continual.plot,
+        },
+        provenance={
+            "MLflow parent run": parent_run_id,
+            "raw data md5": data_md5(params.ingest.output),
+            "git commit": tracking.git_commit()[0],
+        },
+    )
+    out = params.report.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(out.name + ".partial")
+    temp.write_text(render(inputs), encoding="utf-8")
+    temp.replace(out)
+    tracking.client(params.tracking).log_artifact(parent_run_id, str(out), "reports")
+    return out

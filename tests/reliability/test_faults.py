@@ -1,0 +1,136 @@
+"""Faults injected into real `dvc repro` runs of a small real pipeline:
+
+* kill -9 of the whole process group in the middle of `train`, then in the middle of
+  `compress`; rerunning `dvc repro` completes, and every output equals an uninterrupted run's
+  (the same DVC hashes with the same seeds);
+* a second `dvc repro` started while one runs is refused with a clear message, and the first
+  completes with its store intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY_OVERRIDES, make_repo_copy, project_env
+
+pytestmark = pytest.mark.slow
+
+TARGET = "compress"
+# outputs compared between the interrupted and the uninterrupted run (timings excluded)
+COMPARED = [
+    "data/raw.parquet",
+    "data/splits/pool.parquet",
+    "data/splits/test.parquet",
+    "data/embeddings",
+    "data/labels/labeled.parquet",
+    "models/base",
+    "models/compressed",
+]
+
+
+def _repro(repo: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["dvc", "repro", TARGET],
+        cwd=repo,
+        env=project_env(repo),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+
+
+def _start(repo: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["dvc", "repro", TARGET],
+        cwd=repo,
+        env=project_env(repo),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _kill_when(proc: subprocess.Popen, log: Path, marker: str, seconds: float = 900) -> None:
+    """kill -9 the whole process group (dvc, the stage's Python, Prefect's server) as soon as
+    `marker` appears in the run's output."""
+    deadline = time.monotonic() + seconds
+    while marker not in log.read_text(errors="replace"):
+        assert proc.poll() is None, f"run ended before {marker!r}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {marker!r} after {seconds} s"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def _hashes(lock: dict) -> dict[str, str]:
+    outs = {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
+    return {path: outs[path] for path in COMPARED}
+
+
+def test_kill_9_in_train_and_in_compress_then_rerun_gives_the_same_outputs(tmp_path, tiny_pipeline):
+    repo = make_repo_copy(tmp_path / "repo", TINY_OVERRIDES)
+    log = tmp_path / "run.log"
+
+    # killed while training (after its first dev evaluation)
+    run = _start(repo, log)
+    _kill_when(run, log, "dev accuracy")
+    assert not (repo / "models/compressed").exists()
+
+    # killed while compressing (during distillation, after the sensitivity measurements)
+    run = _start(repo, log)
+    _kill_when(run, log, "QAT: distilling")
+    killed = (repo / "mlruns/mlflow.db").stat().st_size
+
+    # then a plain rerun completes and its outputs equal the uninterrupted run's
+    result = _repro(repo)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert _hashes(lock) == _hashes(tiny_pipeline.lock)  # the uninterrupted run's
+    assert not list(repo.glob("models/**/*.partial")), "a half-written model was left behind"
+    with sqlite3.connect(repo / "mlruns/mlflow.db") as db:
+        assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+        versions = db.execute("select count(*) from model_versions").fetchone()[0]
+    assert versions >= 6  # base + five compressed variants, registered by the rerun
+    assert (repo / "mlruns/mlflow.db").stat().st_size >= killed
+
+
+def test_second_repro_while_one_runs_is_refused(tmp_path):
+    repo = make_repo_copy(tmp_path / "repo", TINY_OVERRIDES)
+    log = tmp_path / "first.log"
+    first = subprocess.Popen(
+        ["dvc", "repro", "prepare"],
+        cwd=repo,
+        env=project_env(repo),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while "Running stage 'ingest'" not in log.read_text():
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        second = subprocess.run(
+            ["dvc", "repro", "prepare"],
+            cwd=repo,
+            env=project_env(repo),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        assert first.wait(timeout=600) == 0, log.read_text()[-3000:]
+    assert second.returncode != 0
+    assert "lock" in (second.stdout + second.stderr).lower(), second.stdout + second.stderr
+    assert "Traceback" not in second.stderr
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert {"ingest", "prepare"} <= set(lock["stages"])
+    assert json.loads(json.dumps(lock))  # the lock file the first run wrote is whole

@@ -1,0 +1,94 @@
+"""The HTML report: every section from real-shaped inputs, the champion and why, plots
+embedded (the page is self-contained), absent plots skipped, text escaped."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from frugal.report import ReportInputs, render  # noqa: E402
+
+
+def _model(accuracy, diff, uj, champion=False, front=True):
+    return {
+        "accuracy": accuracy,
+        "macro_f1": accuracy - 0.02,
+        "ece": 0.05,
+        "accuracy_vs_baseline": {
+            "difference": diff,
+            "ci95_low": diff - 0.01,
+            "ci95_high": diff + 0.01,
+        },
+        "measured_latency_ms_p50": 12.0,
+        "measured_latency_ms_p95": 15.0,
+        "measured_weights_bytes": 90_300_000 if not champion else 11_270_000,
+        "modeled_uj_per_utterance": {"phone": {"batch": uj, "streaming": 10 * uj}},
+        "champion": champion,
+        "pareto_front": {"batch": front, "streaming": front},
+    }
+
+
+def _inputs(tmp_path, continual=True):
+    plt.plot([1, 2], [3, 4])
+    png = tmp_path / "curve.png"
+    plt.savefig(png)
+    plt.close()
+    return ReportInputs(
+        metrics={
+            "base": _model(0.881, 0.0, 7175.0, front=False),
+            "size_target": _model(0.8783, -0.0028, 405.0, champion=True),
+        },
+        forecast={
+            "forecasts": [{"n_labels": 1000, "score": 0.89, "low": 0.87, "high": 0.91}],
+            "max_score": {"score": 0.89, "low": 0.88, "high": 0.92},
+            "labels_for_target": {"target": 0.92, "n_labels": None, "low": 2549, "high": None},
+        },
+        sample={
+            "labels": 500,
+            "strategy": "entropy",
+            "annotator": "simulated",
+            "proxy_accuracy": 0.76,
+            "full_pool_proxy_accuracy": 0.81,
+        },
+        continual={
+            "summary": {
+                "ccfi": {
+                    "final_average_accuracy": 0.87,
+                    "gap_to_full_retrain_pt": 2.4,
+                    "final_mean_forgetting": 0.066,
+                    "update_seconds": 88.0,
+                    "time_vs_full_retrain": 0.307,
+                }
+            }
+        }
+        if continual
+        else None,
+        champion_rule="lowest energy within 0.5 pt <of the base>",
+        profile="phone",
+        plots={"Annotation curves": png, "Pareto front": tmp_path / "missing.png"},
+        provenance={"git commit": "abc123"},
+    )
+
+
+def test_report_names_the_champion_and_why_and_embeds_the_plots(tmp_path):
+    page = render(_inputs(tmp_path))
+    champion = re.search(r"<p class='champion'>(.*?)</p>", page).group(1)
+    assert "size_target" in champion and "-0.28 pt" in champion and "5.6%" in champion
+    assert "&lt;of the base&gt;" in champion  # escaped
+    assert "size_target ★ champion" in page and "7,175" in page and "405" in page
+    assert "87.00%" in page and "+2.40" in page  # the continual table
+    assert "[2,549, –]" in page  # labels for the target: lower bound only
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(images) == 1 and base64.b64decode(images[0])[:4] == b"\x89PNG"
+    assert "Pareto front</figcaption>" not in page  # a plot that is not there is skipped
+    assert "abc123" in page
+
+
+def test_report_without_continual_results_has_no_such_section(tmp_path):
+    page = render(_inputs(tmp_path, continual=False))
+    assert "Continual updates" not in page and "<h2>Models</h2>" in page
