@@ -127,7 +127,12 @@ class TinyPipeline:
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
     """A throw-away repository after one full `dvc repro` on TINY_OVERRIDES, shared by the
-    end-to-end and reliability tests (which read it; none changes its outputs)."""
+    end-to-end and reliability tests (which read it; none changes its outputs).
+    FRUGAL_TINY_PIPELINE=<a repo of an earlier session> reuses one while iterating on tests."""
+    reuse = os.environ.get("FRUGAL_TINY_PIPELINE")
+    if reuse:
+        repo = Path(reuse)
+        return TinyPipeline(repo, yaml.safe_load((repo / "dvc.lock").read_text()))
     repo = make_repo_copy(tmp_path_factory.mktemp("tiny-pipeline"), TINY_OVERRIDES)
     result = subprocess.run(
         ["dvc", "repro"],
