@@ -85,7 +85,15 @@ def test_deployment_run_completes_and_writes_outputs(prefect_server, tmp_path):
     )
     try:
         _wait_for(f"{api}/deployments/name/frugal-pipeline/default", served, 120)
-        overrides = json.dumps({"train": {"max_steps": 12}})
+        # lighter than the dvc e2e run, which covers every variant and method
+        overrides = json.dumps(
+            {
+                "train": {"max_steps": 12},
+                "sample": {"compare": ["random", "margin"], "seeds": [1]},
+                "compress": {"variants": ["int8_ptq", "energy_qat"]},
+                "continual": {"methods": ["finetune", "ccfi"]},
+            }
+        )
         run = subprocess.run(
             [
                 "prefect",
@@ -117,6 +125,7 @@ def test_deployment_run_completes_and_writes_outputs(prefect_server, tmp_path):
         "models/base/model.safetensors",
         "models/compressed/energy_qat/model.safetensors",
         "reports/metrics.json",
+        "reports/report.html",
     ):
         assert (repo / out).is_file(), out
     # the deployment parameter reached the training stage

@@ -92,3 +92,13 @@ def test_report_names_the_champion_and_why_and_embeds_the_plots(tmp_path):
 def test_report_without_continual_results_has_no_such_section(tmp_path):
     page = render(_inputs(tmp_path, continual=False))
     assert "Continual updates" not in page and "<h2>Models</h2>" in page
+
+
+def test_continual_table_without_full_retraining_shows_no_comparison():
+    from frugal.report import continual_table
+
+    row = continual_table(
+        {"summary": {"ccfi": {"final_average_accuracy": 0.9, "final_mean_forgetting": 0.01,
+                              "update_seconds": 12.0}}}
+    ).iloc[0]  # fmt: skip
+    assert row["gap to full retrain, pt"] == "–" and row["update time"] == "12 s"
