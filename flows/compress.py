@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, unmapped
 
 from flows.common import run_stage
 from frugal.config import load_params
-from tasks.compress import compress_task
+from tasks.compress import candidate_task, publish_task, sensitivity_task, variant_task
+from tasks.progress import tracked
 from tasks.tracking_tasks import open_pipeline_run
 
 
@@ -16,11 +17,18 @@ def compress_flow(
     overrides: dict | None = None,
     parent_run_id: str | None = None,
 ) -> list[Path]:
-    """Sensitivity per tensor, energy-guided bit plans, quantization-aware distillation; save,
-    log and register every compressed variant."""
+    """Sensitivity per tensor, then the candidate plans and the compressed variants in
+    parallel on the task runner (quantization-aware distillation included); save, log and
+    register every variant."""
     params = load_params(params_path, overrides)
     parent_run_id = parent_run_id or open_pipeline_run(params)
-    return compress_task(params, parent_run_id)
+    analysis = sensitivity_task(params)
+    futures = candidate_task.map(unmapped(params), unmapped(analysis), analysis.budgets)
+    candidates = [f.result() for f in tracked(futures, "candidate plans", len(futures))]
+    names = params.compress.variants
+    futures = variant_task.map(unmapped(params), unmapped(analysis), unmapped(candidates), names)
+    saved = [f.result() for f in tracked(futures, "variants", len(futures))]
+    return publish_task(params, analysis, candidates, saved, parent_run_id)
 
 
 if __name__ == "__main__":

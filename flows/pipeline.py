@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow
 from prefect.runtime import flow_run
 
@@ -18,39 +16,61 @@ from flows.report import report_flow
 from flows.sample import sample_flow
 from flows.train import train_flow
 from frugal.config import load_params
+from frugal.errors import ParamsError
 from tasks.runner import task_runner
 from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 
+STAGES = (
+    "ingest", "prepare", "embed", "sample", "learning_curve", "forecast", "train", "compress",
+    "profile", "evaluate", "continual", "report",
+)  # fmt: skip
+
 
 @flow(name="frugal-pipeline")
-def frugal_pipeline(params_path: str = "params.yaml", overrides: dict | None = None) -> Path:
+def frugal_pipeline(
+    params_path: str = "params.yaml", overrides: dict | None = None, until: str = "report"
+) -> object:
     """Every stage end to end: ingest → prepare → embed → sample → learning_curve → forecast
     → train → compress → profile → evaluate, then continual (domain updates) and the HTML
-    report, under one MLflow parent run.
+    report, under one MLflow parent run; `until` stops after that stage (as `dvc repro
+    <stage>` does). Returns the last stage's result.
 
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
     """
+    if until not in STAGES:
+        raise ParamsError(f"until: unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     params = load_params(params_path, overrides)
-    ingest_flow(params_path, overrides)
-    prepare_flow(params_path, overrides)
-    embed_flow(params_path, overrides)
+    args = (params_path, overrides)
+    ingest_flow(*args)
+    prepare_flow(*args)
+    result = embed_flow(*args)
+    if STAGES.index(until) <= STAGES.index("embed"):
+        return result
     parent = open_pipeline_run(params, execution_id=flow_run.get_id())
+    runner = task_runner(params.orchestration)
+    steps = {
+        "sample": lambda: sample_flow.with_options(task_runner=runner)(*args, parent_run_id=parent),
+        "learning_curve": lambda: learning_curve_flow(*args),
+        "forecast": lambda: forecast_flow(*args, parent_run_id=parent),
+        "train": lambda: train_flow(*args, parent_run_id=parent),
+        "compress": lambda: compress_flow.with_options(task_runner=runner)(
+            *args, parent_run_id=parent
+        ),
+        "profile": lambda: profile_flow(*args, parent_run_id=parent),
+        "evaluate": lambda: evaluate_flow(*args, parent_run_id=parent),
+        "continual": lambda: continual_flow(*args, parent_run_id=parent),
+        "report": lambda: report_flow(*args, parent_run_id=parent),
+    }
     try:
-        runner = task_runner(params.orchestration)
-        sample_flow.with_options(task_runner=runner)(params_path, overrides, parent_run_id=parent)
-        learning_curve_flow(params_path, overrides)
-        forecast_flow(params_path, overrides, parent_run_id=parent)
-        train_flow(params_path, overrides, parent_run_id=parent)
-        compress_flow(params_path, overrides, parent_run_id=parent)
-        profile_flow(params_path, overrides, parent_run_id=parent)
-        metrics = evaluate_flow(params_path, overrides, parent_run_id=parent)
-        continual_flow(params_path, overrides, parent_run_id=parent)
-        report_flow(params_path, overrides, parent_run_id=parent)
+        for stage, run in steps.items():
+            result = run()
+            if stage == until:
+                break
     except BaseException:
         close_pipeline_run(params, parent, "FAILED")
         raise
     close_pipeline_run(params, parent)
-    return metrics
+    return result
 
 
 if __name__ == "__main__":

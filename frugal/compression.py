@@ -557,16 +557,6 @@ class Variant:
     sparse: frozenset[str] = frozenset()  # magnitude-pruned tensors (stored as mask + values)
 
 
-@dataclass
-class CompressionResult:
-    sensitivity: pd.DataFrame
-    subgroups: pd.DataFrame  # Fisher-predicted sensitivity per attention head / channel group
-    agreement: dict[str, float]
-    candidates: pd.DataFrame  # the budget sweep: one planned candidate per row
-    reference_dev_accuracy: float
-    variants: list[Variant]
-
-
 def relative_energy(
     costs: Mapping[str, list[TensorCost]],
     profile: DeviceProfile,
@@ -600,29 +590,46 @@ def workload_costs(
     }
 
 
-def compress(
+@dataclass
+class Analysis:
+    """What every plan is chosen from, measured once on the base model."""
+
+    tensors: list[str]  # the plannable tensors
+    out_channels: dict[str, int]  # rows of each plannable tensor (one float32 scale each)
+    sensitivity: pd.DataFrame  # measured and Fisher-predicted, per (tensor, bits)
+    subgroups: pd.DataFrame  # Fisher-predicted, per attention head / channel group
+    structures: pd.DataFrame  # heads / channel groups and their Fisher removal cost
+    agreement: dict[str, float]
+    loss: dict[tuple[str, int], float]  # the planner's predicted loss of (tensor, bits)
+    costs: dict[str, list[TensorCost]]  # full-precision tensor costs per workload
+    choices: dict[str, list[int]]  # allowed bits per tensor
+    reference_dev_accuracy: float
+    budgets: list[float]  # the candidate plans' predicted-loss budgets
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One plan of the budget sweep and its post-training dev accuracy."""
+
+    loss_budget: float
+    plan: Plan
+    dev_accuracy: float
+    record: dict  # a row of the candidates table
+
+
+def analyse(
     base: Classifier,
     unlabeled: list[str],
     dev_texts: list[str],
     dev_labels: list[str],
     workload_texts: list[str],
-    profile: DeviceProfile,
     cfg: CompressConfig,
-    variants: list[str],
     log: Callable[[str], None] = lambda _: None,
     progress: Callable[[str, int, int], None] = lambda *_: None,
-) -> CompressionResult:
-    """Sensitivity → budget sweep of energy-guided plans → the variants in `variants`.
-
-    Plans are picked on dev accuracy (the test split is left to `evaluate`): `energy_ptq` is
-    the lowest-energy plan whose post-training dev accuracy drops ≤ `ptq_accuracy_budget`;
-    `energy_qat` the lowest-energy plan within the looser `qat_accuracy_budget`, then recovered
-    by distillation; `size_guided` minimises bytes at `energy_ptq`'s predicted-loss budget.
-    `progress(phase, done, total)` follows the sensitivity measurements and each distillation.
-    """
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        raise ValueError(f"unknown variants {unknown}; choose from {VARIANTS}")
+) -> Analysis:
+    """Fisher, measured sensitivity per (tensor, bits), per-subgroup and per-structure Fisher
+    costs, the workloads' tensor costs, and the budgets of the candidate plans: predicted-loss
+    budgets ×2 apart, from ¼ of uniform int8's."""
     model = base.model
     model.eval()
     log(f"Fisher information on {min(len(unlabeled), cfg.fisher_texts)} unlabeled texts")
@@ -638,247 +645,273 @@ def compress(
         fisher,
         lambda done, total: progress("sensitivity", done, total),
     )
-    agreement = sensitivity_agreement(sensitivity)
     column = {"kl": "kl", "fisher": "fisher_loss"}[cfg.sensitivity]
     loss = {
         (row.tensor, int(row.bits)): max(float(getattr(row, column)), 0.0)
         for row in sensitivity.itertuples()
     }
-    costs = workload_costs(base, workload_texts, cfg.workloads)
-    choices = {name: sorted(set(cfg.bit_choices) | {FLOAT_BITS}) for name in fisher}
-    reference = accuracy(base, dev_texts, dev_labels)
-    act = cfg.qat.activation_bits
-
-    # budget sweep: plans at growing predicted-loss budgets, scored on dev after PTQ
     int8_loss = sum(loss[(name, 8)] for name in fisher) if 8 in widths else 1e-3
-    budgets = int8_loss * 2.0 ** np.arange(-2, cfg.plan_budgets - 2)
-    rows, plans = [], []
-    for budget in budgets:
-        plan = plan_bits(costs, profile, choices, loss, "energy", float(budget))
-        dev = accuracy(base, dev_texts, dev_labels, plan.bits, act)
-        energy_by_workload = relative_energy(costs, profile, plan.bits, KERNEL_BITS["int8"])
-        rows.append(
-            {
-                "loss_budget": float(budget),
-                "predicted_loss": plan.predicted_loss,
-                "size_bytes": plan.size_bytes,
-                "mean_bits": 8
-                * plan.size_bytes
-                / sum(c.n_elements for c in costs[cfg.workloads[0]] if c.name in fisher),
-                **{f"relative_energy.{w}": e for w, e in energy_by_workload.items()},
-                "dev_accuracy": dev,
-                "dev_drop": reference - dev,
-            }
-        )
-        plans.append(plan)
-        log(f"budget {budget:.4g}: energy {energy_by_workload}, dev drop {reference - dev:+.4f}")
-    candidates = pd.DataFrame(rows)
-    mean_energy = candidates.filter(like="relative_energy.").mean(axis=1)
+    params = dict(model.named_parameters())
+    return Analysis(
+        tensors=list(fisher),
+        out_channels={name: int(params[name].shape[0]) for name in fisher},
+        sensitivity=sensitivity,
+        subgroups=subgroup_sensitivity(
+            model, fisher, widths, model.config.num_attention_heads, cfg.channel_group
+        ),
+        structures=structure_groups(model, fisher, cfg.channel_group),
+        agreement=sensitivity_agreement(sensitivity),
+        loss=loss,
+        costs=workload_costs(base, workload_texts, cfg.workloads),
+        choices={name: sorted(set(cfg.bit_choices) | {FLOAT_BITS}) for name in fisher},
+        reference_dev_accuracy=accuracy(base, dev_texts, dev_labels),
+        budgets=[float(b) for b in int8_loss * 2.0 ** np.arange(-2, cfg.plan_budgets - 2)],
+    )
 
-    def lowest_energy_within(drop: float) -> int:
-        ok = np.flatnonzero(candidates["dev_drop"].to_numpy() <= drop)
-        if len(ok) == 0:  # nothing that good: the most accurate candidate
-            return int(candidates["dev_drop"].idxmin())
-        return int(ok[np.argmin(mean_energy.to_numpy()[ok])])
+
+def plan_candidate(
+    base: Classifier,
+    analysis: Analysis,
+    budget: float,
+    dev_texts: list[str],
+    dev_labels: list[str],
+    profile: DeviceProfile,
+    cfg: CompressConfig,
+) -> Candidate:
+    """The least-energy plan within predicted loss `budget`, scored on dev after post-training
+    quantization (weights and activations). `base` is left as it was."""
+    a = analysis
+    plan = plan_bits(a.costs, profile, a.choices, a.loss, "energy", budget)
+    dev = accuracy(base, dev_texts, dev_labels, plan.bits, cfg.qat.activation_bits)
+    energy_by_workload = relative_energy(a.costs, profile, plan.bits, KERNEL_BITS["int8"])
+    planned = sum(c.n_elements for c in a.costs[cfg.workloads[0]] if c.name in a.choices)
+    record = {
+        "loss_budget": budget,
+        "predicted_loss": plan.predicted_loss,
+        "size_bytes": plan.size_bytes,
+        "mean_bits": 8 * plan.size_bytes / planned,
+        **{f"relative_energy.{w}": e for w, e in energy_by_workload.items()},
+        "dev_accuracy": dev,
+        "dev_drop": a.reference_dev_accuracy - dev,
+    }
+    return Candidate(budget, plan, dev, record)
+
+
+def candidate_table(candidates: list[Candidate]) -> pd.DataFrame:
+    return pd.DataFrame([c.record for c in candidates])
+
+
+def lowest_energy_within(candidates: list[Candidate], drop: float) -> int:
+    """Index of the least mean-energy candidate whose dev drop is ≤ `drop` (none that good:
+    the most accurate one)."""
+    table = candidate_table(candidates)
+    mean_energy = table.filter(like="relative_energy.").mean(axis=1).to_numpy()
+    ok = np.flatnonzero(table["dev_drop"].to_numpy() <= drop)
+    if len(ok) == 0:
+        return int(table["dev_drop"].idxmin())
+    return int(ok[np.argmin(mean_energy[ok])])
+
+
+def _describe(
+    analysis: Analysis,
+    profile: DeviceProfile,
+    cfg: CompressConfig,
+    bits: Mapping[str, int | float],
+    how: str,
+    execution: str,
+    own_costs: Mapping[str, list[TensorCost]] | None = None,
+    **extra: object,
+) -> dict:
+    """The plan record; `own_costs`: the variant's own (structurally pruned) tensors."""
+    costs = analysis.costs
+    own = own_costs or costs
+    sizes = {c.name: c.n_elements for c in own[cfg.workloads[0]]}
+    planned = sum(c.n_elements for c in costs[cfg.workloads[0]] if c.name in analysis.choices)
+    return {
+        "how": how,
+        "profile": profile.name,
+        "relative_energy": relative_energy(
+            own, profile, bits, KERNEL_BITS[execution], reference=costs
+        ),
+        "activation_bits": KERNEL_BITS[execution],
+        "execution": execution,
+        "predicted_loss": sum(analysis.loss.get((n, b), 0.0) for n, b in bits.items()),
+        "planned_bytes": sum(sizes[n] * b / 8 for n, b in bits.items()),
+        "mean_bits": sum(sizes[n] * b for n, b in bits.items()) / planned,
+        "bits_histogram": {
+            str(b): sum(1 for v in bits.values() if v == b) for b in sorted(set(bits.values()))
+        },
+        **extra,
+    }
+
+
+def build_variant(
+    name: str,
+    base: Classifier,
+    analysis: Analysis,
+    candidates: list[Candidate],
+    unlabeled: list[str],
+    dev_texts: list[str],
+    dev_labels: list[str],
+    workload_texts: list[str],
+    profile: DeviceProfile,
+    cfg: CompressConfig,
+    log: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str, int, int], None] = lambda *_: None,
+) -> Variant:
+    """One compressed variant of `base` (left as it was). Plans are picked on dev accuracy (the
+    test split is left to `evaluate`): `energy_ptq` is the lowest-energy candidate whose post-
+    training dev accuracy drops ≤ `ptq_accuracy_budget`; `energy_qat` the lowest-energy one
+    within the looser `qat_accuracy_budget`, then recovered by distillation; `size_guided`
+    minimises bytes at `energy_ptq`'s predicted-loss budget. `progress(phase, done, total)`
+    follows the distillation."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
+    a, act = analysis, cfg.qat.activation_bits
+    tensors = a.tensors
 
     def describe(
-        bits: Mapping[str, int],
-        how: str,
-        execution: str,
-        own_costs: Mapping[str, list[TensorCost]] | None = None,
-        **extra: object,
+        bits: Mapping[str, int | float], how: str, execution: str, **extra: object
     ) -> dict:
-        """The plan record; `own_costs`: the variant's own (structurally pruned) tensors."""
-        own = own_costs or costs
-        sizes = {c.name: c.n_elements for c in own[cfg.workloads[0]]}
-        planned = sum(c.n_elements for c in costs[cfg.workloads[0]] if c.name in fisher)
-        return {
-            "how": how,
-            "profile": profile.name,
-            "relative_energy": relative_energy(
-                own, profile, bits, KERNEL_BITS[execution], reference=costs
-            ),
-            "activation_bits": KERNEL_BITS[execution],
-            "execution": execution,
-            "predicted_loss": sum(loss.get((n, b), 0.0) for n, b in bits.items()),
-            "planned_bytes": sum(sizes[n] * b / 8 for n, b in bits.items()),
-            "mean_bits": sum(sizes[n] * b for n, b in bits.items()) / planned,
-            "bits_histogram": {
-                str(b): sum(1 for v in bits.values() if v == b) for b in sorted(set(bits.values()))
-            },
-            **extra,
-        }
+        return _describe(a, profile, cfg, bits, how, execution, **extra)
 
-    def recover(clf: Classifier, bits: Mapping[str, int], name: str) -> list[float]:
+    def recover(clf: Classifier, bits: Mapping[str, int]) -> list[float]:
         """Quantization-aware distillation from the full-precision base model."""
         log(f"QAT: distilling {len(unlabeled)} unlabeled texts × {cfg.qat.epochs} epochs")
         q = cfg.qat
         return distill(
             clf, bits, unlabeled, q.epochs, q.batch_size, q.learning_rate, q.seed, act,
-            lambda step, total, _loss: progress(f"QAT {name}", step, total), teacher=model,
+            lambda step, total, _loss: progress(f"QAT {name}", step, total), teacher=base.model,
         )  # fmt: skip
 
-    def ptq(name: str, bits: dict[str, int], execution: str, plan: dict) -> Variant:
-        clf = copy.deepcopy(base)
-        apply_bits(clf.model, bits)
-        return Variant(name, clf, dict(bits), execution, plan)
+    def recovered(clf: Classifier, losses: list[float]) -> dict:
+        return {
+            "qat_dev_accuracy": accuracy(clf, dev_texts, dev_labels, None, act),
+            "distill_loss_first": losses[0],
+            "distill_loss_last": losses[-1],
+        }
 
-    out: list[Variant] = []
-    ptq_index = lowest_energy_within(cfg.ptq_accuracy_budget)
-    for name in variants:
-        if name == "int8_ptq":
-            bits = {n: 8 for n in fisher}
-            out.append(
-                ptq(name, bits, "int8", describe(bits, "uniform 8-bit post-training", "int8"))
-            )
-        elif name == "int4_weight_only":
-            bits = {n: 4 for n in fisher}
-            out.append(
-                ptq(
-                    name,
-                    bits,
-                    "float",
-                    describe(bits, "uniform 4-bit weights, float activations", "float"),
-                )
-            )
-        elif name == "energy_ptq":
-            chosen = plans[ptq_index]
-            how = f"energy-guided plan, dev drop ≤ {cfg.ptq_accuracy_budget} after post-training quantization"
-            out.append(
-                ptq(
-                    name,
-                    chosen.bits,
-                    "int8",
-                    describe(
-                        chosen.bits,
-                        how,
-                        "int8",
-                        loss_budget=float(budgets[ptq_index]),
-                        resident=chosen.resident,
-                    ),
-                )
-            )
-        elif name == "size_guided":
-            budget = float(budgets[ptq_index])
-            chosen = plan_bits(costs, profile, choices, loss, "bytes", loss_budget=budget)
-            how = "size-guided plan (fewest bytes) at energy_ptq's predicted-loss budget"
-            out.append(
-                ptq(
-                    name,
-                    chosen.bits,
-                    "int8",
-                    describe(chosen.bits, how, "int8", loss_budget=budget),
-                )
-            )
-        elif name == "magnitude_pruning":
-            # the energy_ptq plan's bytes, spent on int8 values of the largest weights + a mask
-            sizes = {c.name: c.n_elements for c in costs[cfg.workloads[0]] if c.name in fisher}
-            target = sum(sizes[n] * b / 8 for n, b in plans[ptq_index].bits.items())
-            density = min(1.0, max(0.05, (8 * target / sum(sizes.values()) - 1) / 8))
-            clf = copy.deepcopy(base)
-            params = dict(clf.model.named_parameters())
-            with torch.no_grad():
-                for tensor in fisher:
-                    pruned = magnitude_prune(params[tensor], 1.0 - density)
-                    params[tensor].copy_(fake_quantize(pruned, 8))
-            stored_bits = 8 * density + 1  # int8 values of kept weights + a 1-bit mask
-            how = (
-                f"magnitude pruning of every planned tensor to {1 - density:.1%} sparsity, int8 "
-                "values + bit mask: energy_ptq's bytes"
-            )
-            plan = describe({n: stored_bits for n in fisher}, how, "int8", sparsity=1 - density)
-            bits = {n: 8 for n in fisher}
-            out.append(Variant(name, clf, bits, "int8", plan, frozenset(fisher)))
-        elif name == "energy_qat":
-            index = lowest_energy_within(cfg.qat_accuracy_budget)
-            chosen = plans[index]
-            clf = copy.deepcopy(base)
-            losses = recover(clf, chosen.bits, name)
-            how = (
-                f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
-                "quantization-aware distillation on unlabeled pool text"
-            )
-            plan = describe(
-                chosen.bits,
-                how,
-                "int8",
-                loss_budget=float(budgets[index]),
-                resident=chosen.resident,
-                ptq_dev_accuracy=float(candidates.loc[index, "dev_accuracy"]),
-                qat_dev_accuracy=accuracy(clf, dev_texts, dev_labels, None, act),
-                distill_loss_first=losses[0],
-                distill_loss_last=losses[-1],
-            )
-            out.append(Variant(name, clf, dict(chosen.bits), "int8", plan))
-        elif name == "structured_pruning":
-            groups = structure_groups(model, fisher, cfg.channel_group)
-            removed = choose_structure(groups, cfg.structured_sparsity)
-            clf = copy.deepcopy(base)
-            prune_structure(clf.model, removed, cfg.channel_group)
-            bits = {n: 8 for n in fisher}
-            pruned_dev = accuracy(clf, dev_texts, dev_labels, bits, act)
-            losses = recover(clf, bits, name)
-            how = (
-                f"structured pruning: the {len(removed)} attention heads / {cfg.channel_group}-"
-                f"channel feed-forward groups of least Fisher loss per weight "
-                f"({cfg.structured_sparsity:.0%} of encoder weights) removed, the rest int8, "
-                "then quantization-aware distillation on unlabeled pool text"
-            )
-            plan = describe(
-                bits,
-                how,
-                "int8",
-                own_costs=workload_costs(clf, workload_texts, cfg.workloads),
-                removed_heads=_by_layer(removed, "head"),
-                removed_channel_groups=_by_layer(removed, "channels"),
-                removal_fisher_loss=float(removed["fisher_loss"].sum()),
-                pruned_dev_accuracy=pruned_dev,
-                qat_dev_accuracy=accuracy(clf, dev_texts, dev_labels, None, act),
-                distill_loss_first=losses[0],
-                distill_loss_last=losses[-1],
-            )
-            out.append(Variant(name, clf, bits, "int8", plan))
-        elif name == "size_target":
-            # everything stored counts: unplanned tensors stay float32, planned ones carry a
-            # float32 scale per output channel
-            full = costs[cfg.workloads[0]]
-            total = sum(c.n_elements * 4 for c in full)
-            params = dict(model.named_parameters())
-            overhead = sum(c.n_elements * 4 for c in full if c.name not in fisher) + sum(
-                params[n].shape[0] * 4 for n in fisher
-            )
-            budget = total / cfg.size_ratio - overhead
-            if budget <= 0:
-                raise ValueError(
-                    f"compress.size_ratio {cfg.size_ratio}: the unplanned tensors alone take "
-                    f"{overhead / 1e6:.1f} MB of the {total / cfg.size_ratio / 1e6:.1f} MB "
-                    "allowed; lower size_ratio"
-                )
-            chosen = plan_bits(
-                costs, profile, choices, loss, "loss", size_budget=budget, activation_bits=act
-            )
-            ptq_dev = accuracy(base, dev_texts, dev_labels, chosen.bits, act)
-            clf = copy.deepcopy(base)
-            losses = recover(clf, chosen.bits, name)
-            how = (
-                f"least predicted loss with the whole model stored in 1/{cfg.size_ratio:g} of "
-                "its float32 bytes, then quantization-aware distillation on unlabeled pool text"
-            )
-            plan = describe(
-                chosen.bits,
-                how,
-                "int8",
-                size_budget=budget,
-                ptq_dev_accuracy=ptq_dev,
-                qat_dev_accuracy=accuracy(clf, dev_texts, dev_labels, None, act),
-                distill_loss_first=losses[0],
-                distill_loss_last=losses[-1],
-            )
-            out.append(Variant(name, clf, dict(chosen.bits), "int8", plan))
-    subgroups = subgroup_sensitivity(
-        model, fisher, widths, model.config.num_attention_heads, cfg.channel_group
+    clf = copy.deepcopy(base)
+    ptq_index = lowest_energy_within(candidates, cfg.ptq_accuracy_budget)
+    if name in ("int8_ptq", "int4_weight_only"):
+        width, execution = (8, "int8") if name == "int8_ptq" else (4, "float")
+        how = {
+            "int8_ptq": "uniform 8-bit post-training",
+            "int4_weight_only": "uniform 4-bit weights, float activations",
+        }[name]
+        bits = {n: width for n in tensors}
+        apply_bits(clf.model, bits)
+        return Variant(name, clf, bits, execution, describe(bits, how, execution))
+    if name == "energy_ptq":
+        chosen = candidates[ptq_index]
+        how = f"energy-guided plan, dev drop ≤ {cfg.ptq_accuracy_budget} after post-training quantization"
+        plan = describe(
+            chosen.plan.bits,
+            how,
+            "int8",
+            loss_budget=chosen.loss_budget,
+            resident=chosen.plan.resident,
+        )
+        apply_bits(clf.model, chosen.plan.bits)
+        return Variant(name, clf, dict(chosen.plan.bits), "int8", plan)
+    if name == "size_guided":
+        budget = candidates[ptq_index].loss_budget
+        bits = plan_bits(a.costs, profile, a.choices, a.loss, "bytes", loss_budget=budget).bits
+        how = "size-guided plan (fewest bytes) at energy_ptq's predicted-loss budget"
+        apply_bits(clf.model, bits)
+        return Variant(
+            name, clf, dict(bits), "int8", describe(bits, how, "int8", loss_budget=budget)
+        )
+    if name == "magnitude_pruning":
+        # the energy_ptq plan's bytes, spent on int8 values of the largest weights + a mask
+        sizes = {c.name: c.n_elements for c in a.costs[cfg.workloads[0]] if c.name in a.choices}
+        target = sum(sizes[n] * b / 8 for n, b in candidates[ptq_index].plan.bits.items())
+        density = min(1.0, max(0.05, (8 * target / sum(sizes.values()) - 1) / 8))
+        params = dict(clf.model.named_parameters())
+        with torch.no_grad():
+            for tensor in tensors:
+                pruned = magnitude_prune(params[tensor], 1.0 - density)
+                params[tensor].copy_(fake_quantize(pruned, 8))
+        stored_bits = 8 * density + 1  # int8 values of kept weights + a 1-bit mask
+        how = (
+            f"magnitude pruning of every planned tensor to {1 - density:.1%} sparsity, int8 "
+            "values + bit mask: energy_ptq's bytes"
+        )
+        plan = describe({n: stored_bits for n in tensors}, how, "int8", sparsity=1 - density)
+        return Variant(name, clf, {n: 8 for n in tensors}, "int8", plan, frozenset(tensors))
+    if name == "energy_qat":
+        chosen = candidates[lowest_energy_within(candidates, cfg.qat_accuracy_budget)]
+        losses = recover(clf, chosen.plan.bits)
+        how = (
+            f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
+            "quantization-aware distillation on unlabeled pool text"
+        )
+        plan = describe(
+            chosen.plan.bits,
+            how,
+            "int8",
+            loss_budget=chosen.loss_budget,
+            resident=chosen.plan.resident,
+            ptq_dev_accuracy=chosen.dev_accuracy,
+            **recovered(clf, losses),
+        )
+        return Variant(name, clf, dict(chosen.plan.bits), "int8", plan)
+    if name == "structured_pruning":
+        removed = choose_structure(a.structures, cfg.structured_sparsity)
+        prune_structure(clf.model, removed, cfg.channel_group)
+        bits = {n: 8 for n in tensors}
+        pruned_dev = accuracy(clf, dev_texts, dev_labels, bits, act)
+        losses = recover(clf, bits)
+        how = (
+            f"structured pruning: the {len(removed)} attention heads / {cfg.channel_group}-"
+            f"channel feed-forward groups of least Fisher loss per weight "
+            f"({cfg.structured_sparsity:.0%} of encoder weights) removed, the rest int8, "
+            "then quantization-aware distillation on unlabeled pool text"
+        )
+        plan = describe(
+            bits,
+            how,
+            "int8",
+            own_costs=workload_costs(clf, workload_texts, cfg.workloads),
+            removed_heads=_by_layer(removed, "head"),
+            removed_channel_groups=_by_layer(removed, "channels"),
+            removal_fisher_loss=float(removed["fisher_loss"].sum()),
+            pruned_dev_accuracy=pruned_dev,
+            **recovered(clf, losses),
+        )
+        return Variant(name, clf, bits, "int8", plan)
+    # size_target: everything stored counts: unplanned tensors stay float32, planned ones
+    # carry a float32 scale per output channel
+    full = a.costs[cfg.workloads[0]]
+    total = sum(c.n_elements * 4 for c in full)
+    overhead = sum(c.n_elements * 4 for c in full if c.name not in a.choices) + sum(
+        rows * 4 for rows in a.out_channels.values()
     )
-    return CompressionResult(sensitivity, subgroups, agreement, candidates, reference, out)
+    budget = total / cfg.size_ratio - overhead
+    if budget <= 0:
+        raise ValueError(
+            f"compress.size_ratio {cfg.size_ratio}: the unplanned tensors alone take "
+            f"{overhead / 1e6:.1f} MB of the {total / cfg.size_ratio / 1e6:.1f} MB "
+            "allowed; lower size_ratio"
+        )
+    chosen = plan_bits(
+        a.costs, profile, a.choices, a.loss, "loss", size_budget=budget, activation_bits=act
+    )
+    ptq_dev = accuracy(base, dev_texts, dev_labels, chosen.bits, act)
+    losses = recover(clf, chosen.bits)
+    how = (
+        f"least predicted loss with the whole model stored in 1/{cfg.size_ratio:g} of "
+        "its float32 bytes, then quantization-aware distillation on unlabeled pool text"
+    )
+    plan = describe(
+        chosen.bits,
+        how,
+        "int8",
+        size_budget=budget,
+        ptq_dev_accuracy=ptq_dev,
+        **recovered(clf, losses),
+    )
+    return Variant(name, clf, dict(chosen.bits), "int8", plan)
 
 
 def _by_layer(removed: pd.DataFrame, kind: str) -> dict[str, list[int]]:

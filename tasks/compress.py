@@ -1,10 +1,13 @@
-"""Task of the compress stage: sensitivity, energy-guided plans and the compressed variants,
-saved packed under compress.output_dir, each logged and registered in MLflow with its plan."""
+"""Tasks of the compress stage: sensitivity, the candidate plans of the budget sweep, each
+compressed variant (saved packed to a staging folder), then the swap into compress.output_dir
+and the MLflow runs, each variant logged and registered with its plan. Candidate plans and
+variants are independent: the flow maps them over the task runner."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,50 +16,124 @@ from prefect import get_run_logger, task
 
 from frugal import energy
 from frugal.compressed import save_compressed
-from frugal.compression import compress
-from frugal.config import Params
+from frugal.compression import (
+    Analysis,
+    Candidate,
+    analyse,
+    build_variant,
+    candidate_table,
+    plan_candidate,
+)
+from frugal.config import CompressConfig, Params
 from frugal.hashing import data_md5, file_md5
-from frugal.modeling import load_classifier
+from frugal.modeling import Classifier, load_classifier
 from tasks import tracking
 from tasks.progress import Bars
 
 
-@task(name="compress")
-def compress_task(params: Params, parent_run_id: str) -> list[Path]:
-    cfg = params.compress
-    logger = get_run_logger()
-    torch.set_num_threads(cfg.threads)
-    base = load_classifier(params.train.output_dir)
-    # the pool's text only: distillation and Fisher use no labels
-    unlabeled = pd.read_parquet(cfg.unlabeled_data, columns=["text"])["text"].astype(str).tolist()
-    dev = pd.read_parquet(cfg.dev_data)
-    profile = energy.device_profile(cfg.profile, params.energy.profiles[cfg.profile])
-    with Bars() as bars:
-        result = compress(
-            base,
-            unlabeled,
-            dev["text"].astype(str).tolist(),
-            dev["label"].astype(str).tolist(),
-            unlabeled[: cfg.workload_texts],
-            profile,
-            cfg,
-            cfg.variants,
-            log=logger.info,
-            progress=bars,
-        )
+@dataclass(frozen=True)
+class Inputs:
+    """What every compress task reads: its own copy of the base model (tasks may run at once
+    in threads, and scoring a plan quantizes the model's weights in place for a moment)."""
 
-    # every variant is written to a staging folder first: a failure keeps the previous set
-    staging = cfg.output_dir.with_name(cfg.output_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    for variant in result.variants:
-        save_compressed(
-            variant.classifier,
-            variant.bits,
-            staging / variant.name,
-            variant.plan,
-            variant.execution,
-            variant.sparse,
-        )
+    base: Classifier
+    unlabeled: list[str]  # the pool's text only: Fisher and distillation use no labels
+    dev_texts: list[str]
+    dev_labels: list[str]
+    workload_texts: list[str]  # pool texts whose invocation counts the planner prices
+    profile: energy.DeviceProfile
+
+
+def _inputs(params: Params) -> Inputs:
+    cfg = params.compress
+    torch.set_num_threads(cfg.threads)
+    dev = pd.read_parquet(cfg.dev_data)
+    unlabeled = pd.read_parquet(cfg.unlabeled_data, columns=["text"])["text"].astype(str).tolist()
+    return Inputs(
+        load_classifier(params.train.output_dir),
+        unlabeled,
+        dev["text"].astype(str).tolist(),
+        dev["label"].astype(str).tolist(),
+        unlabeled[: cfg.workload_texts],
+        energy.device_profile(cfg.profile, params.energy.profiles[cfg.profile]),
+    )
+
+
+def _staging(cfg: CompressConfig) -> Path:
+    return cfg.output_dir.with_name(cfg.output_dir.name + ".partial")
+
+
+@task(name="sensitivity")
+def sensitivity_task(params: Params) -> Analysis:
+    """Fisher and measured sensitivity of every plannable tensor; starts a fresh staging
+    folder for this run's variants."""
+    shutil.rmtree(_staging(params.compress), ignore_errors=True)
+    x = _inputs(params)
+    with Bars() as bars:
+        return analyse(
+            x.base, x.unlabeled, x.dev_texts, x.dev_labels, x.workload_texts, params.compress,
+            log=get_run_logger().info, progress=bars,
+        )  # fmt: skip
+
+
+@task(name="candidate-plan")
+def candidate_task(params: Params, analysis: Analysis, budget: float) -> Candidate:
+    """The least-energy plan within one predicted-loss budget, scored on dev."""
+    x = _inputs(params)
+    candidate = plan_candidate(
+        x.base, analysis, budget, x.dev_texts, x.dev_labels, x.profile, params.compress
+    )
+    get_run_logger().info(
+        "budget %.4g: dev drop %+.4f, energy %s",
+        budget,
+        candidate.record["dev_drop"],
+        {k: round(v, 4) for k, v in candidate.record.items() if k.startswith("relative_energy")},
+    )
+    return candidate
+
+
+@dataclass(frozen=True)
+class Saved:
+    name: str
+    bits: dict[str, int]
+    plan: dict
+
+
+@task(name="compress-variant")
+def variant_task(
+    params: Params, analysis: Analysis, candidates: list[Candidate], name: str
+) -> Saved:
+    """Build one variant and save it packed under the staging folder."""
+    x = _inputs(params)
+    with Bars() as bars:
+        variant = build_variant(
+            name, x.base, analysis, candidates, x.unlabeled, x.dev_texts, x.dev_labels,
+            x.workload_texts, x.profile, params.compress, log=get_run_logger().info,
+            progress=bars,
+        )  # fmt: skip
+    save_compressed(
+        variant.classifier,
+        variant.bits,
+        _staging(params.compress) / name,
+        variant.plan,
+        variant.execution,
+        variant.sparse,
+    )
+    return Saved(name, variant.bits, variant.plan)
+
+
+@task(name="publish-compressed")
+def publish_task(
+    params: Params,
+    analysis: Analysis,
+    candidates: list[Candidate],
+    saved: list[Saved],
+    parent_run_id: str,
+) -> list[Path]:
+    """Swap the staged variants in (a failure before this keeps the previous set), write the
+    reports, then log and register every variant in MLflow."""
+    cfg = params.compress
+    staging = _staging(cfg)
     previous = cfg.output_dir.with_name(cfg.output_dir.name + ".previous")
     shutil.rmtree(previous, ignore_errors=True)
     if cfg.output_dir.exists():
@@ -66,16 +143,15 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
 
     for path in (cfg.report, cfg.sensitivity_report, cfg.subgroup_report, cfg.candidates_report):
         path.parent.mkdir(parents=True, exist_ok=True)
-    result.sensitivity.round(8).to_csv(cfg.sensitivity_report, index=False)
-    result.subgroups.to_csv(cfg.subgroup_report, index=False, float_format="%.6g")
-    result.candidates.round(6).to_csv(cfg.candidates_report, index=False)
+    analysis.sensitivity.round(8).to_csv(cfg.sensitivity_report, index=False)
+    analysis.subgroups.to_csv(cfg.subgroup_report, index=False, float_format="%.6g")
+    candidate_table(candidates).round(6).to_csv(cfg.candidates_report, index=False)
     summary = {
-        "reference_dev_accuracy": result.reference_dev_accuracy,
-        "sensitivity_agreement": result.agreement,
-        "least_sensitive_heads": _least_sensitive_heads(result.subgroups),
+        "reference_dev_accuracy": analysis.reference_dev_accuracy,
+        "sensitivity_agreement": analysis.agreement,
+        "least_sensitive_heads": _least_sensitive_heads(analysis.subgroups),
         "variants": {
-            v.name: {k: val for k, val in v.plan.items() if k != "resident"}
-            for v in result.variants
+            v.name: {k: val for k, val in v.plan.items() if k != "resident"} for v in saved
         },
     }
     cfg.report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -85,7 +161,7 @@ def compress_task(params: Params, parent_run_id: str) -> list[Path]:
     c.log_artifact(parent_run_id, str(cfg.sensitivity_report), "reports")
     base_md5 = file_md5(params.train.output_dir / "model.safetensors")
     out = []
-    for variant in result.variants:
+    for variant in saved:
         model_dir = cfg.output_dir / variant.name
         run_id = tracking.nested_run(
             params,

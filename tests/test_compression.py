@@ -274,3 +274,39 @@ def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, t
     in_memory = predict_proba(int8_execution(pruned, bits), TEXTS)
     reloaded = predict_proba(load_executable(tmp_path / "s"), TEXTS)
     assert torch.allclose(torch.from_numpy(reloaded), torch.from_numpy(in_memory), atol=1e-5)
+
+
+def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exactly(clf):
+    """What lets the flow run them as independent tasks: scoring a candidate plan and building
+    a variant (distillation included) never change the base model, and the same inputs give
+    the same variant."""
+    from frugal.compression import analyse, build_variant, plan_candidate
+    from frugal.config import load_params
+    from frugal.energy import device_profile
+    from tests.conftest import ROOT
+
+    small = {"fisher_texts": 4, "sensitivity_texts": 6, "workload_texts": 4, "plan_budgets": 3}
+    params = load_params(
+        ROOT / "params.yaml",
+        {"compress": {**small, "bit_choices": [4, 8], "qat": {"epochs": 1, "batch_size": 4}}},
+    )
+    cfg, profile = params.compress, device_profile("phone", params.energy.profiles["phone"])
+    before = {k: v.clone() for k, v in clf.model.state_dict().items()}
+    analysis = analyse(clf, TEXTS, TEXTS, LABELS, TEXTS[:4], cfg)
+    candidates = [
+        plan_candidate(clf, analysis, budget, TEXTS, LABELS, profile, cfg)
+        for budget in analysis.budgets
+    ]
+    assert [c.loss_budget for c in candidates] == sorted(analysis.budgets)
+    built = [
+        build_variant(
+            "energy_qat", clf, analysis, candidates, TEXTS, TEXTS, LABELS, TEXTS[:4], profile, cfg
+        )
+        for _ in range(2)
+    ]
+    after = clf.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    one, two = (v.classifier.model.state_dict() for v in built)
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert not all(torch.equal(one[k], before[k]) for k in one)  # it did compress
+    assert built[0].plan == built[1].plan

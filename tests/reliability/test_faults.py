@@ -2,7 +2,7 @@
 
 * kill -9 of the whole process group in the middle of `train`, then in the middle of
   `compress`; rerunning `dvc repro` completes, and every output equals an uninterrupted run's
-  (the same DVC hashes with the same seeds);
+  (the same DVC hashes and file bytes with the same seeds);
 * a second `dvc repro` started while one runs is refused with a clear message, and the first
   completes with its store intact.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,36 +26,13 @@ from tests.conftest import TINY_OVERRIDES, make_repo_copy, project_env
 
 pytestmark = pytest.mark.slow
 
-TARGET = "compress"
-# Two of the tiny pipeline's compressed variants (one with distillation) keep the test short;
-# each is built the same way whichever others are built with it.
-VARIANTS = ["int8_ptq", "energy_qat"]
-OVERRIDES = {**TINY_OVERRIDES, "compress": {**TINY_OVERRIDES["compress"], "variants": VARIANTS}}
 # outputs compared between the interrupted and the uninterrupted run (timings excluded)
-COMPARED = [
-    "data/raw.parquet",
-    "data/splits/pool.parquet",
-    "data/splits/test.parquet",
-    "data/embeddings",
-    "data/labels/labeled.parquet",
-    "models/base",
-]
+COMPARED = ["models/base", "models/compressed", "reports/plan_candidates.csv"]
 
 
-def _repro(repo: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["dvc", "repro", TARGET],
-        cwd=repo,
-        env=project_env(repo),
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-
-
-def _start(repo: Path, log: Path) -> subprocess.Popen:
+def _start(repo: Path, log: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        ["dvc", "repro", TARGET],
+        ["dvc", "repro", *args],
         cwd=repo,
         env=project_env(repo),
         stdout=log.open("w"),
@@ -80,39 +58,57 @@ def _hashes(lock: dict) -> dict[str, str]:
     return {path: outs[path] for path in COMPARED}
 
 
-def _variant_files(repo: Path) -> dict[str, str]:
+def _files(repo: Path, folder: str) -> dict[str, str]:
     return {
         str(path.relative_to(repo)): hashlib.md5(path.read_bytes()).hexdigest()
-        for variant in VARIANTS
-        for path in sorted((repo / "models/compressed" / variant).iterdir())
+        for path in sorted((repo / folder).rglob("*"))
+        if path.is_file()
     }
 
 
 def test_kill_9_in_train_and_in_compress_then_rerun_gives_the_same_outputs(tmp_path, tiny_pipeline):
-    repo = make_repo_copy(tmp_path / "repo", OVERRIDES)
+    """A copy of the tiny pipeline's repository (its MLflow store left behind): `train`, then
+    `compress`, rerun from scratch (`dvc repro --force --single-item`) and killed midway."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_pipeline.repo, repo, ignore=shutil.ignore_patterns("mlruns", ".prefect"))
     log = tmp_path / "run.log"
 
-    # killed while training (after its first dev evaluation)
-    run = _start(repo, log)
+    # killed while training (after its first dev evaluation): DVC had removed the old model
+    run = _start(repo, log, "--force", "--single-item", "train")
     _kill_when(run, log, "dev accuracy")
-    assert not (repo / "models/compressed").exists()
+    assert not (repo / "models/base/model.safetensors").exists()
 
-    # killed while compressing (during distillation, after the sensitivity measurements)
-    run = _start(repo, log)
+    # killed while compressing (during distillation, after sensitivity and candidate plans)
+    run = _start(repo, log, "--force", "--single-item", "compress")
     _kill_when(run, log, "QAT: distilling")
+    assert not (repo / "models/compressed").exists()
     killed = (repo / "mlruns/mlflow.db").stat().st_size
 
-    # then a plain rerun completes and its outputs equal the uninterrupted run's
-    result = _repro(repo)
+    # then a plain rerun of the whole pipeline completes: train and compress run again, and
+    # their outputs equal the uninterrupted run's, so every later stage is up to date
+    result = subprocess.run(
+        ["dvc", "repro"],
+        cwd=repo,
+        env=project_env(repo),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for stage in ("train", "compress"):
+        assert f"Running stage '{stage}'" in result.stdout, result.stdout[-3000:]
+    for stage in ("profile", "evaluate", "continual", "report"):
+        assert f"Stage '{stage}' didn't change" in result.stdout, result.stdout[-3000:]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert _hashes(lock) == _hashes(tiny_pipeline.lock)  # the uninterrupted run's
-    assert _variant_files(repo) == _variant_files(tiny_pipeline.repo)
-    assert not list(repo.glob("models/**/*.partial")), "a half-written model was left behind"
+    for folder in ("models/base", "models/compressed"):
+        assert _files(repo, folder) == _files(tiny_pipeline.repo, folder)
+    assert not list(repo.glob("models/*.partial")), "a half-written model was left behind"
     with sqlite3.connect(repo / "mlruns/mlflow.db") as db:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)
         versions = db.execute("select count(*) from model_versions").fetchone()[0]
-    assert versions >= 3  # base + two compressed variants, registered by the rerun
+    n_variants = len(TINY_OVERRIDES["compress"]["variants"])
+    assert versions == 1 + n_variants  # base + every compressed variant, registered by the rerun
     assert (repo / "mlruns/mlflow.db").stat().st_size >= killed
 
 
