@@ -30,6 +30,20 @@ pytestmark = pytest.mark.slow
 COMPARED = ["models/base", "models/compressed", "reports/plan_candidates.csv"]
 
 
+def _repro(repo: Path, *args: str) -> str:
+    """`dvc repro *args` to completion; its output."""
+    result = subprocess.run(
+        ["dvc", "repro", *args],
+        cwd=repo,
+        env=project_env(repo),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
 def _start(repo: Path, log: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         ["dvc", "repro", *args],
@@ -67,38 +81,28 @@ def _files(repo: Path, folder: str) -> dict[str, str]:
 
 
 def test_kill_9_in_train_and_in_compress_then_rerun_gives_the_same_outputs(tmp_path, tiny_pipeline):
-    """A copy of the tiny pipeline's repository (its MLflow store left behind): `train`, then
-    `compress`, rerun from scratch (`dvc repro --force --single-item`) and killed midway."""
+    """In a copy of the tiny pipeline's repository (its MLflow store left behind): `train`, then
+    `compress`, run again from scratch, killed midway, then run again to completion."""
     repo = tmp_path / "repo"
     shutil.copytree(tiny_pipeline.repo, repo, ignore=shutil.ignore_patterns("mlruns", ".prefect"))
     log = tmp_path / "run.log"
+    again = ("--force", "--single-item", "--no-run-cache")  # computed again, never restored
 
     # killed while training (after its first dev evaluation): DVC had removed the old model
-    run = _start(repo, log, "--force", "--single-item", "train")
-    _kill_when(run, log, "dev accuracy")
+    _kill_when(_start(repo, log, *again, "train"), log, "dev accuracy")
     assert not (repo / "models/base/model.safetensors").exists()
+    assert "Running stage 'train'" in _repro(repo, *again, "train")
 
     # killed while compressing (during distillation, after sensitivity and candidate plans)
-    run = _start(repo, log, "--force", "--single-item", "compress")
-    _kill_when(run, log, "QAT: distilling")
+    _kill_when(_start(repo, log, *again, "compress"), log, "QAT: distilling")
     assert not (repo / "models/compressed").exists()
     killed = (repo / "mlruns/mlflow.db").stat().st_size
+    assert "Running stage 'compress'" in _repro(repo, *again, "compress")
 
-    # then a plain rerun of the whole pipeline completes: train and compress run again, and
-    # their outputs equal the uninterrupted run's, so every later stage is up to date
-    result = subprocess.run(
-        ["dvc", "repro"],
-        cwd=repo,
-        env=project_env(repo),
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for stage in ("train", "compress"):
-        assert f"Running stage '{stage}'" in result.stdout, result.stdout[-3000:]
-    for stage in ("profile", "evaluate", "continual", "report"):
-        assert f"Stage '{stage}' didn't change" in result.stdout, result.stdout[-3000:]
+    # the reruns reproduced the uninterrupted run's outputs: the whole pipeline is up to date
+    rerun = _repro(repo)
+    for stage in ("train", "compress", "profile", "evaluate", "continual", "report"):
+        assert f"Stage '{stage}' didn't change" in rerun, rerun
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert _hashes(lock) == _hashes(tiny_pipeline.lock)  # the uninterrupted run's
     for folder in ("models/base", "models/compressed"):
