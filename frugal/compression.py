@@ -775,6 +775,12 @@ def build_variant(
     ) -> dict:
         return _describe(a, profile, cfg, bits, how, execution, **extra)
 
+    def from_candidate(chosen: Candidate, how: str, **extra: object) -> dict:
+        return describe(
+            chosen.plan.bits, how, "int8", loss_budget=chosen.loss_budget,
+            resident=chosen.plan.resident, **extra,
+        )  # fmt: skip
+
     def recover(clf: Classifier, bits: Mapping[str, int]) -> list[float]:
         """Quantization-aware distillation from the full-precision base model."""
         log(f"QAT: distilling {len(unlabeled)} unlabeled texts × {cfg.qat.epochs} epochs")
@@ -805,13 +811,7 @@ def build_variant(
     if name == "energy_ptq":
         chosen = candidates[ptq_index]
         how = f"energy-guided plan, dev drop ≤ {cfg.ptq_accuracy_budget} after post-training quantization"
-        plan = describe(
-            chosen.plan.bits,
-            how,
-            "int8",
-            loss_budget=chosen.loss_budget,
-            resident=chosen.plan.resident,
-        )
+        plan = from_candidate(chosen, how)
         apply_bits(clf.model, chosen.plan.bits)
         return Variant(name, clf, dict(chosen.plan.bits), "int8", plan)
     if name == "size_guided":
@@ -846,14 +846,8 @@ def build_variant(
             f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
             "quantization-aware distillation on unlabeled pool text"
         )
-        plan = describe(
-            chosen.plan.bits,
-            how,
-            "int8",
-            loss_budget=chosen.loss_budget,
-            resident=chosen.plan.resident,
-            ptq_dev_accuracy=chosen.dev_accuracy,
-            **recovered(clf, losses),
+        plan = from_candidate(
+            chosen, how, ptq_dev_accuracy=chosen.dev_accuracy, **recovered(clf, losses)
         )
         return Variant(name, clf, dict(chosen.plan.bits), "int8", plan)
     if name == "structured_pruning":
