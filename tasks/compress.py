@@ -94,6 +94,8 @@ def candidate_task(params: Params, analysis: Analysis, budget: float) -> Candida
 
 @dataclass(frozen=True)
 class Saved:
+    """A variant saved under the staging folder: what publishing logs with it."""
+
     name: str
     bits: dict[str, int]
     plan: dict
