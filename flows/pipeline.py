@@ -17,6 +17,7 @@ from flows.sample import sample_flow
 from flows.train import train_flow
 from frugal.config import load_params
 from frugal.errors import ParamsError
+from tasks.repo_lock import repo_lock
 from tasks.runner import task_runner
 from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 
@@ -33,44 +34,48 @@ def frugal_pipeline(
     """Every stage end to end: ingest → prepare → embed → sample → learning_curve → forecast
     → train → compress → profile → evaluate, then continual (domain updates) and the HTML
     report, under one MLflow parent run; `until` stops after that stage (as `dvc repro
-    <stage>` does). Returns the last stage's result.
+    <stage>` does). Returns the last stage's result. Holds the repository's DVC lock: one
+    pipeline run at a time.
 
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
     """
     if until not in STAGES:
         raise ParamsError(f"until: unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     params = load_params(params_path, overrides)
-    args = (params_path, overrides)
-    ingest_flow(*args)
-    prepare_flow(*args)
-    result = embed_flow(*args)
-    if STAGES.index(until) <= STAGES.index("embed"):
+    with repo_lock():  # refused while `dvc repro` or another pipeline run holds the repo
+        args = (params_path, overrides)
+        ingest_flow(*args)
+        prepare_flow(*args)
+        result = embed_flow(*args)
+        if STAGES.index(until) <= STAGES.index("embed"):
+            return result
+        parent = open_pipeline_run(params, execution_id=flow_run.get_id())
+        runner = task_runner(params.orchestration)
+        steps = {
+            "sample": lambda: sample_flow.with_options(task_runner=runner)(
+                *args, parent_run_id=parent
+            ),
+            "learning_curve": lambda: learning_curve_flow(*args),
+            "forecast": lambda: forecast_flow(*args, parent_run_id=parent),
+            "train": lambda: train_flow(*args, parent_run_id=parent),
+            "compress": lambda: compress_flow.with_options(task_runner=runner)(
+                *args, parent_run_id=parent
+            ),
+            "profile": lambda: profile_flow(*args, parent_run_id=parent),
+            "evaluate": lambda: evaluate_flow(*args, parent_run_id=parent),
+            "continual": lambda: continual_flow(*args, parent_run_id=parent),
+            "report": lambda: report_flow(*args, parent_run_id=parent),
+        }
+        try:
+            for stage, run in steps.items():
+                result = run()
+                if stage == until:
+                    break
+        except BaseException:
+            close_pipeline_run(params, parent, "FAILED")
+            raise
+        close_pipeline_run(params, parent)
         return result
-    parent = open_pipeline_run(params, execution_id=flow_run.get_id())
-    runner = task_runner(params.orchestration)
-    steps = {
-        "sample": lambda: sample_flow.with_options(task_runner=runner)(*args, parent_run_id=parent),
-        "learning_curve": lambda: learning_curve_flow(*args),
-        "forecast": lambda: forecast_flow(*args, parent_run_id=parent),
-        "train": lambda: train_flow(*args, parent_run_id=parent),
-        "compress": lambda: compress_flow.with_options(task_runner=runner)(
-            *args, parent_run_id=parent
-        ),
-        "profile": lambda: profile_flow(*args, parent_run_id=parent),
-        "evaluate": lambda: evaluate_flow(*args, parent_run_id=parent),
-        "continual": lambda: continual_flow(*args, parent_run_id=parent),
-        "report": lambda: report_flow(*args, parent_run_id=parent),
-    }
-    try:
-        for stage, run in steps.items():
-            result = run()
-            if stage == until:
-                break
-    except BaseException:
-        close_pipeline_run(params, parent, "FAILED")
-        raise
-    close_pipeline_run(params, parent)
-    return result
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
   `compress`; rerunning `dvc repro` completes, and every output equals an uninterrupted run's
   (the same DVC hashes and file bytes with the same seeds);
 * a second `dvc repro` started while one runs is refused with a clear message, and the first
-  completes with its store intact.
+  completes with its store intact; a `frugal-pipeline` flow run and `dvc repro` exclude each
+  other the same way (the flow holds DVC's repository lock).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -147,3 +149,45 @@ def test_second_repro_while_one_runs_is_refused(tmp_path):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert {"ingest", "prepare"} <= set(lock["stages"])
     assert json.loads(json.dumps(lock))  # the lock file the first run wrote is whole
+
+
+def test_a_pipeline_flow_run_and_dvc_repro_exclude_each_other(tmp_path):
+    """`frugal-pipeline` (what `prefect deployment run` starts) holds DVC's repository lock:
+    while it runs, `dvc repro` is refused; while `dvc repro` runs, the flow is refused with a
+    clear message and runs nothing."""
+    from dvc.lock import make_lock
+
+    from tasks.repo_lock import repo_lock
+
+    repo = make_repo_copy(tmp_path / "repo", TINY_OVERRIDES)
+    with repo_lock(repo):  # as a running pipeline flow holds it
+        repro = subprocess.run(
+            ["dvc", "repro", "prepare"],
+            cwd=repo,
+            env=project_env(repo),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert repro.returncode != 0
+    assert "Unable to acquire lock" in repro.stdout + repro.stderr, repro.stdout + repro.stderr
+
+    lock = make_lock(str(repo / ".dvc/tmp/lock"))  # as a running `dvc repro` holds it
+    lock.lock()
+    try:
+        flow = subprocess.run(
+            [sys.executable, "-m", "flows.pipeline"],
+            cwd=repo,
+            env=project_env(repo),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        lock.unlock()
+    assert flow.returncode == 2, flow.stderr[-3000:]
+    assert "another pipeline run (`dvc repro` or frugal-pipeline) holds this repository" in (
+        flow.stderr
+    )
+    assert "Traceback" not in flow.stderr
+    assert not (repo / "data/raw.parquet").exists(), "a stage ran without the lock"
