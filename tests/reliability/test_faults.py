@@ -32,16 +32,15 @@ pytestmark = pytest.mark.slow
 COMPARED = ["models/base", "models/compressed", "reports/plan_candidates.csv"]
 
 
+def _run(repo: Path, *cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=repo, env=project_env(repo), capture_output=True, text=True, timeout=1200
+    )
+
+
 def _repro(repo: Path, *args: str) -> str:
     """`dvc repro *args` to completion; its output."""
-    result = subprocess.run(
-        ["dvc", "repro", *args],
-        cwd=repo,
-        env=project_env(repo),
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    result = _run(repo, "dvc", "repro", *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -133,14 +132,7 @@ def test_second_repro_while_one_runs_is_refused(tmp_path):
         while "Running stage 'ingest'" not in log.read_text():
             assert first.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        second = subprocess.run(
-            ["dvc", "repro", "prepare"],
-            cwd=repo,
-            env=project_env(repo),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        second = _run(repo, "dvc", "repro", "prepare")
     finally:
         assert first.wait(timeout=600) == 0, log.read_text()[-3000:]
     assert second.returncode != 0
@@ -161,28 +153,14 @@ def test_a_pipeline_flow_run_and_dvc_repro_exclude_each_other(tmp_path):
 
     repo = make_repo_copy(tmp_path / "repo", TINY_OVERRIDES)
     with repo_lock(repo):  # as a running pipeline flow holds it
-        repro = subprocess.run(
-            ["dvc", "repro", "prepare"],
-            cwd=repo,
-            env=project_env(repo),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        repro = _run(repo, "dvc", "repro", "prepare")
     assert repro.returncode != 0
     assert "Unable to acquire lock" in repro.stdout + repro.stderr, repro.stdout + repro.stderr
 
     lock = make_lock(str(repo / ".dvc/tmp/lock"))  # as a running `dvc repro` holds it
     lock.lock()
     try:
-        flow = subprocess.run(
-            [sys.executable, "-m", "flows.pipeline"],
-            cwd=repo,
-            env=project_env(repo),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        flow = _run(repo, sys.executable, "-m", "flows.pipeline")
     finally:
         lock.unlock()
     assert flow.returncode == 2, flow.stderr[-3000:]
