@@ -44,11 +44,14 @@ def frugal_pipeline(
     params = load_params(params_path, overrides)
     with repo_lock():  # refused while `dvc repro` or another pipeline run holds the repo
         args = (params_path, overrides)
-        ingest_flow(*args)
-        prepare_flow(*args)
-        result = embed_flow(*args)
-        if STAGES.index(until) <= STAGES.index("embed"):
-            return result
+        for stage, data_flow in (
+            ("ingest", ingest_flow),
+            ("prepare", prepare_flow),
+            ("embed", embed_flow),
+        ):
+            result = data_flow(*args)
+            if stage == until:
+                return result
         parent = open_pipeline_run(params, execution_id=flow_run.get_id())
         runner = task_runner(params.orchestration)
         steps = {
