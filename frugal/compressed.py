@@ -1,34 +1,30 @@
-"""Compressed models on disk, and running them for real.
+"""Compressed models on disk: the served graph and its torch reference.
 
-A compressed model folder is a normal model folder (config, tokenizer, frugal.json) whose
-`model.safetensors` stores each planned weight at its bit width: 2/4/8-bit weights as packed
-codes (`<name>.codes`, 8 // bits per byte) with one float32 scale per output channel
-(`<name>.scale`), 16-bit ones as float16, pruned (0-bit) ones not at all; a magnitude-pruned
-(sparse) tensor stores a bit mask and the codes of its nonzero entries. `compression.json`
-holds the bits and every tensor's shape (structured pruning stores smaller linear layers) and
-the plan that chose them. Sizes on disk are therefore real.
-
-Loading gives either the dequantized float model (what the energy model and the planner
-analyse; weights equal the quantized values exactly) or the executable one, where every linear
-layer with 2-8 bit weights runs as a real int8 kernel (torch.ao dynamic quantization: int8
-weights per channel, activations quantized to 8 bits on the fly).
+A compressed model folder is a normal model folder (config, tokenizer, frugal.json) plus:
+* `model.onnx`: what serves, evaluates and is profiled (`frugal.export` writes it, ONNX Runtime
+  executes every planned width natively, `frugal.runtime` runs it);
+* `model.safetensors`: the torch reference of the same plan (distillation, invocation counts,
+  parity checks): each planned weight as packed block codes (`<name>.codes`, 8 // bits per
+  byte) with float32 block scales (`<name>.scale`), pruned (0-bit) ones not at all;
+* `compression.json`: the bits, block size, every tensor's shape (structured pruning stores
+  smaller linear layers) and the plan that chose them.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig
 
 from frugal.energy import FLOAT_BITS, WORKLOADS, DeviceProfile, WorkloadEnergy, model_energy
 from frugal.errors import FrugalError
+from frugal.export import export_onnx
 from frugal.modeling import META_FILE, Classifier, MeanPoolingClassifier, load_classifier
-from frugal.quantize import INT_BITS, pack_codes, symmetric_codes, unpack_codes
+from frugal.quantize import INT_BITS, dequantize, pack_codes, symmetric_codes, unpack_codes
+from frugal.runtime import ONNX_FILE, executed_widths, load_graph
 
 PLAN_FILE = "compression.json"
 
@@ -37,7 +33,7 @@ def is_compressed(model_dir: Path) -> bool:
     return (Path(model_dir) / PLAN_FILE).is_file()
 
 
-EXECUTIONS = ("int8", "float")
+EXECUTIONS = {"int8": 8, "float": FLOAT_BITS}  # execution -> activation bits of its MACs
 
 
 def save_compressed(
@@ -45,17 +41,15 @@ def save_compressed(
     bits: dict[str, int],
     out_dir: Path,
     plan: dict,
-    execution: str = "int8",
-    sparse: set[str] | frozenset[str] = frozenset(),
+    execution: str,
+    block_size: int,
 ) -> None:
-    """Write `clf` with each weight in `bits` stored at its width (see the module docstring).
-    The weights must already hold their quantized values (after `distill` or `apply_bits`)
-    for the stored model to predict what the in-memory one does. `execution`: "int8" runs
-    low-bit linear layers on int8 kernels; "float" keeps activations in float (weight-only).
-    Tensors in `sparse` (magnitude-pruned) store a bit mask and the codes of their nonzero
-    entries only."""
+    """Write `clf` with each weight in `bits` stored at its width (module docstring), and the
+    ONNX graph that executes it. The weights must already hold their quantized values (after
+    `distill` or `apply_bits`). `execution`: "int8" runs quantized linear layers with int8
+    activations; "float" keeps activations in float (weight-only)."""
     if execution not in EXECUTIONS:
-        raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+        raise ValueError(f"execution must be one of {list(EXECUTIONS)}, got {execution!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -66,14 +60,8 @@ def save_compressed(
         shapes[name] = list(value.shape)
         if width == FLOAT_BITS:
             tensors[name] = value
-        elif width == 16:
-            tensors[name] = value.to(torch.float16)
         elif width in INT_BITS:
-            codes, scale = symmetric_codes(value, width)
-            if name in sparse:
-                kept = (value != 0).flatten()
-                tensors[f"{name}.mask"] = torch.from_numpy(np.packbits(kept.numpy()))
-                codes = codes.flatten()[kept]
+            codes, scale = symmetric_codes(value, width, block_size)
             tensors[f"{name}.codes"] = pack_codes(codes, width)
             tensors[f"{name}.scale"] = scale.to(torch.float32).contiguous()
         elif width != 0:
@@ -85,12 +73,13 @@ def save_compressed(
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     record = {
         "bits": bits,
+        "block_size": block_size,
         "shapes": shapes,  # all of them: structured pruning shrinks linear layers
         "execution": execution,
-        "sparse": sorted(sparse),
         "plan": plan,
     }
     (out_dir / PLAN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    export_onnx(clf, bits, out_dir / ONNX_FILE, block_size, EXECUTIONS[execution])
 
 
 def _shrink_to(model: MeanPoolingClassifier, shapes: dict[str, list[int]]) -> None:
@@ -108,25 +97,15 @@ def _shrink_to(model: MeanPoolingClassifier, shapes: dict[str, list[int]]) -> No
         attention.num_attention_heads = attention.all_head_size // attention.attention_head_size
 
 
-def activation_bits(model_dir: Path) -> int:
-    """Bits the model's MACs take their activations at: 8 where it runs int8 kernels, 32 for a
-    full-precision or weight-only (float execution) model."""
-    path = Path(model_dir) / PLAN_FILE
-    if not path.is_file():
-        return FLOAT_BITS
-    execution = json.loads(path.read_text(encoding="utf-8"))["execution"]
-    return 8 if execution == "int8" else FLOAT_BITS
-
-
 def load_float(model_dir: Path) -> tuple[Classifier, dict[str, float]]:
-    """The model with every weight dequantized to float32, and its stored bits per weight (a
-    sparse tensor's include its mask: code bits × density + 1)."""
+    """The torch reference: every weight dequantized to float32 (exactly the values the served
+    graph multiplies by), and the planned bits per weight."""
     model_dir = Path(model_dir)
     if not is_compressed(model_dir):
         return load_classifier(model_dir), {}
     record = json.loads((model_dir / PLAN_FILE).read_text(encoding="utf-8"))
-    bits: dict[str, float] = {k: int(v) for k, v in record["bits"].items()}
-    sparse = set(record.get("sparse", []))
+    bits: dict[str, int] = {k: int(v) for k, v in record["bits"].items()}
+    block_size = int(record["block_size"])
     stored = load_file(str(model_dir / "model.safetensors"))
     model = MeanPoolingClassifier(BertConfig.from_pretrained(model_dir))
     _shrink_to(model, record["shapes"])
@@ -136,19 +115,9 @@ def load_float(model_dir: Path) -> tuple[Classifier, dict[str, float]]:
         shape = tuple(record["shapes"].get(name, state[name].shape))
         if width == 0:
             state[name] = torch.zeros(shape)
-        elif width in INT_BITS and name in sparse:
-            n = int(torch.Size(shape).numel())
-            kept = torch.from_numpy(np.unpackbits(stored[f"{name}.mask"].numpy())[:n].astype(bool))
-            codes = torch.zeros(n)
-            codes[kept] = unpack_codes(stored[f"{name}.codes"], width, (int(kept.sum()),))
-            codes = codes.reshape(shape)
-            scale = stored[f"{name}.scale"]
-            state[name] = (codes.reshape(shape[0], -1) * scale[:, None]).reshape(shape)
-            bits[name] = width * float(kept.float().mean()) + 1
         elif width in INT_BITS:
             codes = unpack_codes(stored[f"{name}.codes"], width, shape)
-            scale = stored[f"{name}.scale"]
-            state[name] = (codes.reshape(shape[0], -1) * scale[:, None]).reshape(shape)
+            state[name] = dequantize(codes, stored[f"{name}.scale"], block_size)
         elif name in stored:
             state[name] = stored[name].to(torch.float32)
         else:
@@ -168,69 +137,11 @@ def model_energy_of(
     profiles: list[DeviceProfile],
     workloads: tuple[str, ...] = WORKLOADS,
 ) -> list[WorkloadEnergy]:
-    """Modeled energy of a saved model (full precision or compressed, priced at its stored bits
-    and the activation precision it executes with) over `texts`."""
-    clf, bits = load_float(model_dir)
+    """Modeled energy of a saved model over `texts`: invocations counted on its torch
+    reference, every weight priced at the width its `model.onnx` executes (read from the
+    graph, never from the plan)."""
+    executed = executed_widths(load_graph(model_dir))
+    clf, _ = load_float(model_dir)
     return model_energy(
-        clf.model,
-        clf.tokenizer,
-        texts,
-        clf.max_length,
-        profiles,
-        bits,
-        workloads,
-        activation_bits(model_dir),
+        clf.model, clf.tokenizer, texts, clf.max_length, profiles, executed, workloads
     )
-
-
-class PrunedLinear(torch.nn.Module):
-    """A linear layer whose weight was pruned (0 bits): nothing to read or multiply, its output
-    is its bias."""
-
-    def __init__(self, linear: torch.nn.Linear) -> None:
-        super().__init__()
-        self.out_features = linear.out_features
-        self.bias = linear.bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (*x.shape[:-1], self.out_features)
-        return self.bias.expand(shape) if self.bias is not None else x.new_zeros(shape)
-
-
-def int8_execution(clf: Classifier, bits: dict[str, float]) -> Classifier:
-    """A copy of `clf` that executes as deployed: every linear layer whose weights have 2-8 bits
-    on a real int8 kernel (per-channel int8 weights, activations quantized dynamically), every
-    pruned one skipped (its bias only)."""
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    linear = {n for n, m in clf.model.named_modules() if isinstance(m, torch.nn.Linear)}
-    spec = {
-        module: per_channel_dynamic_qconfig
-        for name, width in bits.items()
-        if 0 < width <= 8 and (module := name.removesuffix(".weight")) in linear
-    }
-    model = (
-        quantize_dynamic(clf.model, qconfig_spec=spec, dtype=torch.qint8)
-        if spec
-        else copy.deepcopy(clf.model)
-    )
-    for name, width in bits.items():
-        module = name.removesuffix(".weight")
-        if width == 0 and module in linear:
-            parent, _, child = module.rpartition(".")
-            setattr(
-                model.get_submodule(parent),
-                child,
-                PrunedLinear(getattr(model.get_submodule(parent), child)),
-            )
-    return Classifier(model, clf.tokenizer, clf.labels, clf.max_length)
-
-
-def load_executable(model_dir: Path) -> Classifier:
-    """What serves requests: full-precision models as they are, compressed ones with their
-    low-bit linear layers on int8 kernels (unless saved for float, weight-only, execution)."""
-    clf, bits = load_float(model_dir)
-    if not bits:
-        return clf
-    record = json.loads((Path(model_dir) / PLAN_FILE).read_text(encoding="utf-8"))
-    return int8_execution(clf, bits) if record["execution"] == "int8" else clf

@@ -43,14 +43,17 @@ from frugal.energy import (
     FLOAT_BITS,
     DeviceProfile,
     TensorCost,
+    activation_bytes,
     count_requests,
     energy_per_request,
+    reserve,
     tensor_costs,
     with_bits,
     workload_requests,
 )
+from frugal.export import NATIVE_BITS, kind_of
 from frugal.modeling import Classifier
-from frugal.quantize import fake_quantize, magnitude_prune, quantize_activations, ste
+from frugal.quantize import fake_quantize, quantize_activations, ste
 
 
 def plannable_tensors(model: torch.nn.Module) -> list[str]:
@@ -65,7 +68,9 @@ def plannable_tensors(model: torch.nn.Module) -> list[str]:
 
 
 @contextmanager
-def quantized_weights(model: torch.nn.Module, bits: Mapping[str, int]) -> Iterator[None]:
+def quantized_weights(
+    model: torch.nn.Module, bits: Mapping[str, int], block_size: int
+) -> Iterator[None]:
     """Temporarily replace the named weights by their fake-quantized values."""
     params = dict(model.named_parameters())
     saved = {}
@@ -73,7 +78,7 @@ def quantized_weights(model: torch.nn.Module, bits: Mapping[str, int]) -> Iterat
         for name, width in bits.items():
             if width != FLOAT_BITS:
                 saved[name] = params[name].detach().clone()
-                params[name].copy_(fake_quantize(params[name], width))
+                params[name].copy_(fake_quantize(params[name], width, block_size))
     try:
         yield
     finally:
@@ -119,10 +124,13 @@ def fisher_diagonal(clf: Classifier, texts: list[str]) -> dict[str, torch.Tensor
     return {name: value / max(len(texts), 1) for name, value in fisher.items()}
 
 
-def fisher_loss_increase(weight: torch.Tensor, fisher: torch.Tensor, bits: int) -> float:
+def fisher_loss_increase(
+    weight: torch.Tensor, fisher: torch.Tensor, bits: int, block_size: int
+) -> float:
     """Second-order predicted loss increase ½ Σ F (q(w) - w)² of quantizing `weight`."""
     with torch.no_grad():
-        return float(0.5 * (fisher * (fake_quantize(weight, bits) - weight) ** 2).sum())
+        error = fake_quantize(weight, bits, block_size) - weight
+        return float(0.5 * (fisher * error**2).sum())
 
 
 def sensitivity_table(
@@ -131,11 +139,14 @@ def sensitivity_table(
     labels: list[str],
     bit_choices: list[int],
     fisher: Mapping[str, torch.Tensor],
+    choices: Mapping[str, list[int]],
+    block_size: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """One row per (tensor, bits): Fisher-predicted loss increase and, measured with only that
-    tensor quantized, the mean KL to the full-precision outputs, the change in cross-entropy
-    and in accuracy on (`texts`, `labels`)."""
+    """One row per (tensor, bits) of `bit_choices` the tensor may take (`choices`): Fisher-
+    predicted loss increase and, measured with only that tensor quantized, the mean KL to the
+    full-precision outputs, the change in cross-entropy and in accuracy on (`texts`,
+    `labels`)."""
     index = {label: i for i, label in enumerate(clf.labels)}
     y = torch.tensor([index[label] for label in labels])
     reference = logits_of(clf, texts)
@@ -144,9 +155,9 @@ def sensitivity_table(
     ref_acc = float((reference.argmax(-1) == y).float().mean())
     params = dict(clf.model.named_parameters())
     rows = []
-    work = [(n, b) for n in plannable_tensors(clf.model) for b in bit_choices]
+    work = [(n, b) for n in plannable_tensors(clf.model) for b in bit_choices if b in choices[n]]
     for done, (name, bits) in enumerate(work, start=1):
-        with quantized_weights(clf.model, {name: bits}):
+        with quantized_weights(clf.model, {name: bits}, block_size):
             logits = logits_of(clf, texts)
         logp = torch.log_softmax(logits, -1)
         rows.append(
@@ -154,7 +165,7 @@ def sensitivity_table(
                 "tensor": name,
                 "bits": bits,
                 "n_elements": params[name].numel(),
-                "fisher_loss": fisher_loss_increase(params[name], fisher[name], bits),
+                "fisher_loss": fisher_loss_increase(params[name], fisher[name], bits, block_size),
                 "kl": float((ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()),
                 "loss_change": float(torch.nn.functional.cross_entropy(logits, y)) - ref_loss,
                 "accuracy_change": float((logits.argmax(-1) == y).float().mean()) - ref_acc,
@@ -171,6 +182,7 @@ def subgroup_sensitivity(
     bit_choices: list[int],
     n_heads: int,
     group_size: int,
+    block_size: int,
 ) -> pd.DataFrame:
     """Fisher-predicted loss increase of quantizing one subgroup of a tensor at each width:
     each attention head (its rows of query / key / value, its input columns of the attention
@@ -190,7 +202,7 @@ def subgroup_sensitivity(
         else:
             continue
         for bits in bit_choices:
-            error = (fake_quantize(weight, bits) - weight) ** 2 * f * 0.5
+            error = (fake_quantize(weight, bits, block_size) - weight) ** 2 * f * 0.5
             per_group = error.sum(dim=1 - axis).reshape(-1, size).sum(dim=1)
             for index, value in enumerate(per_group.tolist()):
                 rows.append(
@@ -330,6 +342,7 @@ def plan_bits(
     energy_budget: float | None = None,
     activation_bits: int = 8,
     size_budget: float | None = None,
+    block_size: int = 64,
 ) -> Plan:
     """Choose bits per tensor (and, for energy, SRAM residency) by MILP.
 
@@ -352,7 +365,15 @@ def plan_bits(
         for bits in choices.get(cost.name, [FLOAT_BITS]):
             options.append((cost.name, bits))
     n = len(options)
-    size = np.array([per_workload[workloads[0]][t].n_elements * b / 8 for t, b in options])
+    # every option priced exactly as the runtime executes it (block scales included)
+    priced = {
+        w: [
+            with_bits([per_workload[w][t]], {t: b}, activation_bits, block_size)[0]
+            for t, b in options
+        ]
+        for w in workloads
+    }
+    size = np.array([p.size_bytes for p in priced[workloads[0]]])
     # energy of each option when streamed from DRAM, and what SRAM residency saves
     dram_pj = np.zeros(n)
     saving_pj = np.zeros(n)
@@ -360,13 +381,11 @@ def plan_bits(
     for w in workloads:
         table = per_workload[w]
         full_energy[w] = sum(
-            c.bytes_read * profile.dram_pj_per_byte + c.macs * profile.mac_energy_pj(FLOAT_BITS)
+            c.bytes_read * profile.dram_pj_per_byte + c.macs * profile.mac_energy_pj(c.mac_bits)
             for c in table.values()
         )
-        for i, (t, b) in enumerate(options):
-            reads = table[t].bytes_read * b / FLOAT_BITS
-            macs = table[t].macs if b > 0 else 0.0
-            mac_pj = profile.mac_energy_pj(max(b, activation_bits))
+        for i, p in enumerate(priced[w]):
+            reads, macs, mac_pj = p.bytes_read, p.macs, profile.mac_energy_pj(p.mac_bits)
             dram_pj[i] += (reads * profile.dram_pj_per_byte + macs * mac_pj) / full_energy[w]
             saving_pj[i] += (
                 reads * (profile.dram_pj_per_byte - profile.sram_pj_per_byte) / full_energy[w]
@@ -420,25 +439,35 @@ def plan_bits(
 class _FakeQuant(torch.nn.Module):
     """Parametrization: the weight as its `bits`-bit version, straight-through backwards."""
 
-    def __init__(self, bits: int) -> None:
+    def __init__(self, bits: int, block_size: int) -> None:
         super().__init__()
         self.bits = bits
+        self.block_size = block_size
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return ste(weight, fake_quantize(weight, self.bits))
+        return ste(weight, fake_quantize(weight, self.bits, self.block_size))
 
 
 @contextmanager
-def quantized_activations(model: torch.nn.Module, bits: int | None = 8) -> Iterator[None]:
-    """Quantize every linear layer's input to `bits` per token (straight-through) while inside;
-    `None` leaves activations in float."""
+def quantized_activations(
+    model: torch.nn.Module,
+    bits: int | None,
+    block_size: int,
+    weight_bits: Mapping[str, int] | None = None,
+) -> Iterator[None]:
+    """Quantize the input of every linear layer whose weight is quantized (in `weight_bits`,
+    at 1-8 bits; every linear layer when `weight_bits` is None) to `bits` per token and block
+    (straight-through) while inside, as MatMulNBits' int8 path does; float layers keep float
+    inputs. `bits` None leaves activations in float."""
     handles = []
-    if bits:
-        for module in model.modules():
-            if isinstance(module, torch.nn.Linear):
+    if bits and bits < FLOAT_BITS:
+        for name, module in model.named_modules():
+            width = FLOAT_BITS if weight_bits is None else weight_bits.get(f"{name}.weight", 32)
+            quantized = weight_bits is None or 0 < width < FLOAT_BITS
+            if isinstance(module, torch.nn.Linear) and quantized:
                 handles.append(
                     module.register_forward_pre_hook(
-                        lambda _m, args: (quantize_activations(args[0], bits),)
+                        lambda _m, args: (quantize_activations(args[0], bits, block_size),)
                     )
                 )
     try:
@@ -449,14 +478,16 @@ def quantized_activations(model: torch.nn.Module, bits: int | None = 8) -> Itera
 
 
 @contextmanager
-def quantization_aware(model: torch.nn.Module, bits: Mapping[str, int]) -> Iterator[None]:
+def quantization_aware(
+    model: torch.nn.Module, bits: Mapping[str, int], block_size: int
+) -> Iterator[None]:
     """Fake-quantize the planned weights with a straight-through estimator, for training. On
     exit each weight keeps its quantized value."""
     modules = dict(model.named_modules())
     for name, width in bits.items():
         if width != FLOAT_BITS:
             module = modules[name.rsplit(".", 1)[0]]
-            parametrize.register_parametrization(module, "weight", _FakeQuant(width))
+            parametrize.register_parametrization(module, "weight", _FakeQuant(width, block_size))
     try:
         yield
     finally:
@@ -465,12 +496,12 @@ def quantization_aware(model: torch.nn.Module, bits: Mapping[str, int]) -> Itera
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
 
 
-def apply_bits(model: torch.nn.Module, bits: Mapping[str, int]) -> None:
+def apply_bits(model: torch.nn.Module, bits: Mapping[str, int], block_size: int) -> None:
     """Post-training quantization in place: each named weight becomes its quantized value."""
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, width in bits.items():
-            params[name].copy_(fake_quantize(params[name], width))
+            params[name].copy_(fake_quantize(params[name], width, block_size))
 
 
 def accuracy(
@@ -479,14 +510,19 @@ def accuracy(
     labels: list[str],
     bits: Mapping[str, int] | None = None,
     activation_bits: int | None = None,
+    block_size: int = 64,
+    executed_bits: Mapping[str, int] | None = None,
 ) -> float:
-    """Accuracy on (`texts`, `labels`), optionally as if quantized to `bits` with activations
-    at `activation_bits` (the model is left as it was)."""
+    """Accuracy on (`texts`, `labels`), optionally as if quantized to `bits` with the inputs of
+    the quantized linear layers (`executed_bits`, default `bits`) at `activation_bits` (the
+    model is left as it was)."""
     index = {label: i for i, label in enumerate(clf.labels)}
     y = torch.tensor([index[label] for label in labels])
     with (
-        quantized_weights(clf.model, bits or {}),
-        quantized_activations(clf.model, activation_bits),
+        quantized_weights(clf.model, bits or {}, block_size),
+        quantized_activations(
+            clf.model, activation_bits, block_size, executed_bits if executed_bits else bits or {}
+        ),
     ):
         predicted = logits_of(clf, texts).argmax(-1)
     return float((predicted == y).float().mean())
@@ -503,6 +539,7 @@ def distill(
     activation_bits: int | None = 8,
     progress: Callable[[int, int, float], None] | None = None,
     teacher: torch.nn.Module | None = None,
+    block_size: int = 64,
 ) -> list[float]:
     """Quantization-aware training of `clf` (in place) distilled from a frozen full-precision
     model (`teacher`, default a copy of `clf` as it is now): KL(teacher ‖ student) on the
@@ -516,7 +553,10 @@ def distill(
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / max(total, 1))
     losses: list[float] = []
-    with quantization_aware(model, bits), quantized_activations(model, activation_bits):
+    with (
+        quantization_aware(model, bits, block_size),
+        quantized_activations(model, activation_bits, block_size, bits),
+    ):
         model.eval()  # no dropout: the student should match the teacher's deployed function
         for _ in range(epochs):
             order = torch.randperm(len(texts), generator=generator).tolist()
@@ -554,7 +594,6 @@ class Variant:
     bits: dict[str, int]
     execution: str  # "int8" kernels, or "float" (weight-only quantization)
     plan: dict  # how it was chosen, predicted loss, modeled relative energy, bytes
-    sparse: frozenset[str] = frozenset()  # magnitude-pruned tensors (stored as mask + values)
 
 
 def relative_energy(
@@ -562,13 +601,16 @@ def relative_energy(
     profile: DeviceProfile,
     bits: Mapping[str, int],
     activation_bits: int,
+    block_size: int,
     reference: Mapping[str, list[TensorCost]] | None = None,
 ) -> dict[str, float]:
-    """Modeled energy at `bits` ÷ the full-precision `reference`'s (default `costs` itself),
-    per workload (placement solved for each)."""
+    """Modeled energy at `bits` (as executed) ÷ the full-precision `reference`'s (default `costs`
+    itself), per workload (placement solved for each)."""
     reference = reference or costs
     return {
-        workload: energy_per_request(with_bits(full, bits, activation_bits), profile).total_pj
+        workload: energy_per_request(
+            with_bits(full, bits, activation_bits, block_size), profile
+        ).total_pj
         / energy_per_request(reference[workload], profile).total_pj
         for workload, full in costs.items()
     }
@@ -576,18 +618,16 @@ def relative_energy(
 
 def workload_costs(
     clf: Classifier, texts: list[str], workloads: list[str]
-) -> dict[str, list[TensorCost]]:
-    """Full-precision `tensor_costs` of `clf` per workload, invocations counted on `texts`."""
-    return {
-        workload: tensor_costs(
-            clf.model,
-            count_requests(
-                clf.model, clf.tokenizer, workload_requests(texts, workload), clf.max_length
-            ),
-            n_requests=len(texts),
-        )
-        for workload in workloads
-    }
+) -> tuple[dict[str, list[TensorCost]], float]:
+    """Full-precision `tensor_costs` of `clf` per workload, invocations counted on `texts`, and
+    the SRAM the longest request's activations hold (bytes, the largest over workloads)."""
+    costs, held = {}, 0.0
+    for workload in workloads:
+        requests = workload_requests(texts, workload)
+        counts = count_requests(clf.model, clf.tokenizer, requests, clf.max_length)
+        costs[workload] = tensor_costs(clf.model, counts, n_requests=len(texts))
+        held = max(held, activation_bytes(clf.model, counts))
+    return costs, held
 
 
 @dataclass
@@ -595,14 +635,14 @@ class Analysis:
     """What every plan is chosen from, measured once on the base model."""
 
     tensors: list[str]  # the plannable tensors
-    out_channels: dict[str, int]  # rows of each plannable tensor (one float32 scale each)
     sensitivity: pd.DataFrame  # measured and Fisher-predicted, per (tensor, bits)
     subgroups: pd.DataFrame  # Fisher-predicted, per attention head / channel group
     structures: pd.DataFrame  # heads / channel groups and their Fisher removal cost
     agreement: dict[str, float]
     loss: dict[tuple[str, int], float]  # the planner's predicted loss of (tensor, bits)
     costs: dict[str, list[TensorCost]]  # full-precision tensor costs per workload
-    choices: dict[str, list[int]]  # allowed bits per tensor
+    activation_bytes: float  # SRAM held for activations (placement leaves it to them)
+    choices: dict[str, list[int]]  # allowed bits per tensor: the widths the runtime executes
     reference_dev_accuracy: float
     budgets: list[float]  # the candidate plans' predicted-loss budgets
 
@@ -636,6 +676,10 @@ def analyse(
     fisher = fisher_diagonal(base, unlabeled[: cfg.fisher_texts])
     n_sens = cfg.sensitivity_texts
     widths = sorted(set(cfg.bit_choices) - {FLOAT_BITS})
+    choices = {
+        name: sorted((set(cfg.bit_choices) | {FLOAT_BITS}) & set(NATIVE_BITS[kind_of(name)]))
+        for name in plannable_tensors(model)
+    }
     log(f"measured sensitivity: {len(fisher)} tensors × bits {widths} on {n_sens} dev texts")
     sensitivity = sensitivity_table(
         base,
@@ -643,6 +687,8 @@ def analyse(
         dev_labels[:n_sens],
         widths,
         fisher,
+        choices,
+        cfg.block_size,
         lambda done, total: progress("sensitivity", done, total),
     )
     column = {"kl": "kl", "fisher": "fisher_loss"}[cfg.sensitivity]
@@ -651,19 +697,24 @@ def analyse(
         for row in sensitivity.itertuples()
     }
     int8_loss = sum(loss[(name, 8)] for name in fisher) if 8 in widths else 1e-3
-    params = dict(model.named_parameters())
+    costs, held = workload_costs(base, workload_texts, cfg.workloads)
     return Analysis(
         tensors=list(fisher),
-        out_channels={name: int(params[name].shape[0]) for name in fisher},
         sensitivity=sensitivity,
         subgroups=subgroup_sensitivity(
-            model, fisher, widths, model.config.num_attention_heads, cfg.channel_group
+            model,
+            fisher,
+            widths,
+            model.config.num_attention_heads,
+            cfg.channel_group,
+            cfg.block_size,
         ),
         structures=structure_groups(model, fisher, cfg.channel_group),
         agreement=sensitivity_agreement(sensitivity),
         loss=loss,
-        costs=workload_costs(base, workload_texts, cfg.workloads),
-        choices={name: sorted(set(cfg.bit_choices) | {FLOAT_BITS}) for name in fisher},
+        costs=costs,
+        activation_bytes=held,
+        choices=choices,
         reference_dev_accuracy=accuracy(base, dev_texts, dev_labels),
         budgets=[float(b) for b in int8_loss * 2.0 ** np.arange(-2, cfg.plan_budgets - 2)],
     )
@@ -680,10 +731,13 @@ def plan_candidate(
 ) -> Candidate:
     """The least-energy plan within predicted loss `budget`, scored on dev after post-training
     quantization (weights and activations). `base` is left as it was."""
-    a = analysis
-    plan = plan_bits(a.costs, profile, a.choices, a.loss, "energy", budget)
-    dev = accuracy(base, dev_texts, dev_labels, plan.bits, cfg.qat.activation_bits)
-    energy_by_workload = relative_energy(a.costs, profile, plan.bits, KERNEL_BITS["int8"])
+    a, act, block = analysis, cfg.qat.activation_bits, cfg.block_size
+    profile = reserve(profile, a.activation_bytes)
+    plan = plan_bits(
+        a.costs, profile, a.choices, a.loss, "energy", budget, activation_bits=act, block_size=block
+    )
+    dev = accuracy(base, dev_texts, dev_labels, plan.bits, act, block)
+    energy_by_workload = relative_energy(a.costs, profile, plan.bits, act, block)
     planned = sum(c.n_elements for c in a.costs[cfg.workloads[0]] if c.name in a.choices)
     record = {
         "loss_budget": budget,
@@ -725,19 +779,19 @@ def _describe(
     """The plan record; `own_costs`: the variant's own (structurally pruned) tensors."""
     costs = analysis.costs
     own = own_costs or costs
-    sizes = {c.name: c.n_elements for c in own[cfg.workloads[0]]}
+    act, block = KERNEL_BITS[execution], cfg.block_size
+    priced = {c.name: c for c in with_bits(own[cfg.workloads[0]], bits, act, block)}
     planned = sum(c.n_elements for c in costs[cfg.workloads[0]] if c.name in analysis.choices)
     return {
         "how": how,
         "profile": profile.name,
-        "relative_energy": relative_energy(
-            own, profile, bits, KERNEL_BITS[execution], reference=costs
-        ),
-        "activation_bits": KERNEL_BITS[execution],
+        "relative_energy": relative_energy(own, profile, bits, act, block, reference=costs),
+        "activation_bits": act,
         "execution": execution,
+        "block_size": block,
         "predicted_loss": sum(analysis.loss.get((n, b), 0.0) for n, b in bits.items()),
-        "planned_bytes": sum(sizes[n] * b / 8 for n, b in bits.items()),
-        "mean_bits": sum(sizes[n] * b for n, b in bits.items()) / planned,
+        "planned_bytes": sum(priced[n].size_bytes for n in bits),  # block scales included
+        "mean_bits": sum(8 * priced[n].size_bytes for n in bits) / planned,
         "bits_histogram": {
             str(b): sum(1 for v in bits.values() if v == b) for b in sorted(set(bits.values()))
         },
@@ -767,7 +821,8 @@ def build_variant(
     follows the distillation."""
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose from {VARIANTS}")
-    a, act = analysis, cfg.qat.activation_bits
+    a, act, block = analysis, cfg.qat.activation_bits, cfg.block_size
+    profile = reserve(profile, a.activation_bytes)
     tensors = a.tensors
 
     def describe(
@@ -788,14 +843,21 @@ def build_variant(
         return distill(
             clf, bits, unlabeled, q.epochs, q.batch_size, q.learning_rate, q.seed, act,
             lambda step, total, _loss: progress(f"QAT {name}", step, total), teacher=base.model,
+            block_size=block,
         )  # fmt: skip
 
-    def recovered(clf: Classifier, losses: list[float]) -> dict:
+    def recovered(clf: Classifier, bits: Mapping[str, int], losses: list[float]) -> dict:
         return {
-            "qat_dev_accuracy": accuracy(clf, dev_texts, dev_labels, None, act),
+            "qat_dev_accuracy": accuracy(clf, dev_texts, dev_labels, None, act, block, bits),
             "distill_loss_first": losses[0],
             "distill_loss_last": losses[-1],
         }
+
+    def plan(objective: str, **budgets: float) -> dict[str, int]:
+        return plan_bits(
+            a.costs, profile, a.choices, a.loss, objective, activation_bits=act,
+            block_size=block, **budgets,
+        ).bits  # fmt: skip
 
     clf = copy.deepcopy(base)
     ptq_index = lowest_energy_within(candidates, cfg.ptq_accuracy_budget)
@@ -806,39 +868,21 @@ def build_variant(
             "int4_weight_only": "uniform 4-bit weights, float activations",
         }[name]
         bits = {n: width for n in tensors}
-        apply_bits(clf.model, bits)
+        apply_bits(clf.model, bits, block)
         return Variant(name, clf, bits, execution, describe(bits, how, execution))
     if name == "energy_ptq":
         chosen = candidates[ptq_index]
         how = f"energy-guided plan, dev drop ≤ {cfg.ptq_accuracy_budget} after post-training quantization"
-        plan = from_candidate(chosen, how)
-        apply_bits(clf.model, chosen.plan.bits)
-        return Variant(name, clf, dict(chosen.plan.bits), "int8", plan)
+        apply_bits(clf.model, chosen.plan.bits, block)
+        return Variant(name, clf, dict(chosen.plan.bits), "int8", from_candidate(chosen, how))
     if name == "size_guided":
         budget = candidates[ptq_index].loss_budget
-        bits = plan_bits(a.costs, profile, a.choices, a.loss, "bytes", loss_budget=budget).bits
+        bits = plan("bytes", loss_budget=budget)
         how = "size-guided plan (fewest bytes) at energy_ptq's predicted-loss budget"
-        apply_bits(clf.model, bits)
+        apply_bits(clf.model, bits, block)
         return Variant(
             name, clf, dict(bits), "int8", describe(bits, how, "int8", loss_budget=budget)
         )
-    if name == "magnitude_pruning":
-        # the energy_ptq plan's bytes, spent on int8 values of the largest weights + a mask
-        sizes = {c.name: c.n_elements for c in a.costs[cfg.workloads[0]] if c.name in a.choices}
-        target = sum(sizes[n] * b / 8 for n, b in candidates[ptq_index].plan.bits.items())
-        density = min(1.0, max(0.05, (8 * target / sum(sizes.values()) - 1) / 8))
-        params = dict(clf.model.named_parameters())
-        with torch.no_grad():
-            for tensor in tensors:
-                pruned = magnitude_prune(params[tensor], 1.0 - density)
-                params[tensor].copy_(fake_quantize(pruned, 8))
-        stored_bits = 8 * density + 1  # int8 values of kept weights + a 1-bit mask
-        how = (
-            f"magnitude pruning of every planned tensor to {1 - density:.1%} sparsity, int8 "
-            "values + bit mask: energy_ptq's bytes"
-        )
-        plan = describe({n: stored_bits for n in tensors}, how, "int8", sparsity=1 - density)
-        return Variant(name, clf, {n: 8 for n in tensors}, "int8", plan, frozenset(tensors))
     if name == "energy_qat":
         chosen = candidates[lowest_energy_within(candidates, cfg.qat_accuracy_budget)]
         losses = recover(clf, chosen.plan.bits)
@@ -846,15 +890,14 @@ def build_variant(
             f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
             "quantization-aware distillation on unlabeled pool text"
         )
-        plan = from_candidate(
-            chosen, how, ptq_dev_accuracy=chosen.dev_accuracy, **recovered(clf, losses)
-        )
-        return Variant(name, clf, dict(chosen.plan.bits), "int8", plan)
+        extra = recovered(clf, chosen.plan.bits, losses)
+        plan_record = from_candidate(chosen, how, ptq_dev_accuracy=chosen.dev_accuracy, **extra)
+        return Variant(name, clf, dict(chosen.plan.bits), "int8", plan_record)
     if name == "structured_pruning":
         removed = choose_structure(a.structures, cfg.structured_sparsity)
         prune_structure(clf.model, removed, cfg.channel_group)
         bits = {n: 8 for n in tensors}
-        pruned_dev = accuracy(clf, dev_texts, dev_labels, bits, act)
+        pruned_dev = accuracy(clf, dev_texts, dev_labels, bits, act, block)
         losses = recover(clf, bits)
         how = (
             f"structured pruning: the {len(removed)} attention heads / {cfg.channel_group}-"
@@ -862,25 +905,23 @@ def build_variant(
             f"({cfg.structured_sparsity:.0%} of encoder weights) removed, the rest int8, "
             "then quantization-aware distillation on unlabeled pool text"
         )
-        plan = describe(
+        plan_record = describe(
             bits,
             how,
             "int8",
-            own_costs=workload_costs(clf, workload_texts, cfg.workloads),
+            own_costs=workload_costs(clf, workload_texts, cfg.workloads)[0],
             removed_heads=_by_layer(removed, "head"),
             removed_channel_groups=_by_layer(removed, "channels"),
             removal_fisher_loss=float(removed["fisher_loss"].sum()),
             pruned_dev_accuracy=pruned_dev,
-            **recovered(clf, losses),
+            **recovered(clf, bits, losses),
         )
-        return Variant(name, clf, bits, "int8", plan)
+        return Variant(name, clf, bits, "int8", plan_record)
     # size_target: everything stored counts: unplanned tensors stay float32, planned ones
-    # carry a float32 scale per output channel
+    # carry their block scales (priced in plan_bits' sizes)
     full = a.costs[cfg.workloads[0]]
     total = sum(c.n_elements * 4 for c in full)
-    overhead = sum(c.n_elements * 4 for c in full if c.name not in a.choices) + sum(
-        rows * 4 for rows in a.out_channels.values()
-    )
+    overhead = sum(c.n_elements * 4 for c in full if c.name not in a.choices)
     budget = total / cfg.size_ratio - overhead
     if budget <= 0:
         raise ValueError(
@@ -888,24 +929,22 @@ def build_variant(
             f"{overhead / 1e6:.1f} MB of the {total / cfg.size_ratio / 1e6:.1f} MB "
             "allowed; lower size_ratio"
         )
-    chosen = plan_bits(
-        a.costs, profile, a.choices, a.loss, "loss", size_budget=budget, activation_bits=act
-    )
-    ptq_dev = accuracy(base, dev_texts, dev_labels, chosen.bits, act)
-    losses = recover(clf, chosen.bits)
+    bits = plan("loss", size_budget=budget)
+    ptq_dev = accuracy(base, dev_texts, dev_labels, bits, act, block)
+    losses = recover(clf, bits)
     how = (
         f"least predicted loss with the whole model stored in 1/{cfg.size_ratio:g} of "
         "its float32 bytes, then quantization-aware distillation on unlabeled pool text"
     )
-    plan = describe(
-        chosen.bits,
+    plan_record = describe(
+        bits,
         how,
         "int8",
         size_budget=budget,
         ptq_dev_accuracy=ptq_dev,
-        **recovered(clf, losses),
+        **recovered(clf, bits, losses),
     )
-    return Variant(name, clf, dict(chosen.bits), "int8", plan)
+    return Variant(name, clf, dict(bits), "int8", plan_record)
 
 
 def _by_layer(removed: pd.DataFrame, kind: str) -> dict[str, list[int]]:

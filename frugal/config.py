@@ -121,13 +121,15 @@ class EvaluateConfig(_Section):
     bootstrap_resamples: int = Field(ge=100)
     seed: int
     test_data: Path
+    dev_data: Path  # the champion is chosen here; test is only reported
     batch_size: int = Field(ge=1)
+    threads: int = Field(ge=1)
     output: Path
     report: Path
     predictions: Path
     plots_dir: Path
     pareto_plot: Path
-    accuracy_budget: float = Field(ge=0, le=1)  # champion: accuracy loss vs the base allowed
+    accuracy_budget: float = Field(ge=0, le=1)  # champion: dev accuracy loss vs the base allowed
     champion_profile: str  # ... and the lowest modeled energy on this profile (mean of workloads)
 
 
@@ -163,7 +165,7 @@ class QatConfig(_Section):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
-    activation_bits: Literal[8, 16] | None
+    activation_bits: Literal[8]  # int8 activations: what MatMulNBits' int8 path executes
     seed: int
 
 
@@ -172,7 +174,6 @@ VARIANTS = (
     "int8_ptq",
     "int4_weight_only",
     "size_guided",
-    "magnitude_pruning",
     "energy_ptq",
     "energy_qat",
     "structured_pruning",
@@ -192,7 +193,8 @@ class CompressConfig(_Section):
     sensitivity_texts: int = Field(ge=2)
     channel_group: int = Field(ge=1)
     workload_texts: int = Field(ge=1)
-    bit_choices: list[Literal[0, 2, 4, 8, 16]] = Field(min_length=1)
+    bit_choices: list[Literal[0, 2, 4, 8]] = Field(min_length=1)
+    block_size: Literal[16, 32, 64, 128, 256]  # weights per float32 scale (MatMulNBits blocks)
     sensitivity: Literal["kl", "fisher"]
     profile: str
     workloads: list[Literal["batch", "streaming"]] = Field(min_length=1)

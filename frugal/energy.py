@@ -14,17 +14,24 @@ Why it is built this way (design §5):
   knapsack (scipy's `milp`) maximising the energy saved per request (bytes read × (DRAM - SRAM)
   pJ/byte) within the capacity; the rest stream from DRAM on every read. Fewer bits per tensor
   shrink it, so a compressed tensor can move on chip.
-* A MAC runs at the precision of its weights, rounded up to the nearest precision the profile
-  prices (4-bit weights multiply in an 8-bit unit).
+* Widths are the executed ones: `frugal.runtime.executed_widths` reads each weight's bits, the
+  precision of its MACs and its block scales from the ONNX graph that serves; scales are read
+  with their weights and count in size. A MAC is priced at the profile's nearest width at least
+  as wide as its operands (an int8 MAC includes its int32 accumulation: see params.yaml).
+* Also charged: the attention score and value products (activation × activation, float32 in
+  ONNX Runtime), and on-chip SRAM reserved for the activations of the longest request, which
+  weights cannot use.
 
 Pure: torch modules in, numbers out; no Prefect, no MLflow, no files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -32,6 +39,7 @@ import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from frugal.config import DeviceProfileConfig
+from frugal.quantize import scale_count
 
 FLOAT_BITS = 32
 WORKLOADS = ("batch", "streaming")
@@ -62,10 +70,27 @@ def device_profile(name: str, cfg: DeviceProfileConfig) -> DeviceProfile:
     )
 
 
+def reserve(profile: DeviceProfile, activation_bytes: float) -> DeviceProfile:
+    """`profile` with `activation_bytes` of its SRAM held for activations, not weights."""
+    return dataclasses.replace(
+        profile, sram_bytes=max(0, int(profile.sram_bytes - activation_bytes))
+    )
+
+
+class Width(Protocol):
+    """How one weight executes (`frugal.runtime.Executed`)."""
+
+    bits: int
+    mac_bits: int
+    scale_bytes: int
+
+
 @dataclass
 class ModuleCounts:
     calls: int = 0  # forward calls
     rows: int = 0  # tokens through a linear / norm layer, or lookups in an embedding table
+    token_pairs: int = 0  # linear layers: Σ over sequences of tokens² (attention's products)
+    max_tokens: int = 0  # linear layers: the longest sequence seen
 
 
 def count_invocations(
@@ -86,6 +111,9 @@ def count_invocations(
                 entry.rows += first.numel()
             elif isinstance(module, torch.nn.Linear):
                 entry.rows += first.numel() // module.in_features
+                if first.dim() == 3:  # (sequences, tokens, features)
+                    entry.token_pairs += first.shape[0] * first.shape[1] ** 2
+                    entry.max_tokens = max(entry.max_tokens, first.shape[1])
             elif isinstance(module, torch.nn.LayerNorm):
                 entry.rows += first.numel() // int(np.prod(module.normalized_shape))
 
@@ -113,41 +141,54 @@ class TensorCost:
     bits: int
     bytes_read: float  # per request
     macs: float  # per request, charged to this tensor
-    mac_bits: int = FLOAT_BITS  # precision of its MACs: the wider of weights and activations
+    mac_bits: int = FLOAT_BITS  # operand width of its MACs, as executed
+    scale_bytes: float = 0.0  # its float32 block scales (stored and read with it)
+    rows: int = 1  # output channels (linear) or table rows (embedding): scales are per row
 
     @property
     def size_bytes(self) -> float:
-        return self.n_elements * self.bits / 8
+        return self.n_elements * self.bits / 8 + self.scale_bytes
+
+
+ATTENTION_PRODUCTS = "attention.products"  # pseudo-tensor: QK^T and scores × V of a layer
 
 
 def tensor_costs(
     model: torch.nn.Module,
     counts: Mapping[str, ModuleCounts],
     n_requests: int,
-    bits: Mapping[str, int] | None = None,
-    activation_bits: int = FLOAT_BITS,
+    executed: Mapping[str, Width] | None = None,
 ) -> list[TensorCost]:
-    """Per-request reads and MACs of every parameter tensor (`bits`: name -> bits, default 32).
+    """Per-request reads and MACs of every parameter tensor at its executed width (`executed`:
+    parameter name -> width, from the served graph; a parameter absent from it is pruned;
+    `None`: everything float32).
 
-    Linear weights are read once per call and do rows × in × out MACs; biases and norm
-    parameters are read once per call (norms do one MAC per element); an embedding table reads
-    one row per lookup. A tensor whose module never ran, or that is pruned (0 bits), costs
-    nothing.
+    Linear weights (and their scales) are read once per call and do rows × in × out MACs;
+    biases and norm parameters are read once per call (norms do one MAC per element); an
+    embedding table reads one row (and its scales) per lookup. Each attention block also does
+    2 × tokens² × width MACs (scores and their product with the values), float32. A tensor
+    whose module never ran, or that is pruned, costs nothing.
     """
     if n_requests < 1:
         raise ValueError("n_requests must be >= 1")
-    bits = bits or {}
     costs = []
     for module_name, module in model.named_modules():
         usage = counts.get(module_name, ModuleCounts())
         calls, rows = usage.calls / n_requests, usage.rows / n_requests
         for param_name, param in module.named_parameters(recurse=False):
             name = f"{module_name}.{param_name}" if module_name else param_name
-            width = bits.get(name, FLOAT_BITS)
-            size = param.numel() * width / 8
+            if executed is None:
+                width, mac_bits, scales = FLOAT_BITS, FLOAT_BITS, 0.0
+            elif name in executed:
+                e = executed[name]
+                width, mac_bits, scales = e.bits, e.mac_bits, float(e.scale_bytes)
+            else:
+                width, mac_bits, scales = 0, FLOAT_BITS, 0.0
+            n_rows = int(param.shape[0]) if param.dim() == 2 else 1
+            size = param.numel() * width / 8 + scales
             macs = 0.0
             if isinstance(module, torch.nn.Embedding):
-                read = rows * module.embedding_dim * width / 8
+                read = rows * (module.embedding_dim * width / 8 + scales / n_rows)
             else:
                 read = calls * size
                 if isinstance(module, torch.nn.Linear) and param_name == "weight":
@@ -158,37 +199,67 @@ def tensor_costs(
                 macs = 0.0
             costs.append(
                 TensorCost(
-                    name,
-                    module_name,
-                    param.numel(),
-                    width,
-                    read,
-                    macs,
-                    max(width, activation_bits),
+                    name, module_name, param.numel(), width, read, macs, mac_bits, scales, n_rows
+                )
+            )
+        if module_name.endswith("attention.self") and hasattr(module, "query"):
+            pairs = counts.get(f"{module_name}.query", ModuleCounts()).token_pairs
+            macs = 2 * pairs * module.query.out_features / n_requests
+            costs.append(
+                TensorCost(
+                    f"{module_name}.{ATTENTION_PRODUCTS}", module_name, 0, FLOAT_BITS, 0.0, macs
                 )
             )
     return costs
 
 
+def activation_bytes(model: torch.nn.Module, counts: Mapping[str, ModuleCounts]) -> float:
+    """SRAM the activations of the longest request need while one encoder layer runs (float32):
+    its input, query / key / value, attention output, feed-forward activations and the
+    heads × tokens² attention scores."""
+    config = model.config
+    tokens = max((c.max_tokens for c in counts.values()), default=0)
+    hidden, inner = config.hidden_size, config.intermediate_size
+    per_token = 5 * hidden + inner
+    return 4.0 * (tokens * per_token + config.num_attention_heads * tokens**2)
+
+
 def with_bits(
-    costs: list[TensorCost], bits: Mapping[str, int], activation_bits: int = FLOAT_BITS
+    costs: list[TensorCost],
+    bits: Mapping[str, int],
+    activation_bits: int,
+    block_size: int,
 ) -> list[TensorCost]:
-    """Full-precision costs re-priced at `bits` per tensor: reads scale with the width, a
-    pruned (0-bit) tensor does no MACs."""
+    """Full-precision costs re-priced as the runtime would execute `bits` per tensor (what the
+    planner predicts; `frugal.export` makes the graph execute exactly this): reads scale with
+    the width plus one float32 scale per block, a quantized linear layer multiplies at
+    `activation_bits` (8: int8 kernels) and a pruned (0-bit) tensor does nothing."""
     if any(c.bits != FLOAT_BITS for c in costs):
         raise ValueError("with_bits re-prices full-precision (32-bit) costs only")
     priced = []
     for c in costs:
         width = bits.get(c.name, FLOAT_BITS)
+        if width in (0, FLOAT_BITS):
+            scales, mac_bits = 0.0, FLOAT_BITS
+        else:
+            scales = 4.0 * scale_count((c.rows, c.n_elements // c.rows), block_size)
+            mac_bits = 8 if activation_bits == 8 and c.macs > 0 else FLOAT_BITS
+        per_read = c.bytes_read * width / FLOAT_BITS
+        if c.n_elements and c.bytes_read:
+            # reads per request × scales per read: whole tensor (linear) or row share (embedding)
+            full_reads = c.bytes_read / (c.n_elements * 4)
+            per_read += full_reads * scales
         priced.append(
             TensorCost(
                 c.name,
                 c.module,
                 c.n_elements,
                 width,
-                c.bytes_read * width / FLOAT_BITS,
+                per_read,
                 c.macs if width > 0 else 0.0,
-                max(width, activation_bits),
+                mac_bits,
+                scales,
+                c.rows,
             )
         )
     return priced
@@ -371,6 +442,7 @@ class WorkloadEnergy:
     texts: int  # utterances: energies are per utterance
     requests: int  # forward passes (streaming: one per partial transcript)
     reports: dict[str, EnergyReport]  # profile name -> report
+    activation_sram_bytes: float = 0.0  # SRAM held for activations (not weights)
 
     def table(self) -> pd.DataFrame:
         """Per-tensor rows of every profile, with workload and profile columns."""
@@ -389,18 +461,19 @@ def model_energy(
     texts: list[str],
     max_length: int,
     profiles: list[DeviceProfile],
-    bits: Mapping[str, int] | None = None,
+    executed: Mapping[str, Width] | None = None,
     workloads: tuple[str, ...] = WORKLOADS,
-    activation_bits: int = FLOAT_BITS,
 ) -> list[WorkloadEnergy]:
-    """Count invocations over each workload once, then price them for every profile."""
+    """Count invocations over each workload once (on `model`, the torch reference of the served
+    graph), then price them at the `executed` widths for every profile."""
     results = []
     for workload in workloads:
         requests = workload_requests(texts, workload)
         counts = count_requests(model, tokenizer, requests, max_length)
-        costs = tensor_costs(model, counts, len(texts), bits, activation_bits)
-        reports = {p.name: energy_per_request(costs, p) for p in profiles}
-        results.append(WorkloadEnergy(workload, len(texts), len(requests), reports))
+        costs = tensor_costs(model, counts, len(texts), executed)
+        held = activation_bytes(model, counts)
+        reports = {p.name: energy_per_request(costs, reserve(p, held)) for p in profiles}
+        results.append(WorkloadEnergy(workload, len(texts), len(requests), reports, held))
     return results
 
 
@@ -410,6 +483,7 @@ def energy_summary(results: list[WorkloadEnergy]) -> dict:
     return {
         "texts": results[0].texts if results else 0,
         "requests": {r.workload: r.requests for r in results},
+        "activation_sram_bytes": {r.workload: r.activation_sram_bytes for r in results},
         "uj_per_utterance": {
             p: {r.workload: round(r.reports[p].total_pj / 1e6, 3) for r in results}
             for p in profiles

@@ -5,8 +5,9 @@ Every figure here is *measured* on this machine (the energy model in `frugal.ene
 *modeled*). RAPL counters (`/sys/class/powercap/intel-rapl:*`) are read only where readable;
 elsewhere the joules are recorded as unavailable with the reason, never estimated.
 
-`measure_in_fresh_process` runs the measurement in a new interpreter so that its resident memory
-is that one model's plus the bare runtime's (the stage measures several models in one process).
+Models run as they serve: `model.onnx` on ONNX Runtime (`frugal.runtime`), tokenizing
+included. `measure_in_fresh_process` runs the measurement in a new interpreter that imports no
+torch, so that its resident memory is that one model's plus the bare serving runtime's.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from frugal.compressed import load_executable
+from frugal.runtime import ONNX_FILE, OnnxClassifier
 
 POWERCAP = Path("/sys/class/powercap")
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".bin")
 
 
 @dataclass(frozen=True)
@@ -66,12 +65,8 @@ def rapl_joules(before: RaplReading, after: RaplReading) -> float | None:
 
 
 def weights_bytes(model_dir: Path) -> int:
-    """Bytes of the stored weight files (what a device would ship), not tokenizer or config."""
-    return sum(
-        f.stat().st_size
-        for f in Path(model_dir).rglob("*")
-        if f.is_file() and f.suffix in WEIGHT_SUFFIXES
-    )
+    """Bytes of the served graph (model.onnx: weights, scales and ops: what a device ships)."""
+    return (Path(model_dir) / ONNX_FILE).stat().st_size
 
 
 @dataclass(frozen=True)
@@ -84,8 +79,8 @@ class CpuMeasurement:
     throughput_texts: int
     throughput_per_s: float  # texts per second at `throughput_batch`
     cpu_ms_per_text: float  # process CPU time per text in the throughput run
-    peak_rss_mb: float  # whole process: interpreter + torch + model + activations
-    runtime_rss_mb: float  # the same process after importing torch, before loading the model
+    peak_rss_mb: float  # whole process: interpreter + ONNX Runtime + model + activations
+    runtime_rss_mb: float  # the same process after importing the runtime, before the model
     weights_bytes: int
     rapl_joules_per_text: float | None
     rapl: str  # "measured: whole CPU package, ..." or "unavailable: <reason>"
@@ -102,7 +97,6 @@ def _rss_mb(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-@torch.inference_mode()
 def measure_cpu(
     model_dir: Path,
     texts: list[str],
@@ -115,28 +109,21 @@ def measure_cpu(
     `texts`), with `threads` intra-op threads."""
     if not texts:
         raise ValueError("no texts to measure on")
-    torch.set_num_threads(threads)
     runtime_rss = _rss_mb("VmRSS")
-    clf = load_executable(model_dir)  # compressed models on their int8 kernels
-    model, tokenizer = clf.model, clf.tokenizer
-
-    def encode(batch: list[str]) -> dict:
-        return tokenizer(
-            batch, truncation=True, max_length=clf.max_length, padding=True, return_tensors="pt"
-        )
+    clf = OnnxClassifier(model_dir, threads)
 
     for text in texts[:warmup]:
-        model(**encode([text]))
+        clf.logits([text])
     latencies = []
     for text in texts[:latency_requests]:
         start = time.perf_counter()
-        model(**encode([text]))  # tokenizing is part of serving a request
+        clf.logits([text])  # tokenizing is part of serving a request
         latencies.append(time.perf_counter() - start)
 
     rapl_before = read_rapl()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     for start in range(0, len(texts), throughput_batch):
-        model(**encode(texts[start : start + throughput_batch]))
+        clf.logits(texts[start : start + throughput_batch])
     wall = time.perf_counter() - wall_start
     cpu = time.process_time() - cpu_start
     rapl_after = read_rapl()

@@ -88,7 +88,8 @@ def new_classifier(labels: list[str], max_length: int) -> Classifier:
 
 
 def save_classifier(clf: Classifier, out_dir: Path) -> None:
-    """Write safetensors weights, config, tokenizer and frugal.json into `out_dir`.
+    """Write safetensors weights, config, tokenizer, frugal.json and the served graph
+    (model.onnx, float32: `frugal.export`) into `out_dir`.
 
     Written to a sibling folder first and swapped in at the end: an interrupted save leaves
     the previous model in place, never a half-written one.
@@ -101,6 +102,9 @@ def save_classifier(clf: Classifier, out_dir: Path) -> None:
     clf.tokenizer.save_pretrained(staging)
     meta = {"labels": clf.labels, "max_length": clf.max_length}
     (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    from frugal.export import export_onnx  # export imports this module
+
+    export_onnx(clf, {}, staging / "model.onnx", block_size=64)  # float: no block is used
     previous = out_dir.with_name(out_dir.name + ".previous")
     shutil.rmtree(previous, ignore_errors=True)
     if out_dir.exists():

@@ -1,14 +1,15 @@
 """Quantizers, pruning and packed storage for weight tensors.
 
-* Weights, symmetric MinMax per output channel (LLM-QAT, arXiv 2305.17888): codes in
-  [-(2^(b-1) - 1), 2^(b-1) - 1], one scale per row; the rounding error of each weight is at
-  most half its row's scale.
+* Weights, symmetric MinMax per block (LLM-QAT, arXiv 2305.17888, per channel; here per block
+  of `block_size` inputs of each output channel, the layout ONNX Runtime's MatMulNBits and
+  GatherBlockQuantized execute): codes in [-(2^(b-1) - 1), 2^(b-1) - 1], one float32 scale per
+  block; the rounding error of each weight is at most half its block's scale.
 * Weights, asymmetric MinMax per subgroup (AQ-BERT, arXiv 2112.14938): each row split into
   groups of `group_size` inputs, codes in [0, 2^b - 1] with a scale and zero point per group.
-* Activations: 8-bit symmetric per token (one scale per row of the last dimension).
+* Activations: 8-bit symmetric per token and block (what MatMulNBits' int8 path computes).
 * Straight-through estimator: the forward pass sees the quantized tensor, the backward pass
   treats rounding as the identity, so gradients reach the full-precision weights (QAT).
-* Bits in {0 = pruned, 2, 4, 8, 16, 32}; 16 is float16, 32 leaves the tensor as it is.
+* Bits in {0 = pruned, 2, 4, 8, 32}; 32 leaves the tensor as it is.
 * Packing: b-bit codes, 8 // b per byte, so a 4-bit tensor really takes half the bytes of an
   8-bit one on disk.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-BITS = (0, 2, 4, 8, 16, 32)
+BITS = (0, 2, 4, 8, 32)
 INT_BITS = (2, 4, 8)
 
 
@@ -28,29 +29,51 @@ def _check_bits(bits: int) -> None:
         raise ValueError(f"bits must be one of {BITS}, got {bits}")
 
 
-def symmetric_codes(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(integer codes, per-row scale) of symmetric MinMax quantization per output channel."""
+def symmetric_codes(
+    weight: torch.Tensor, bits: int, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(integer codes, scales) of symmetric MinMax quantization per block of `block_size`
+    consecutive inputs of each output row (ONNX Runtime's MatMulNBits / GatherBlockQuantized
+    layout). Codes have the weight's shape; scales are (rows, blocks). A row whose length is
+    not a multiple of `block_size` has a short last block (padded with zeros when packed)."""
     if bits not in INT_BITS:
         raise ValueError(f"integer codes need bits in {INT_BITS}, got {bits}")
     qmax = 2 ** (bits - 1) - 1
     rows = weight.reshape(weight.shape[0], -1)
-    scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / qmax
-    codes = torch.clamp(torch.round(rows / scale), -qmax, qmax)
-    return codes.reshape(weight.shape), scale.reshape(-1)
+    length = rows.shape[1]
+    blocks = -(-length // block_size)
+    padded = torch.nn.functional.pad(rows, (0, blocks * block_size - length))
+    grouped = padded.reshape(rows.shape[0], blocks, block_size)
+    scale = grouped.abs().amax(dim=2, keepdim=True).clamp(min=1e-12) / qmax
+    codes = torch.clamp(torch.round(grouped / scale), -qmax, qmax)
+    codes = codes.reshape(rows.shape[0], -1)[:, :length]
+    return codes.reshape(weight.shape), scale.reshape(rows.shape[0], blocks)
 
 
-def fake_quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
-    """The tensor as a `bits`-bit weight would compute (per-channel symmetric for 2/4/8 bits,
-    float16 for 16, zeros for 0 = pruned, unchanged for 32)."""
+def dequantize(codes: torch.Tensor, scale: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Inverse of `symmetric_codes`: codes × their block's scale."""
+    rows = codes.reshape(codes.shape[0], -1)
+    per_input = scale.repeat_interleave(block_size, dim=1)[:, : rows.shape[1]]
+    return (rows * per_input).reshape(codes.shape)
+
+
+def scale_count(shape: tuple[int, ...] | torch.Size, block_size: int) -> int:
+    """Number of float32 scales a (rows, inputs) weight carries at `block_size`."""
+    rows = int(shape[0])
+    length = int(torch.Size(shape).numel()) // max(rows, 1)
+    return rows * -(-length // block_size)
+
+
+def fake_quantize(weight: torch.Tensor, bits: int, block_size: int) -> torch.Tensor:
+    """The tensor as a `bits`-bit weight computes (block-wise symmetric for 2/4/8 bits, zeros
+    for 0 = pruned, unchanged for 32)."""
     _check_bits(bits)
     if bits == 32:
         return weight
-    if bits == 16:
-        return weight.to(torch.float16).to(weight.dtype)
     if bits == 0:
         return torch.zeros_like(weight)
-    codes, scale = symmetric_codes(weight, bits)
-    return (codes.reshape(weight.shape[0], -1) * scale[:, None]).reshape(weight.shape)
+    codes, scale = symmetric_codes(weight, bits, block_size)
+    return dequantize(codes, scale, block_size)
 
 
 def fake_quantize_groups(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
@@ -75,23 +98,20 @@ def ste(weight: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
     return weight + (quantized - weight).detach()
 
 
-def quantize_activations(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
-    """Symmetric per-token fake quantization of activations (one scale per last-dim row),
-    straight-through in the backward pass."""
+def quantize_activations(x: torch.Tensor, bits: int, block_size: int) -> torch.Tensor:
+    """Symmetric fake quantization of activations per token and block of `block_size`
+    inputs (one scale each: what MatMulNBits' int8 path does to its input), straight-through
+    in the backward pass."""
     qmax = 2 ** (bits - 1) - 1
-    scale = x.detach().abs().amax(dim=-1, keepdim=True).clamp(min=1e-8) / qmax
-    return ste(x, torch.clamp(torch.round(x / scale), -qmax, qmax) * scale)
-
-
-def magnitude_prune(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Zero the `sparsity` share of entries with the smallest magnitude (ties kept)."""
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    k = int(round(sparsity * weight.numel()))
-    if k == 0:
-        return weight
-    threshold = weight.abs().flatten().kthvalue(k).values
-    return torch.where(weight.abs() > threshold, weight, torch.zeros_like(weight))
+    length = x.shape[-1]
+    blocks = -(-length // block_size)
+    padded = torch.nn.functional.pad(x, (0, blocks * block_size - length))
+    grouped = padded.reshape(*x.shape[:-1], blocks, block_size)
+    scale = grouped.detach().abs().amax(dim=-1, keepdim=True).clamp(min=1e-8) / qmax
+    quantized = (torch.clamp(torch.round(grouped / scale), -qmax, qmax) * scale).reshape(
+        *x.shape[:-1], -1
+    )[..., :length]
+    return ste(x, quantized)
 
 
 def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:

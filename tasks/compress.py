@@ -119,7 +119,7 @@ def variant_task(
         _staging(params.compress) / name,
         variant.plan,
         variant.execution,
-        variant.sparse,
+        params.compress.block_size,
     )
     return Saved(name, variant.bits, variant.plan)
 
@@ -174,7 +174,7 @@ def publish_task(
                 tracking.MODEL_DIR_TAG: str(model_dir),
                 "frugal.variant": variant.name,
                 "frugal.base_model_md5": base_md5,
-                tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.safetensors"),
+                tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.onnx"),
                 "dvc.md5.unlabeled": data_md5(cfg.unlabeled_data),
             },
         )

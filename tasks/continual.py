@@ -59,7 +59,7 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
                 "frugal.continual.method": method,
                 "frugal.continual.step": str(step),
                 "frugal.continual.classes": ",".join(clf.labels),
-                tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.safetensors"),
+                tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.onnx"),
                 f"dvc.md5.step_{step}": data_md5(step_files[step]),
             },
         )

@@ -1,5 +1,6 @@
-"""Task of the evaluate stage: quality of every model on the test split, its difference to the
-baseline with a bootstrap interval, and the profile stage's modeled energy and measured CPU
+"""Task of the evaluate stage: every model as it serves (model.onnx on ONNX Runtime) on the dev
+split (where the champion is chosen) and the test split (reported only), its differences to the
+baseline with bootstrap intervals, and the profile stage's modeled energy and measured CPU
 figures side by side (reports/metrics.json)."""
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from frugal.compressed import load_executable
 from frugal.config import Params
 from frugal.errors import DataError
 from frugal.evaluation import (
@@ -23,8 +23,8 @@ from frugal.evaluation import (
     plot_confusion,
 )
 from frugal.hashing import data_md5
-from frugal.modeling import predict_proba
 from frugal.plots import plot_pareto
+from frugal.runtime import OnnxClassifier
 from tasks import tracking
 
 
@@ -40,8 +40,10 @@ def evaluate_task(
             f"{params.energy.output} has no profile of {missing}; run `dvc repro profile`"
         )
     test = pd.read_parquet(test_path)
+    dev = pd.read_parquet(cfg.dev_data)
     test_md5 = data_md5(test_path)
     correct: dict[str, np.ndarray] = {}
+    dev_correct: dict[str, np.ndarray] = {}
     summary: dict[str, dict] = {}  # headline figures: reports/metrics.json (dvc metrics)
     report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
@@ -49,12 +51,13 @@ def evaluate_task(
     run_ids: dict[str, str] = {}
     for model_dir in model_dirs:
         name = model_dir.name
-        clf = load_executable(model_dir)  # as it serves: compressed layers on int8 kernels
-        probs = predict_proba(clf, test["text"].tolist(), batch_size=cfg.batch_size)
+        clf = OnnxClassifier(model_dir, cfg.threads)  # as it serves
+        probs = clf.predict_proba(test["text"].astype(str).tolist(), batch_size=cfg.batch_size)
+        dev_probs = clf.predict_proba(dev["text"].astype(str).tolist(), cfg.batch_size)
+        dev_predicted = np.array(clf.labels)[dev_probs.argmax(1)]
+        dev_correct[name] = dev_predicted == dev["label"].astype(str).to_numpy()
         metrics = classification_metrics(test["label"].astype(str).tolist(), probs, clf.labels)
-        metrics["size_mb"] = round(
-            sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file()) / 1e6, 2
-        )
+        metrics["size_mb"] = round((model_dir / "model.onnx").stat().st_size / 1e6, 3)
         report[name] = metrics
         predictions.append(
             pd.DataFrame(
@@ -79,8 +82,14 @@ def evaluate_task(
         metrics["accuracy_vs_baseline"] = accuracy_difference(
             correct[name], correct[baseline], cfg.bootstrap_resamples, cfg.seed
         )
+        metrics["dev_accuracy"] = float(dev_correct[name].mean())
+        metrics["dev_accuracy_vs_baseline"] = accuracy_difference(
+            dev_correct[name], dev_correct[baseline], cfg.bootstrap_resamples, cfg.seed
+        )
         summary[name] = headline_metrics(metrics) | {
             "accuracy_vs_baseline": metrics["accuracy_vs_baseline"],
+            "dev_accuracy": metrics["dev_accuracy"],
+            "dev_accuracy_vs_baseline": metrics["dev_accuracy_vs_baseline"],
             "measured_latency_ms_p50": profile[name]["measured"]["latency_ms_p50"],
             "measured_latency_ms_p95": profile[name]["measured"]["latency_ms_p95"],
             "measured_weights_bytes": profile[name]["measured"]["weights_bytes"],
@@ -89,6 +98,7 @@ def evaluate_task(
         run_id = run_ids[name]
         for key in ("accuracy", "macro_f1", "ece", "size_mb"):
             c.log_metric(run_id, f"test_{key}", float(metrics[key]))
+        c.log_metric(run_id, "dev_accuracy", metrics["dev_accuracy"])
         for key, value in metrics["accuracy_vs_baseline"].items():
             c.log_metric(run_id, f"test_accuracy_vs_baseline.{key}", value)
         c.log_dict(run_id, metrics, "evaluation/metrics.json")

@@ -34,7 +34,7 @@ def report_task(params: Params, parent_run_id: str) -> Path:
         sample=_read(params.sample.summary, "sample"),
         continual=_read(continual, "continual") if continual.is_file() else None,
         champion_rule=f"the lowest modeled energy on the {ev.champion_profile} profile among "
-        f"models within {100 * ev.accuracy_budget:g} pt of the base model's test accuracy",
+        f"models within {100 * ev.accuracy_budget:g} pt of the base model's dev accuracy",
         profile=ev.champion_profile,
         plots={
             "Annotation curves": params.sample.plot,

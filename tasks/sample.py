@@ -75,6 +75,12 @@ def sample_report_task(
         "full_pool_proxy_accuracy": full,
         "strategies": sampling.summarize_curves(rounds, full) if full is not None else {},
     }
+    # The strategy to configure is the one that did best on dev (eval_data) at this budget.
+    summary["best_on_dev"] = (
+        max(summary["strategies"], key=lambda s: summary["strategies"][s]["final_accuracy_mean"])
+        if summary["strategies"]
+        else None
+    )
     for path in (cfg.curve, cfg.rounds, cfg.summary):
         path.parent.mkdir(parents=True, exist_ok=True)
     sampling.mean_curves(rounds).round(6).to_csv(cfg.curve, index=False)

@@ -23,12 +23,14 @@ from tasks.env import ROOT
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
 MODEL_HASH_TAG = "frugal.model_md5"
 MODEL_DIR_TAG = "frugal.model_dir"
-# What the logged pyfunc needs to load and predict, pinned to the versions installed here
-# (which requirements.lock pins).
+# What the logged pyfunc needs to load and predict (ONNX Runtime, no torch), pinned to the
+# versions installed here (which requirements.lock pins).
 PIP_REQUIREMENTS = [
     f"{name}=={importlib.metadata.version(name)}"
-    for name in ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas")
+    for name in ("onnxruntime", "onnx", "tokenizers", "numpy", "pandas")
 ]
+# The files a model serves from (frugal.runtime); the torch reference stays out of the model.
+SERVED_FILES = ("model.onnx", "tokenizer.json", "frugal.json", "compression.json")
 
 
 def client(cfg: TrackingConfig) -> MlflowClient:
@@ -168,7 +170,7 @@ def find_model_run(cfg: TrackingConfig, model_dir: Path, model_md5: str) -> str 
 def model_run(params: Params, parent_run_id: str, model_dir: Path, stage: str) -> str:
     """The run that logged the model in `model_dir` (train or compress), or, for a model no run
     logged, a new nested run of this stage tagged with the model's folder and hash."""
-    model_md5 = file_md5(Path(model_dir) / "model.safetensors")
+    model_md5 = file_md5(Path(model_dir) / "model.onnx")
     return find_model_run(params.tracking, model_dir, model_md5) or nested_run(
         params,
         parent_run_id,
@@ -182,8 +184,12 @@ def model_run(params: Params, parent_run_id: str, model_dir: Path, stage: str) -
 
 
 def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) -> str:
-    """Log a saved classifier folder (safetensors) in `run_id` as a pyfunc model (code: the
-    `frugal` package; explicit pip requirements) and register it; returns the new version."""
+    """Log the served files of a model folder (`SERVED_FILES`) in `run_id` as a pyfunc model
+    run by ONNX Runtime (code: the `frugal` package; explicit pip requirements) and register
+    it; returns the new version."""
+    import shutil
+    import tempfile
+
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -193,11 +199,16 @@ def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) ->
         outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
     )
     # start_run/end_run happen in this one thread, so the thread-local active run is safe.
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as temp:
+        served = Path(temp) / Path(model_dir).name
+        served.mkdir()
+        for name in SERVED_FILES:
+            if (Path(model_dir) / name).is_file():
+                shutil.copy2(Path(model_dir) / name, served / name)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ROOT / "tasks" / "pyfunc_model.py"),
-            artifacts={"model_dir": str(Path(model_dir).resolve())},
+            artifacts={"model_dir": str(served)},
             code_paths=[str(ROOT / "frugal")],
             pip_requirements=PIP_REQUIREMENTS,
             signature=signature,

@@ -58,7 +58,7 @@ def train_task(
         tags={
             "frugal.stage": "train",
             tracking.MODEL_DIR_TAG: str(cfg.output_dir),
-            tracking.MODEL_HASH_TAG: file_md5(cfg.output_dir / "model.safetensors"),
+            tracking.MODEL_HASH_TAG: file_md5(cfg.output_dir / "model.onnx"),
             "dvc.md5.labeled": data_md5(labeled_path),
             "dvc.md5.dev": data_md5(dev_path),
         },

@@ -1,5 +1,6 @@
 """Compression: the planner against exhaustive search, sensitivity measures, distillation, and
-compressed models on disk (packed, pruned tensors absent, same predictions after reload)."""
+compressed models on disk (packed, pruned tensors absent, the same values after reload, and a
+served graph that predicts what the torch reference does)."""
 
 import copy
 import itertools
@@ -7,13 +8,7 @@ import itertools
 import pytest
 import torch
 
-from frugal.compressed import (
-    PrunedLinear,
-    is_compressed,
-    load_executable,
-    load_float,
-    save_compressed,
-)
+from frugal.compressed import is_compressed, load_float, save_compressed
 from frugal.compression import (
     apply_bits,
     distill,
@@ -28,11 +23,13 @@ from frugal.energy import DeviceProfile, TensorCost, energy_per_request, with_bi
 from frugal.quantize import fake_quantize
 
 PROFILE = DeviceProfile("hand", 60, 10.0, 1.0, {32: 2.0, 16: 1.0, 8: 0.5}, "test")
+BLOCK = 64
 
 
 def hand_costs() -> list[TensorCost]:
     # (name, elements, fp32 bytes read per request, MACs): a big rarely read tensor, a small
-    # hot one, a medium one, and a bias that is not planned
+    # hot one, a medium one, and a bias that is not planned; one row each, so one float32
+    # scale per quantized tensor at BLOCK = 64 (two for "big": 200 inputs)
     return [
         TensorCost("big", "m", 200, 32, 800.0, 100.0),
         TensorCost("hot", "m", 40, 32, 1600.0, 400.0),
@@ -41,23 +38,30 @@ def hand_costs() -> list[TensorCost]:
     ]
 
 
+def scales(name: str, bits: int) -> int:
+    """Bytes of float32 block scales of a hand tensor at `bits`."""
+    return 0 if bits in (0, 32) else 4 * -(-{"big": 200, "hot": 40, "mid": 60}[name] // BLOCK)
+
+
 LOSS = {
-    ("big", 2): 0.9, ("big", 4): 0.3, ("big", 8): 0.05, ("big", 16): 0.0,
-    ("hot", 2): 2.0, ("hot", 4): 0.5, ("hot", 8): 0.1, ("hot", 16): 0.01,
-    ("mid", 2): 0.2, ("mid", 4): 0.05, ("mid", 8): 0.01, ("mid", 16): 0.0,
+    ("big", 2): 0.9, ("big", 4): 0.3, ("big", 8): 0.05,
+    ("hot", 2): 2.0, ("hot", 4): 0.5, ("hot", 8): 0.1,
+    ("mid", 2): 0.2, ("mid", 4): 0.05, ("mid", 8): 0.01,
 }  # fmt: skip
-WIDTHS = [2, 4, 8, 16, 32]
+WIDTHS = [2, 4, 8, 32]
 
 
 @pytest.mark.parametrize("budget", [0.0, 0.1, 0.4, 1.0, 5.0])
 def test_energy_plan_is_the_exhaustive_optimum_and_respects_the_budget(budget):
     costs = hand_costs()
     choices = {name: WIDTHS for name in ("big", "hot", "mid")}
-    plan = plan_bits({"batch": costs}, PROFILE, choices, LOSS, "energy", loss_budget=budget)
+    plan = plan_bits(
+        {"batch": costs}, PROFILE, choices, LOSS, "energy", loss_budget=budget, block_size=BLOCK
+    )
     assert plan.predicted_loss <= budget + 1e-9
 
     def energy(bits):  # the energy model itself: placement by its own knapsack
-        return energy_per_request(with_bits(costs, bits), PROFILE).total_pj
+        return energy_per_request(with_bits(costs, bits, 8, BLOCK), PROFILE).total_pj
 
     feasible = [
         dict(zip(choices, combo, strict=True))
@@ -70,12 +74,16 @@ def test_energy_plan_is_the_exhaustive_optimum_and_respects_the_budget(budget):
 
 def test_size_plan_minimises_bytes_and_reverse_plan_minimises_loss():
     costs, choices = hand_costs(), {name: WIDTHS for name in ("big", "hot", "mid")}
-    size = plan_bits({"b": costs}, PROFILE, choices, LOSS, "bytes", loss_budget=0.4)
-    # fewest bytes within loss 0.4, by hand: big at 4 bits (0.3, 100 B), hot at 16 (0.01,
-    # 80 B), mid at 4 (0.05, 30 B) = 0.36 and 210 B; the next best, hot at 8 + mid at 16, is
-    # 260 B; every cheaper combination breaks the budget
-    assert size.bits == {"big": 4, "hot": 16, "mid": 4}
-    assert size.size_bytes == 100 + 80 + 30 + 5 * 4
+    size = plan_bits(
+        {"b": costs}, PROFILE, choices, LOSS, "bytes", loss_budget=0.4, block_size=BLOCK
+    )
+    # fewest bytes within loss 0.4, by hand (block scales included: 16 B for big's 4 blocks,
+    # 4 B for the others): hot alone at 4 bits breaks the budget, so hot is at 8 (0.1, 44 B)
+    # or 32 (0, 160 B). With hot at 8: big at 8 + mid at 2 (0.35, 216 + 19 B) beats big at 8 +
+    # mid at 4 (34 B) and big at 4 + mid at 32 (116 + 240 B); with hot at 32 the best, big at
+    # 4 + mid at 4 (0.35), takes 310 B against 279 B
+    assert size.bits == {"big": 8, "hot": 8, "mid": 2}
+    assert size.size_bytes == (200 + 16) + (40 + 4) + (15 + 4) + 5 * 4
     loose = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=1.0)
     assert loose.predicted_loss == 0.0  # everything fits the budget at full precision
     tight = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=0.3)
@@ -107,13 +115,16 @@ def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reporte
     fisher = fisher_diagonal(clf, TEXTS)
     assert set(fisher) == set(plannable_tensors(clf.model))
     assert all((f >= 0).all() for f in fisher.values())
-    table = sensitivity_table(clf, TEXTS, LABELS, [2, 8], fisher)
+    choices = {name: [2, 8, 32] for name in fisher}
+    table = sensitivity_table(clf, TEXTS, LABELS, [2, 8], fisher, choices, BLOCK)
     assert len(table) == 2 * len(fisher)
     wide = table.pivot(index="tensor", columns="bits", values="fisher_loss")
     assert (wide[2] >= wide[8]).all()
     kl = table.pivot(index="tensor", columns="bits", values="kl")
     assert (kl >= -1e-6).all().all() and kl[2].mean() > kl[8].mean()
-    subgroups = subgroup_sensitivity(clf.model, fisher, [2, 8], n_heads=12, group_size=64)
+    subgroups = subgroup_sensitivity(
+        clf.model, fisher, [2, 8], n_heads=12, group_size=64, block_size=BLOCK
+    )
     # heads and channel groups partition their tensor: their predictions add up to its own
     query = "bert.encoder.layer.0.attention.self.query.weight"
     heads = subgroups[(subgroups["tensor"] == query) & (subgroups["bits"] == 2)]
@@ -137,32 +148,32 @@ def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):
 
     bits = {name: 2 for name in plannable_tensors(clf.model)}
     post_training = copy.deepcopy(clf)
-    apply_bits(post_training.model, bits)
+    apply_bits(post_training.model, bits, BLOCK)
     student = copy.deepcopy(clf)
-    losses = distill(student, bits, TEXTS, epochs=8, batch_size=3, learning_rate=1e-4, seed=0)
+    losses = distill(
+        student, bits, TEXTS, epochs=8, batch_size=3, learning_rate=1e-4, seed=0, block_size=BLOCK
+    )
     assert len(losses) == 16
     assert kl_to_teacher(student) < kl_to_teacher(post_training)
     params = dict(student.model.named_parameters())
     name = "bert.encoder.layer.2.attention.self.query.weight"
-    assert torch.allclose(params[name], fake_quantize(params[name], 2), atol=1e-6)
+    assert torch.allclose(params[name], fake_quantize(params[name], 2, BLOCK), atol=1e-6)
     assert not torch.equal(params[name], dict(clf.model.named_parameters())[name])
 
 
 def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identically(clf, tmp_path):
     from safetensors import safe_open
 
-    from frugal.compressed import int8_execution
-    from frugal.modeling import predict_proba
+    from frugal.runtime import OnnxClassifier
 
     names = plannable_tensors(clf.model)
     bits = {name: 4 for name in names}
     bits["bert.encoder.layer.1.attention.self.key.weight"] = 0
-    bits["bert.encoder.layer.3.intermediate.dense.weight"] = 2
-    bits["bert.encoder.layer.4.output.dense.weight"] = 16
-    bits["bert.embeddings.word_embeddings.weight"] = 8
+    bits["bert.encoder.layer.3.intermediate.dense.weight"] = 8
+    bits["bert.embeddings.word_embeddings.weight"] = 2
     quantized = copy.deepcopy(clf)
-    apply_bits(quantized.model, bits)
-    save_compressed(quantized, bits, tmp_path / "m", {"how": "test"})
+    apply_bits(quantized.model, bits, BLOCK)
+    save_compressed(quantized, bits, tmp_path / "m", {"how": "test"}, "int8", BLOCK)
     assert is_compressed(tmp_path / "m")
 
     with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as stored:
@@ -171,67 +182,59 @@ def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identicall
         assert not any(k.startswith(pruned) for k in keys)  # stored as absent
         four = "bert.encoder.layer.0.attention.self.query.weight"
         assert stored.get_tensor(f"{four}.codes").numel() == 384 * 384 // 2
-        two = "bert.encoder.layer.3.intermediate.dense.weight"
-        assert stored.get_tensor(f"{two}.codes").numel() == 384 * 1536 // 4
-        assert stored.get_tensor("bert.encoder.layer.4.output.dense.weight").dtype == torch.float16
+        assert stored.get_tensor(f"{four}.scale").shape == (384, 384 // BLOCK)
+        table = "bert.embeddings.word_embeddings.weight"
+        assert stored.get_tensor(f"{table}.codes").numel() == 30522 * 384 // 4
     floats, loaded_bits = load_float(tmp_path / "m")
     assert loaded_bits == bits
     loaded = dict(floats.model.named_parameters())
     assert not loaded[pruned].any()  # really zero
     for name, value in quantized.model.named_parameters():
         assert torch.allclose(loaded[name], value, atol=1e-6), name
-    executable = int8_execution(quantized, bits)
-    skipped = executable.model.get_submodule("bert.encoder.layer.1.attention.self.key")
-    assert isinstance(skipped, PrunedLinear)  # nothing read or multiplied at run time
-    x = torch.randn(2, 3, 384)
-    bias = dict(quantized.model.named_parameters())["bert.encoder.layer.1.attention.self.key.bias"]
-    assert torch.equal(skipped(x), bias.expand(2, 3, 384))
-    in_memory = predict_proba(executable, TEXTS)
-    reloaded = predict_proba(load_executable(tmp_path / "m"), TEXTS)
-    assert torch.allclose(torch.from_numpy(reloaded), torch.from_numpy(in_memory), atol=1e-5)
+    # the served graph: packed, smaller than float32, and predicting what the reference does
+    served = OnnxClassifier(tmp_path / "m")
+    assert (tmp_path / "m" / "model.onnx").stat().st_size < 0.2 * 4 * sum(
+        p.numel() for p in clf.model.parameters()
+    )
+    reference = accuracy_reference(quantized, bits)
+    assert (served.predict_proba(TEXTS).argmax(1) == reference).all()
 
 
-def test_magnitude_pruned_tensor_stores_mask_and_kept_values_only(clf, tmp_path):
-    from safetensors import safe_open
+def accuracy_reference(clf, bits):
+    """Predictions of the torch fake-quant reference: quantized weights (already applied) and
+    int8 inputs per token and block to the quantized linear layers."""
+    from frugal.compression import logits_of, quantized_activations
 
-    from frugal.quantize import magnitude_prune
-
-    name = "bert.encoder.layer.2.intermediate.dense.weight"  # 1536 × 384
-    pruned = copy.deepcopy(clf)
-    param = dict(pruned.model.named_parameters())[name]
-    with torch.no_grad():
-        param.copy_(fake_quantize(magnitude_prune(param, 0.75), 8))
-    save_compressed(pruned, {name: 8}, tmp_path / "m", {"how": "test"}, sparse={name})
-    n = 1536 * 384
-    with safe_open(str(tmp_path / "m" / "model.safetensors"), "pt") as stored:
-        assert stored.get_tensor(f"{name}.mask").numel() == n // 8
-        assert stored.get_tensor(f"{name}.codes").numel() == round(0.25 * n)
-    floats, bits = load_float(tmp_path / "m")
-    assert torch.equal(dict(floats.model.named_parameters())[name], param)
-    assert bits[name] == pytest.approx(8 * 0.25 + 1)  # values of kept weights + the mask
+    with quantized_activations(clf.model, 8, BLOCK, bits):
+        return logits_of(clf, TEXTS).argmax(-1).numpy()
 
 
 def test_loss_plan_under_a_size_budget_is_the_exhaustive_optimum():
     costs, choices = hand_costs(), {name: WIDTHS for name in ("big", "hot", "mid")}
     elements = {c.name: c.n_elements for c in costs}
     for budget in (150.0, 300.0, 600.0):
-        plan = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", size_budget=budget)
+        plan = plan_bits(
+            {"b": costs}, PROFILE, choices, LOSS, "loss", size_budget=budget, block_size=BLOCK
+        )
+
+        def size(bits):
+            return sum(elements[n] * b / 8 + scales(n, b) for n, b in bits.items())
+
         feasible = [
             dict(zip(choices, combo, strict=True))
             for combo in itertools.product(WIDTHS, repeat=3)
-            if sum(elements[n] * b / 8 for n, b in zip(choices, combo, strict=True)) <= budget
+            if size(dict(zip(choices, combo, strict=True))) <= budget
         ]
         best = min(sum(LOSS.get((n, b), 0.0) for n, b in bits.items()) for bits in feasible)
         assert plan.predicted_loss == pytest.approx(best)
-        assert sum(elements[n] * b / 8 for n, b in plan.bits.items()) <= budget
+        assert size(plan.bits) <= budget
     with pytest.raises(ValueError, match="no plan meets the budget"):
         plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", size_budget=10.0)
 
 
 def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, tmp_path):
-    from frugal.compressed import int8_execution
     from frugal.compression import choose_structure, logits_of, prune_structure, structure_groups
-    from frugal.modeling import predict_proba
+    from frugal.runtime import OnnxClassifier
 
     fisher = fisher_diagonal(clf, TEXTS)
     groups = structure_groups(clf.model, fisher, group_size=64)
@@ -267,13 +270,24 @@ def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, t
     assert n_after < n_before - removed["params"].sum() * 0.99
 
     bits = {name: 8 for name in plannable_tensors(pruned.model)}
-    apply_bits(pruned.model, bits)
-    save_compressed(pruned, bits, tmp_path / "s", {"how": "test"})
+    apply_bits(pruned.model, bits, BLOCK)
+    save_compressed(pruned, bits, tmp_path / "s", {"how": "test"}, "int8", BLOCK)
     floats, _ = load_float(tmp_path / "s")
     assert sum(p.numel() for p in floats.model.parameters()) == n_after
-    in_memory = predict_proba(int8_execution(pruned, bits), TEXTS)
-    reloaded = predict_proba(load_executable(tmp_path / "s"), TEXTS)
-    assert torch.allclose(torch.from_numpy(reloaded), torch.from_numpy(in_memory), atol=1e-5)
+    # the graph has the smaller shapes: its MatMulNBits N and K are the pruned layer's
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "s" / "model.onnx")).graph
+    shapes = {
+        n.name: {a.name: a.i for a in n.attribute if a.name in ("K", "N")}
+        for n in graph.node
+        if n.op_type == "MatMulNBits"
+    }
+    for name, param in pruned.model.named_parameters():
+        if name in shapes:
+            assert (shapes[name]["N"], shapes[name]["K"]) == tuple(param.shape), name
+    served = OnnxClassifier(tmp_path / "s")
+    assert (served.predict_proba(TEXTS).argmax(1) == accuracy_reference(pruned, bits)).all()
 
 
 def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exactly(clf):
@@ -288,7 +302,7 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
     small = {"fisher_texts": 4, "sensitivity_texts": 6, "workload_texts": 4, "plan_budgets": 3}
     params = load_params(
         ROOT / "params.yaml",
-        {"compress": {**small, "bit_choices": [4, 8], "qat": {"epochs": 1, "batch_size": 4}}},
+        {"compress": {**small, "bit_choices": [0, 4, 8], "qat": {"epochs": 1, "batch_size": 4}}},
     )
     cfg, profile = params.compress, device_profile("phone", params.energy.profiles["phone"])
     before = {k: v.clone() for k, v in clf.model.state_dict().items()}

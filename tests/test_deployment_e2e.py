@@ -122,8 +122,8 @@ def test_deployment_run_completes_and_writes_outputs(prefect_server, tmp_path):
         "data/splits/pool.parquet",
         "data/labels/labeled.parquet",
         "reports/forecast.json",
-        "models/base/model.safetensors",
-        "models/compressed/energy_qat/model.safetensors",
+        "models/base/model.onnx",
+        "models/compressed/energy_qat/model.onnx",
         "reports/metrics.json",
         "reports/report.html",
     ):

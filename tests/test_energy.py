@@ -88,22 +88,31 @@ def test_knapsack_prefers_frequently_read_small_tensors_over_big_rare_ones():
     assert place_in_sram(costs, profile(220)) == {"embed.weight", "linear.weight", "linear.bias"}
 
 
-def test_bits_change_bytes_and_mac_precision():
+def test_executed_bits_change_bytes_scales_and_mac_precision():
+    from frugal.runtime import Executed
+
     full = {c.name: c for c in costs_of(Tiny(), [[1, 2, 3]])}
-    small = {c.name: c for c in costs_of(Tiny(), [[1, 2, 3]], bits={"linear.weight": 4})}
+    # weight-only 4 bits: 3 rows of 4 inputs at block 16 -> 3 float32 scales (12 B)
+    float_macs = {"linear.weight": Executed(4, 32, 12, 16, "MatMulNBits")}
+    rest = {n: Executed(32, 32, 0, 0, "float") for n in ("embed.weight", "linear.bias")}
+    small = {c.name: c for c in costs_of(Tiny(), [[1, 2, 3]], executed=float_macs | rest)}
     assert full["linear.weight"].size_bytes == 48
-    assert small["linear.weight"].size_bytes == 6
-    assert small["linear.weight"].bytes_read == 6
+    assert small["linear.weight"].size_bytes == 6 + 12
+    assert small["linear.weight"].bytes_read == 6 + 12  # scales are read with the weight
     report = energy_per_request(list(small.values()), profile(0)).table().set_index("tensor")
     # weight-only: float activations, so the MACs stay fp32
     assert report.loc["linear.weight", "compute_pj"] == pytest.approx(3 * 12 * MACS[32])
-    int8 = costs_of(Tiny(), [[1, 2, 3]], bits={"linear.weight": 4}, activation_bits=8)
+    int8_macs = {"linear.weight": Executed(4, 8, 12, 16, "MatMulNBits")}
+    int8 = costs_of(Tiny(), [[1, 2, 3]], executed=int8_macs | rest)
     report = energy_per_request(int8, profile(0)).table().set_index("tensor")
-    # 4-bit weights times 8-bit activations multiply in the 8-bit unit
+    # 4-bit weights on the int8 kernel multiply in the 8-bit unit
     assert report.loc["linear.weight", "compute_pj"] == pytest.approx(3 * 12 * MACS[8])
-    # re-pricing full-precision costs gives the same numbers as counting at those bits
-    repriced = with_bits(list(full.values()), {"linear.weight": 4}, activation_bits=8)
+    # the planner's re-pricing of full-precision costs gives what the executed widths give
+    repriced = with_bits(list(full.values()), {"linear.weight": 4}, 8, block_size=16)
     assert repriced == int8
+    # a parameter the graph does not read is pruned: no bytes, no MACs
+    pruned = {c.name: c for c in costs_of(Tiny(), [[1, 2, 3]], executed=rest)}
+    assert pruned["linear.weight"].bytes_read == 0 and pruned["linear.weight"].macs == 0
 
 
 def test_streaming_runs_the_encoder_more_often_than_batch_on_the_same_text():

@@ -60,3 +60,28 @@ def test_pareto_front_drops_points_that_cost_more_for_no_more_accuracy():
     score = [0.881, 0.881, 0.878, 0.80, 0.87]
     assert pareto_front(cost, score).tolist() == [False, True, True, True, False]
     assert pareto_front([1.0, 1.0], [0.5, 0.6]).tolist() == [False, True]
+
+
+def test_champion_is_chosen_on_dev_even_where_test_disagrees():
+    from frugal.evaluation import choose_champion
+
+    def model(uj: float, dev: float, test: float) -> dict:
+        return {
+            "modeled_uj_per_utterance": {"phone": {"batch": uj, "streaming": 10 * uj}},
+            "dev_accuracy_vs_baseline": {"difference": dev, "ci95_low": dev - 0.01,
+                                         "ci95_high": dev + 0.01},
+            "accuracy_vs_baseline": {"difference": test, "ci95_low": test - 0.01,
+                                     "ci95_high": test + 0.01},
+        }  # fmt: skip
+
+    summary = {
+        "base": model(1000, 0.0, 0.0),
+        # cheapest, fine on test but 1 pt worse on dev: not eligible
+        "tiny": model(100, -0.010, +0.002),
+        # within the budget on dev, though 2 pt worse on test: the champion
+        "small": model(300, -0.004, -0.020),
+        "medium": model(600, 0.0, 0.0),
+    }
+    assert choose_champion(summary, 0.005, "phone") == "small"
+    # with no budget, only models at least as good as the base on dev qualify
+    assert choose_champion(summary, 0.0, "phone") == "medium"

@@ -43,12 +43,11 @@ def test_rapl_unavailable_says_why_and_gives_no_number(tmp_path):
         assert "not readable" in unreadable.unavailable
 
 
-def test_weights_bytes_counts_weight_files_only(tmp_path):
-    (tmp_path / "model.safetensors").write_bytes(b"x" * 1000)
+def test_weights_bytes_counts_the_served_graph_only(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"x" * 1000)  # the torch reference
     (tmp_path / "tokenizer.json").write_text("{}" * 100)
-    (tmp_path / "packed").mkdir()
-    (tmp_path / "packed" / "int4.safetensors").write_bytes(b"y" * 24)
-    assert weights_bytes(tmp_path) == 1024
+    (tmp_path / "model.onnx").write_bytes(b"y" * 24)
+    assert weights_bytes(tmp_path) == 24
 
 
 def test_measuring_a_saved_model_gives_real_timings_and_labels_rapl(tmp_path, trec_sample):
@@ -63,12 +62,12 @@ def test_measuring_a_saved_model_gives_real_timings_and_labels_rapl(tmp_path, tr
     assert result.throughput_per_s > 0 and result.cpu_ms_per_text > 0
     # loading the model and running it costs memory on top of the bare runtime
     assert result.peak_rss_mb > result.runtime_rss_mb + 20
-    assert result.weights_bytes == (tmp_path / "m" / "model.safetensors").stat().st_size
+    assert result.weights_bytes == (tmp_path / "m" / "model.onnx").stat().st_size
     assert result.rapl.startswith(("measured:", "unavailable:"))
     assert (result.rapl_joules_per_text is None) == result.rapl.startswith("unavailable:")
 
 
 def test_measuring_a_missing_model_fails_with_its_path(tmp_path):
-    with pytest.raises(RuntimeError, match="no model.safetensors"):
+    with pytest.raises(RuntimeError, match="model.onnx: missing"):
         pd.DataFrame({"text": ["hi"]}).to_parquet(tmp_path / "texts.parquet")
         measure_in_fresh_process(tmp_path / "nothing", tmp_path / "texts.parquet", 1, 1, 1)

@@ -1,0 +1,184 @@
+"""The one runtime that serves, evaluates and profiles models: ONNX Runtime (CPU provider).
+
+Every model folder (the base model and each compressed variant) holds `model.onnx` (written by
+`frugal.export`), its tokenizer (`tokenizer.json`) and `frugal.json` (labels, max length).
+Nothing here imports torch: a served model costs the memory of ONNX Runtime, the tokenizer and
+its own weights, not of a training framework.
+
+`executed_widths` reads, from the graph itself, the width at which the runtime reads every
+weight on each forward pass; the energy model prices those widths, never the plan's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from frugal.errors import FrugalError
+
+ONNX_FILE = "model.onnx"
+META_FILE = "frugal.json"
+PLAN_FILE = "compression.json"
+FLOAT_BITS = 32
+# Resident width of MatMulNBits' packed weights, measured with ORT 1.32 on this CPU (AVX-512
+# VNNI): 2-bit weights take exactly the memory of 4-bit ones (the kernel repacks them to its
+# 4-bit layout), so a 2-bit linear weight is read as a 4-bit one.
+MATMUL_NBITS_EXECUTED = {2: 4, 4: 4, 8: 8}
+
+
+@dataclass(frozen=True)
+class Executed:
+    """How the runtime executes one weight tensor of the torch model."""
+
+    bits: int  # bits read per weight on every forward pass (0: not in the graph, pruned)
+    mac_bits: int  # operand width of its multiply-accumulates (8: int8 kernel, 32: float)
+    scale_bytes: int  # float32 block scales read with it (whole tensor)
+    block_size: int  # 0 for an unquantized tensor
+    op: str
+
+
+def _fix(model_dir: Path) -> str:
+    return f"re-export it: `dvc repro --force {'compress' if 'compressed' in str(model_dir) else 'train'}`"
+
+
+def load_graph(model_dir: Path) -> onnx.ModelProto:
+    """The model folder's ONNX graph, with a clear error when it is missing or broken."""
+    path = Path(model_dir) / ONNX_FILE
+    if not path.is_file():
+        raise FrugalError(f"{path}: missing; every model folder serves from it: {_fix(model_dir)}")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as error:  # onnx raises DecodeError, ValidationError, ...
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FrugalError(f"{path}: not a valid ONNX model ({first}); {_fix(model_dir)}") from None
+    return model
+
+
+def executed_widths(model: onnx.ModelProto) -> dict[str, Executed]:
+    """Torch parameter name -> how the graph executes it (module docstring). Parameters the
+    graph never reads are absent (pruned). Understands this project's export (initializers named
+    `<param>`, `<param>.T`, `<param>.qweight` / `.scales`) and onnxruntime's quantize_dynamic
+    output (`<param>.T_quantized`, `_scale`, `_zero_point`)."""
+    inits = {i.name: i for i in model.graph.initializer}
+
+    def size(name: str) -> int:
+        return int(np.prod(inits[name].dims)) * 4 if name in inits else 0
+
+    out: dict[str, Executed] = {}
+    claimed: set[str] = set()
+    for node in model.graph.node:
+        attrs = {a.name: helper_value(a) for a in node.attribute}
+        if node.op_type in ("MatMulNBits", "GatherBlockQuantized"):
+            weight = node.input[1 if node.op_type == "MatMulNBits" else 0]
+            param = weight.removesuffix(".qweight")
+            scales = node.input[2]
+            bits = int(attrs["bits"])
+            if node.op_type == "MatMulNBits":
+                executed = MATMUL_NBITS_EXECUTED[bits]
+                mac_bits = 8 if int(attrs.get("accuracy_level", 0)) == 4 else FLOAT_BITS
+            else:
+                executed, mac_bits = bits, FLOAT_BITS  # a lookup: no multiply-accumulates
+            out[param] = Executed(
+                executed, mac_bits, size(scales), int(attrs["block_size"]), node.op_type
+            )
+            claimed.update({weight, scales})
+        elif node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul"):  # quantize_dynamic
+            weight = node.input[1]
+            param = weight.removesuffix("_quantized").removesuffix(".T")
+            out[param] = Executed(8, 8, 4, 0, node.op_type)
+            claimed.add(weight)
+        elif node.op_type in ("Gather", "DequantizeLinear") and node.input[0].endswith(
+            "_quantized"
+        ):
+            weight = node.input[0]
+            param = weight.removesuffix("_quantized").removesuffix(".T")
+            out[param] = Executed(8, FLOAT_BITS, 4, 0, node.op_type)
+            claimed.add(weight)
+    for name, init in inits.items():
+        if name in claimed or init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        param = name.removesuffix(".T")
+        if param not in out:
+            out[param] = Executed(FLOAT_BITS, FLOAT_BITS, 0, 0, "float")
+    return out
+
+
+def helper_value(attribute: onnx.AttributeProto) -> object:
+    return onnx.helper.get_attribute_value(attribute)
+
+
+class OnnxClassifier:
+    """A model folder served by ONNX Runtime: texts in, class probabilities out."""
+
+    def __init__(self, model_dir: Path, threads: int = 2) -> None:
+        model_dir = Path(model_dir)
+        graph = load_graph(model_dir)  # clear errors for a missing or broken file
+        check_plan(model_dir, graph)
+        meta_path = model_dir / META_FILE
+        if not meta_path.is_file():
+            raise FrugalError(f"{meta_path}: missing (labels and max length); {_fix(model_dir)}")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.labels: list[str] = meta["labels"]
+        self.max_length: int = meta["max_length"]
+        self.model_dir = model_dir
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        del graph
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_length)
+        pad = self.tokenizer.token_to_id("[PAD]") or 0
+        self.tokenizer.enable_padding(pad_id=pad, pad_token="[PAD]")
+
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        batch = self.tokenizer.encode_batch(texts)
+        return {
+            "input_ids": np.array([e.ids for e in batch], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
+        }
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        return self.session.run(["logits"], self.encode(texts))[0]
+
+    def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape (len(texts), len(labels))."""
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            logits = self.logits(texts[start : start + batch_size]).astype(np.float64)
+            logits -= logits.max(axis=1, keepdims=True)
+            probs = np.exp(logits)
+            chunks.append((probs / probs.sum(axis=1, keepdims=True)).astype(np.float32))
+        if not chunks:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return np.concatenate(chunks)
+
+
+def check_plan(model_dir: Path, graph: onnx.ModelProto) -> None:
+    """A compressed folder's graph must execute its plan: every planned width as planned."""
+    plan_path = Path(model_dir) / PLAN_FILE
+    if not plan_path.is_file():
+        return
+    planned = json.loads(plan_path.read_text(encoding="utf-8"))["bits"]
+    executed = executed_widths(graph)
+    wrong = {
+        name: (bits, executed[name].bits if name in executed else 0)
+        for name, bits in planned.items()
+        if (executed[name].bits if name in executed else 0) != int(bits)
+    }
+    if wrong:
+        shown = ", ".join(f"{n}: planned {p}, runs {e}" for n, (p, e) in list(wrong.items())[:3])
+        raise FrugalError(
+            f"{Path(model_dir) / ONNX_FILE} does not match its plan in {plan_path.name} "
+            f"({len(wrong)} tensors; {shown}); {_fix(model_dir)}"
+        )

@@ -1,0 +1,144 @@
+"""The served graph: ONNX Runtime executes each planned width natively, the widths priced are
+read back from the graph, the runtime needs no torch, and a broken model.onnx is a clear
+error."""
+
+import copy
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from frugal.compression import apply_bits, logits_of, plannable_tensors, quantized_activations
+from frugal.errors import FrugalError
+from frugal.export import NATIVE_BITS, check_native, export_onnx
+from frugal.runtime import OnnxClassifier, executed_widths, load_graph
+
+BLOCK = 64
+TEXTS = [
+    "Who wrote Hamlet ?",
+    "How far is the Moon from the Earth ?",
+    "Where is the Eiffel Tower ?",
+    "What does NASA stand for ?",
+]
+
+
+@pytest.fixture(scope="module")
+def clf():
+    from frugal.modeling import new_classifier
+
+    torch.manual_seed(0)
+    model = new_classifier(["DESC", "HUM", "LOC", "NUM"], max_length=24)
+    model.model.eval()
+    return model
+
+
+def _folder(clf, path):
+    path.mkdir(parents=True, exist_ok=True)
+    clf.tokenizer.save_pretrained(path)
+    meta = {"labels": clf.labels, "max_length": clf.max_length}
+    (path / "frugal.json").write_text(json.dumps(meta))
+    return path
+
+
+def test_float_graph_computes_what_torch_does(clf, tmp_path):
+    folder = _folder(clf, tmp_path / "f")
+    export_onnx(clf, {}, folder / "model.onnx", BLOCK)
+    served = OnnxClassifier(folder)
+    reference = logits_of(clf, TEXTS).numpy()
+    assert np.abs(served.logits(TEXTS) - reference).max() < 1e-4
+    # batch of one and padded batches agree: padding is masked as in torch
+    one = np.concatenate([served.logits([t]) for t in TEXTS])
+    assert np.abs(one - reference).max() < 1e-4
+    assert not clf.model.training  # exporting leaves the model as it was
+
+
+def test_every_planned_width_runs_natively_and_is_read_back_from_the_graph(clf, tmp_path):
+    bits = {name: 4 for name in plannable_tensors(clf.model)}
+    bits["bert.encoder.layer.2.attention.self.key.weight"] = 0
+    bits["bert.encoder.layer.3.output.dense.weight"] = 8
+    bits["bert.embeddings.word_embeddings.weight"] = 2
+    quantized = copy.deepcopy(clf)
+    apply_bits(quantized.model, bits, BLOCK)
+    folder = _folder(quantized, tmp_path / "q")
+    export_onnx(quantized, bits, folder / "model.onnx", BLOCK, activation_bits=8)
+    graph = load_graph(folder)
+    ops = {n.name: n.op_type for n in graph.graph.node}
+    assert ops["bert.embeddings.word_embeddings.weight"] == "GatherBlockQuantized"
+    assert ops["bert.encoder.layer.0.attention.self.query.weight"] == "MatMulNBits"
+    assert ops["bert.encoder.layer.2.attention.self.key.weight"] == "ConstantOfShape"
+    # no float copy of any planned weight is left in the graph
+    floats = {
+        i.name.removesuffix(".T")
+        for i in graph.graph.initializer
+        if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2
+    }
+    assert not floats & set(bits)
+    executed = executed_widths(graph)
+    for name, width in bits.items():
+        assert (executed[name].bits if name in executed else 0) == width, name
+    query = executed["bert.encoder.layer.0.attention.self.query.weight"]
+    assert query.mac_bits == 8 and query.scale_bytes == 4 * 384 * 384 // BLOCK
+    assert executed["bert.embeddings.LayerNorm.weight"].bits == 32
+    # ONNX Runtime predicts what the torch fake-quant reference does
+    with quantized_activations(quantized.model, 8, BLOCK, bits):
+        reference = logits_of(quantized, TEXTS).numpy()
+    served = OnnxClassifier(folder).logits(TEXTS)
+    assert (served.argmax(1) == reference.argmax(1)).all()
+    assert np.abs(served - reference).max() < 0.05 * np.abs(reference).max() + 1e-3
+
+
+def test_int8_activations_are_what_the_kernel_runs(clf, tmp_path):
+    """accuracy_level 4 really quantizes the activations (the MACs are int8): its outputs
+    differ from the float-activation graph of the same weights, and sit closer to the int8
+    reference than to the float one."""
+    bits = {name: 4 for name in plannable_tensors(clf.model) if "embeddings" not in name}
+    quantized = copy.deepcopy(clf)
+    apply_bits(quantized.model, bits, BLOCK)
+    int8 = _folder(quantized, tmp_path / "int8")
+    weight_only = _folder(quantized, tmp_path / "float")
+    export_onnx(quantized, bits, int8 / "model.onnx", BLOCK, activation_bits=8)
+    export_onnx(quantized, bits, weight_only / "model.onnx", BLOCK, activation_bits=32)
+    a, b = OnnxClassifier(int8).logits(TEXTS), OnnxClassifier(weight_only).logits(TEXTS)
+    assert np.abs(a - b).max() > 1e-5
+    float_reference = logits_of(quantized, TEXTS).numpy()
+    assert np.abs(b - float_reference).max() < 1e-4
+    assert executed_widths(load_graph(weight_only))[next(iter(bits))].mac_bits == 32
+
+
+def test_widths_the_runtime_does_not_execute_natively_are_refused():
+    assert NATIVE_BITS["linear"] == (0, 4, 8, 32)
+    with pytest.raises(ValueError, match="not execute natively"):
+        check_native({"bert.encoder.layer.0.attention.self.query.weight": 2})
+    with pytest.raises(ValueError, match="not execute natively"):
+        check_native({"bert.embeddings.word_embeddings.weight": 0})
+    check_native({"bert.embeddings.word_embeddings.weight": 2})
+
+
+def test_a_missing_truncated_or_mismatched_graph_is_a_clear_error(clf, tmp_path):
+    folder = _folder(clf, tmp_path / "m")
+    with pytest.raises(FrugalError, match=r"model.onnx: missing.*dvc repro"):
+        OnnxClassifier(folder)
+    bits = {"bert.encoder.layer.0.attention.self.query.weight": 4}
+    quantized = copy.deepcopy(clf)
+    apply_bits(quantized.model, bits, BLOCK)
+    export_onnx(quantized, bits, folder / "model.onnx", BLOCK)
+    whole = (folder / "model.onnx").read_bytes()
+    (folder / "model.onnx").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(FrugalError, match=r"model.onnx: not a valid ONNX model"):
+        OnnxClassifier(folder)
+    (folder / "model.onnx").write_bytes(whole)
+    plan = {"bits": {"bert.encoder.layer.0.attention.self.query.weight": 8}}
+    (folder / "compression.json").write_text(json.dumps(plan))
+    with pytest.raises(FrugalError, match=r"does not match its plan.*planned 8, runs 4"):
+        OnnxClassifier(folder)
+
+
+def test_the_serving_runtime_imports_no_torch():
+    code = "import sys, frugal.runtime, frugal.measure; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
