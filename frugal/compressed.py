@@ -24,7 +24,7 @@ from frugal.errors import FrugalError
 from frugal.export import export_onnx
 from frugal.modeling import META_FILE, Classifier, MeanPoolingClassifier, load_classifier
 from frugal.quantize import INT_BITS, dequantize, pack_codes, symmetric_codes, unpack_codes
-from frugal.runtime import ONNX_FILE, executed_widths, load_graph
+from frugal.runtime import ONNX_FILE, check_plan, executed_widths, load_graph
 
 PLAN_FILE = "compression.json"
 
@@ -140,7 +140,9 @@ def model_energy_of(
     """Modeled energy of a saved model over `texts`: invocations counted on its torch
     reference, every weight priced at the width its `model.onnx` executes (read from the
     graph, never from the plan)."""
-    executed = executed_widths(load_graph(model_dir))
+    graph = load_graph(model_dir)
+    check_plan(model_dir, graph)  # a graph that does not run its plan is refused, not priced
+    executed = executed_widths(graph)
     clf, _ = load_float(model_dir)
     return model_energy(
         clf.model, clf.tokenizer, texts, clf.max_length, profiles, executed, workloads

@@ -185,6 +185,44 @@ def test_import_with_unknown_ids_and_labels(repo, tmp_path):
     assert store.read_bytes() == kept, "the labels already imported changed"
 
 
+SERVED_DAMAGE = [
+    ("missing", lambda d: (d / "model.onnx").unlink(), ["model.onnx", "missing", "dvc repro"]),
+    (
+        "truncated",
+        lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:5000]),
+        ["model.onnx", "not a valid onnx model", "dvc repro"],
+    ),
+    (
+        "not its plan",
+        lambda d: (d / "compression.json").write_text(
+            (d / "compression.json")
+            .read_text()
+            .replace('"bert.encoder.layer.0.attention.self.query.weight": 8',
+                     '"bert.encoder.layer.0.attention.self.query.weight": 4')
+        ),  # fmt: skip
+        ["model.onnx", "does not match its plan", "planned 4, runs 8", "dvc repro"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "words"), SERVED_DAMAGE, ids=[case[0] for case in SERVED_DAMAGE]
+)
+def test_broken_served_model(repo, tmp_path, name, damage, words):
+    # given a copy of a compressed model folder whose served graph is damaged
+    import shutil
+
+    folder = tmp_path / "compressed" / "int8_ptq"
+    shutil.copytree(repo / "models/compressed/int8_ptq", folder)
+    damage(folder)
+    before = _snapshot(repo)
+    # when a user asks for its energy, which prices the graph
+    result = _run(repo, "-m", "frugal.cli", "energy", str(folder))
+    # then the message names the file and the fix, and nothing of the repository changed
+    _assert_refused(result, words)
+    assert _snapshot(repo) == before
+
+
 def _assert_refused(result: subprocess.CompletedProcess, words: list[str]) -> None:
     assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
     assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
