@@ -197,8 +197,10 @@ SERVED_DAMAGE = [
         lambda d: (d / "compression.json").write_text(
             (d / "compression.json")
             .read_text()
-            .replace('"bert.encoder.layer.0.attention.self.query.weight": 8',
-                     '"bert.encoder.layer.0.attention.self.query.weight": 4')
+            .replace(
+                '"bert.encoder.layer.0.attention.self.query.weight": 8',
+                '"bert.encoder.layer.0.attention.self.query.weight": 4',
+            )
         ),  # fmt: skip
         ["model.onnx", "does not match its plan", "planned 4, runs 8", "dvc repro"],
     ),
