@@ -120,8 +120,11 @@ class OnnxClassifier:
 
     def __init__(self, model_dir: Path, threads: int = 2) -> None:
         model_dir = Path(model_dir)
-        graph = load_graph(model_dir)  # clear errors for a missing or broken file
-        check_plan(model_dir, graph)
+        path = model_dir / ONNX_FILE
+        if not path.is_file():
+            raise FrugalError(
+                f"{path}: missing; every model folder serves from it: {_fix(model_dir)}"
+            )
         meta_path = model_dir / META_FILE
         if not meta_path.is_file():
             raise FrugalError(f"{meta_path}: missing (labels and max length); {_fix(model_dir)}")
@@ -133,10 +136,17 @@ class OnnxClassifier:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        del graph
+        try:  # from the file: no second in-memory copy of the weights while loading
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ORT raises its own Fail / InvalidProtobuf types
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise FrugalError(
+                f"{path}: not a valid ONNX model ({first}); {_fix(model_dir)}"
+            ) from None
+        if (model_dir / PLAN_FILE).is_file():  # a compressed model must run its plan
+            check_plan(model_dir, load_graph(model_dir))
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
         pad = self.tokenizer.token_to_id("[PAD]") or 0
