@@ -24,6 +24,7 @@ planner does not offer them.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +46,8 @@ NATIVE_BITS = {"linear": (0, 4, 8, FLOAT_BITS), "embedding": (2, 4, 8, FLOAT_BIT
 ACCURACY_LEVEL = {8: 4, FLOAT_BITS: 1}
 WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
 _PREFIX = "m."  # the wrapper's attribute name, stripped from initializer names
+# torch.onnx.export keeps global state: variants built in threads export one at a time.
+_EXPORTING = threading.Lock()
 
 
 class _Logits(torch.nn.Module):
@@ -79,7 +82,7 @@ def float_graph(clf: Classifier) -> onnx.ModelProto:
     sample = clf.tokenizer(["a short example", "a"], padding=True, return_tensors="pt")
     axes = {0: "batch", 1: "tokens"}
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with _EXPORTING, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
             wrapper,
