@@ -97,6 +97,16 @@ def float_graph(clf: Classifier) -> onnx.ModelProto:
         )
     model.train(was_training)  # the exporter leaves the wrapper (and model) in train mode
     graph = onnx.load_from_string(buffer.getvalue())
+    # The exporter stores equal parameters once (two pruned, all-zero weights, say) and feeds
+    # the others through Identity nodes: give each parameter its own initializer again.
+    inits = {i.name: i for i in graph.graph.initializer}
+    aliases = [n for n in graph.graph.node if n.op_type == "Identity" and n.input[0] in inits]
+    for node in aliases:
+        copy = onnx.TensorProto()
+        copy.CopyFrom(inits[node.input[0]])
+        copy.name = node.output[0]
+        graph.graph.initializer.append(copy)
+        graph.graph.node.remove(node)
     renamed = {}
     for init in graph.graph.initializer:
         if init.name.startswith(_PREFIX):

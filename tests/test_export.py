@@ -59,6 +59,7 @@ def test_float_graph_computes_what_torch_does(clf, tmp_path):
 def test_every_planned_width_runs_natively_and_is_read_back_from_the_graph(clf, tmp_path):
     bits = {name: 4 for name in plannable_tensors(clf.model)}
     bits["bert.encoder.layer.2.attention.self.key.weight"] = 0
+    bits["bert.encoder.layer.2.attention.self.query.weight"] = 0  # two equal (zero) weights
     bits["bert.encoder.layer.3.output.dense.weight"] = 8
     bits["bert.embeddings.word_embeddings.weight"] = 2
     quantized = copy.deepcopy(clf)
