@@ -24,6 +24,11 @@ def _model(accuracy, diff, uj, champion=False, front=True):
             "ci95_low": diff - 0.01,
             "ci95_high": diff + 0.01,
         },
+        "dev_accuracy_vs_baseline": {
+            "difference": diff / 2,
+            "ci95_low": diff / 2 - 0.01,
+            "ci95_high": diff / 2 + 0.01,
+        },
         "measured_latency_ms_p50": 12.0,
         "measured_latency_ms_p95": 15.0,
         "measured_weights_bytes": 90_300_000 if not champion else 11_270_000,
@@ -79,6 +84,7 @@ def test_report_names_the_champion_and_why_and_embeds_the_plots(tmp_path):
     page = render(_inputs(tmp_path))
     champion = re.search(r"<p class='champion'>(.*?)</p>", page).group(1)
     assert "size_target" in champion and "-0.28 pt" in champion and "5.6%" in champion
+    assert "-0.14 pt against the base model" in champion  # dev, where it was chosen
     assert "&lt;of the base&gt;" in champion  # escaped
     assert "size_target ★ champion" in page and "7,175" in page and "405" in page
     assert "87.00%" in page and "+2.40" in page  # the continual table
