@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig
 
+from frugal.compression import KERNEL_BITS
 from frugal.energy import FLOAT_BITS, WORKLOADS, DeviceProfile, WorkloadEnergy, model_energy
 from frugal.errors import FrugalError
 from frugal.export import export_onnx
@@ -33,9 +34,6 @@ def is_compressed(model_dir: Path) -> bool:
     return (Path(model_dir) / PLAN_FILE).is_file()
 
 
-EXECUTIONS = {"int8": 8, "float": FLOAT_BITS}  # execution -> activation bits of its MACs
-
-
 def save_compressed(
     clf: Classifier,
     bits: dict[str, int],
@@ -48,8 +46,8 @@ def save_compressed(
     ONNX graph that executes it. The weights must already hold their quantized values (after
     `distill` or `apply_bits`). `execution`: "int8" runs quantized linear layers with int8
     activations; "float" keeps activations in float (weight-only)."""
-    if execution not in EXECUTIONS:
-        raise ValueError(f"execution must be one of {list(EXECUTIONS)}, got {execution!r}")
+    if execution not in KERNEL_BITS:
+        raise ValueError(f"execution must be one of {list(KERNEL_BITS)}, got {execution!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -79,7 +77,7 @@ def save_compressed(
         "plan": plan,
     }
     (out_dir / PLAN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    export_onnx(clf, bits, out_dir / ONNX_FILE, block_size, EXECUTIONS[execution])
+    export_onnx(clf, bits, out_dir / ONNX_FILE, block_size, KERNEL_BITS[execution])
 
 
 def _shrink_to(model: MeanPoolingClassifier, shapes: dict[str, list[int]]) -> None:

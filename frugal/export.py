@@ -36,8 +36,8 @@ from onnx import helper, numpy_helper
 
 from frugal.modeling import Classifier
 from frugal.quantize import pack_codes, symmetric_codes
+from frugal.runtime import FLOAT_BITS
 
-FLOAT_BITS = 32
 MS_DOMAIN = "com.microsoft"
 OPSET = 17
 # Widths ONNX Runtime's CPU provider executes from packed storage, per kind of tensor.

@@ -75,7 +75,7 @@ def executed_widths(model: onnx.ModelProto) -> dict[str, Executed]:
     out: dict[str, Executed] = {}
     claimed: set[str] = set()
     for node in model.graph.node:
-        attrs = {a.name: helper_value(a) for a in node.attribute}
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type in ("MatMulNBits", "GatherBlockQuantized"):
             weight = node.input[1 if node.op_type == "MatMulNBits" else 0]
             param = weight.removesuffix(".qweight")
@@ -109,10 +109,6 @@ def executed_widths(model: onnx.ModelProto) -> dict[str, Executed]:
         if param not in out:
             out[param] = Executed(FLOAT_BITS, FLOAT_BITS, 0, 0, "float")
     return out
-
-
-def helper_value(attribute: onnx.AttributeProto) -> object:
-    return onnx.helper.get_attribute_value(attribute)
 
 
 class OnnxClassifier:
