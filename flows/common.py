@@ -6,15 +6,13 @@ import argparse
 import logging
 import sys
 
-from tasks.env import configure_environment
+from prefect import Flow
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
-configure_environment()
-
-from prefect import Flow  # noqa: E402
-
-from frugal.config import load_params  # noqa: E402
-from frugal.errors import FrugalError  # noqa: E402
-from tasks.runner import task_runner  # noqa: E402
+from frugal.config import load_params
+from frugal.errors import FrugalError
+from tasks.prefect_server import ensure_api
+from tasks.runner import task_runner
 
 
 class _UserErrorsWithoutTraceback(logging.Filter):
@@ -35,7 +33,10 @@ def run_stage(flow: Flow[..., object]) -> None:
         logging.getLogger(name).addFilter(_UserErrorsWithoutTraceback())
     try:
         params = load_params(args.params)  # fail fast on bad parameters, before Prefect starts
-        flow.with_options(task_runner=task_runner(params.orchestration))(params_path=args.params)
+        with temporary_settings(updates={PREFECT_API_URL: ensure_api()}):
+            flow.with_options(task_runner=task_runner(params.orchestration))(
+                params_path=args.params
+            )
     except FrugalError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -5,11 +5,7 @@ PREFECT_API_URL=http://127.0.0.1:4200/api python -m flows.serve   # another
 prefect deployment run 'frugal-pipeline/default' -p overrides='{"train": {"epochs": 3}}'
 """
 
-from tasks.env import configure_environment
-
-configure_environment()
-
-from flows.pipeline import frugal_pipeline  # noqa: E402
+from flows.pipeline import frugal_pipeline
 
 if __name__ == "__main__":
     frugal_pipeline.serve(name="default")

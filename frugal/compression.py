@@ -26,7 +26,6 @@ Pure: torch modules and numbers in, numbers and modules out; no Prefect, MLflow 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,12 +43,12 @@ from frugal.energy import (
     DeviceProfile,
     TensorCost,
     activation_bytes,
-    count_requests,
+    count_lengths,
     energy_per_request,
+    request_lengths,
     reserve,
     tensor_costs,
     with_bits,
-    workload_requests,
 )
 from frugal.export import NATIVE_BITS, kind_of
 from frugal.modeling import Classifier
@@ -532,7 +531,7 @@ def distill(
     clf: Classifier,
     bits: Mapping[str, int],
     texts: list[str],
-    epochs: int,
+    steps: int,
     batch_size: int,
     learning_rate: float,
     seed: int,
@@ -543,13 +542,14 @@ def distill(
 ) -> list[float]:
     """Quantization-aware training of `clf` (in place) distilled from a frozen full-precision
     model (`teacher`, default a copy of `clf` as it is now): KL(teacher ‖ student) on the
-    logits of unlabeled `texts`. Returns the loss per step. On return the planned weights hold
-    their quantized values."""
+    logits of unlabeled `texts`, for `steps` optimizer steps (reshuffled passes over `texts`:
+    the cost is set by the step count, not by how much text there is). Returns the loss per
+    step. On return the planned weights hold their quantized values."""
     teacher = copy.deepcopy(teacher if teacher is not None else clf.model).eval()
     model = clf.model
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    total = epochs * math.ceil(len(texts) / batch_size)
+    total = steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / max(total, 1))
     losses: list[float] = []
@@ -558,9 +558,11 @@ def distill(
         quantized_activations(model, activation_bits, block_size, bits),
     ):
         model.eval()  # no dropout: the student should match the teacher's deployed function
-        for _ in range(epochs):
+        while len(losses) < total:
             order = torch.randperm(len(texts), generator=generator).tolist()
             for start in range(0, len(order), batch_size):
+                if len(losses) == total:
+                    break
                 batch = next(
                     _batches(clf, [texts[i] for i in order[start : start + batch_size]], batch_size)
                 )
@@ -623,8 +625,8 @@ def workload_costs(
     the SRAM the longest request's activations hold (bytes, the largest over workloads)."""
     costs, held = {}, 0.0
     for workload in workloads:
-        requests = workload_requests(texts, workload)
-        counts = count_requests(clf.model, clf.tokenizer, requests, clf.max_length)
+        lengths = request_lengths(texts, workload, clf.tokenizer, clf.max_length)
+        counts = count_lengths(clf.model, lengths)
         costs[workload] = tensor_costs(clf.model, counts, n_requests=len(texts))
         held = max(held, activation_bytes(clf.model, counts))
     return costs, held
@@ -838,10 +840,10 @@ def build_variant(
 
     def recover(clf: Classifier, bits: Mapping[str, int]) -> list[float]:
         """Quantization-aware distillation from the full-precision base model."""
-        log(f"QAT: distilling {len(unlabeled)} unlabeled texts × {cfg.qat.epochs} epochs")
         q = cfg.qat
+        log(f"QAT: {q.steps} distillation steps of {q.batch_size} of {len(unlabeled)} texts")
         return distill(
-            clf, bits, unlabeled, q.epochs, q.batch_size, q.learning_rate, q.seed, act,
+            clf, bits, unlabeled, q.steps, q.batch_size, q.learning_rate, q.seed, act,
             lambda step, total, _loss: progress(f"QAT {name}", step, total), teacher=base.model,
             block_size=block,
         )  # fmt: skip

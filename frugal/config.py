@@ -7,7 +7,7 @@ silent default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,11 +21,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What ingest does with one text (compared case- and spacing-blind) labeled differently.
+ConflictPolicy = Literal["keep", "drop", "majority"]
+
+
 class IngestConfig(_Section):
     source: str
     text_column: str
     label_column: str
     trec_labels: Literal["coarse", "fine"]
+    conflicts: ConflictPolicy
     max_rows: int | None = Field(ge=10)
     seed: int
     output: Path
@@ -38,12 +43,15 @@ class PrepareConfig(_Section):
     output_dir: Path
 
 
+# Tokens a model reads per text: a number, or "auto" (`frugal.modeling.fitted_max_length`).
+MaxLength = Annotated[int, Field(ge=8, le=512)] | Literal["auto"]
+
 Strategy = Literal["random", "least_confidence", "margin", "entropy", "kcenter", "fisher", "badge"]
 
 
 class EmbedConfig(_Section):
     splits_dir: Path
-    max_length: int = Field(ge=8, le=512)
+    max_length: MaxLength
     batch_size: int = Field(ge=1)
     threads: int = Field(ge=1)
     output_dir: Path
@@ -101,7 +109,7 @@ class ForecastConfig(_Section):
 class TrainConfig(_Section):
     labeled_data: Path
     dev_data: Path
-    max_length: int = Field(ge=8, le=512)
+    max_length: MaxLength
     batch_size: int = Field(ge=1)
     epochs: int = Field(ge=1)
     min_steps: int = Field(ge=0)
@@ -152,6 +160,9 @@ class DeviceProfileConfig(_Section):
 class EnergyConfig(_Section):
     workload_data: Path
     max_requests: int = Field(ge=1)
+    # streaming = one request per growing word prefix: utterances dictated word by word, not
+    # documents; drop it for text that was never spoken
+    workloads: list[Literal["batch", "streaming"]] = Field(min_length=1)
     profiles: dict[str, DeviceProfileConfig] = Field(min_length=1)
     latency_requests: int = Field(ge=1)
     throughput_batch: int = Field(ge=1)
@@ -162,7 +173,7 @@ class EnergyConfig(_Section):
 
 
 class QatConfig(_Section):
-    epochs: int = Field(ge=1)
+    steps: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
     activation_bits: Literal[8]  # int8 activations: what MatMulNBits' int8 path executes
@@ -214,7 +225,7 @@ class CompressConfig(_Section):
 class ContinualConfig(_Section):
     pool_data: Path
     test_data: Path
-    steps: list[list[str]] = Field(min_length=2)
+    steps: list[list[str]] | Literal["auto"] = Field(min_length=2)
     methods: list[Literal[CONTINUAL_METHODS]] = Field(min_length=1)
     memory_fraction: float = Field(gt=0, le=1)
     fisher_texts: int = Field(ge=1)
@@ -222,7 +233,7 @@ class ContinualConfig(_Section):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0, lt=1)
-    max_length: int = Field(ge=8, le=512)
+    max_length: MaxLength
     threads: int = Field(ge=1)
     seed: int
     data_dir: Path
@@ -234,8 +245,10 @@ class ContinualConfig(_Section):
 
     @field_validator("steps")
     @classmethod
-    def _steps_add_classes(cls, steps: list[list[str]]) -> list[list[str]]:
-        for index, classes in enumerate(steps):
+    def _steps_add_classes(
+        cls, steps: list[list[str]] | Literal["auto"]
+    ) -> list[list[str]] | Literal["auto"]:
+        for index, classes in enumerate([] if steps == "auto" else steps):
             if not classes:
                 raise ValueError(f"step {index} adds no class; every step names its classes")
         return steps
@@ -302,6 +315,16 @@ class Params(_Section):
                 raise ValueError(f"{key}: no device profile {name!r} in energy.profiles")
         if len(set(self.compress.variants)) != len(self.compress.variants):
             raise ValueError("compress.variants: a variant is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def _planned_workloads_are_profiled(self) -> Params:
+        unprofiled = [w for w in self.compress.workloads if w not in self.energy.workloads]
+        if unprofiled:
+            raise ValueError(
+                f"compress.workloads plans for {unprofiled} but energy.workloads does not "
+                f"profile them ({self.energy.workloads}); list the same workloads in both"
+            )
         return self
 
 

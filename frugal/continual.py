@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -47,12 +48,31 @@ REPLAY = ("random_replay", "fisher_replay", "ccfi")  # methods that keep old exe
 FISHER_MEMORY = ("fisher_replay", "ccfi")  # ... chosen by their Fisher information
 
 
-def domain_steps(pool: pd.DataFrame, steps: list[list[str]]) -> list[pd.DataFrame]:
+def auto_steps(domains: pd.Series) -> list[list[str]]:
+    """Domains in arrival order derived from the data: all but the two smallest first (at
+    least two, so step 0 is a classifier), then the remaining ones one per step, larger first.
+    TREC coarse gives [DESC, ENTY, HUM, NUM], [LOC], [ABBR]."""
+    sizes = domains.value_counts()
+    order = sorted(sizes.index, key=lambda name: (-sizes[name], name))
+    if len(order) < 3:
+        raise DataError(
+            f"continual: the data has {len(order)} domain(s) {order}; domain updates need at "
+            "least 3 (2 to start, 1 arriving). Add classes, or drop the continual stage"
+        )
+    first = max(2, len(order) - 2)
+    return [order[:first]] + [[name] for name in order[first:]]
+
+
+def domain_steps(
+    pool: pd.DataFrame, steps: list[list[str]] | Literal["auto"]
+) -> list[pd.DataFrame]:
     """The labeled data arriving at each step: the rows of `pool` whose domain (the `domain`
-    column, else the label) is in that step's list. Errors name the step: a domain in no row,
-    a domain in two steps."""
+    column, else the label) is in that step's list (`auto`: `auto_steps`). Errors name the
+    step: a domain in no row, a domain in two steps."""
     column = "domain" if "domain" in pool.columns else "label"
     domains = pool[column].astype(str)
+    if steps == "auto":
+        steps = auto_steps(domains)
     seen: dict[str, int] = {}
     out = []
     for index, names in enumerate(steps):
@@ -280,7 +300,7 @@ def train_initial(
     """A model of `data`'s classes from the pretrained encoder (step 0, and full retraining)."""
     started = time.perf_counter()
     seed_everything(cfg.seed)
-    clf = new_classifier(sorted(set(data["label"].astype(str))), max_length)
+    clf = new_classifier(sorted(set(data["label"].astype(str))), max_length, data["text"].tolist())
     steps, _ = train_on(clf, data, cfg, progress=progress)
     return UpdateResult(clf, time.perf_counter() - started, steps, len(data))
 

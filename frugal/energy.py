@@ -9,7 +9,9 @@ Why it is built this way (design §5):
   module runs and how many rows it touches (tokens through a linear layer, lookups in an
   embedding table). A linear layer's weights are read once per call (reused across the call's
   tokens); an embedding table reads only the rows of the tokens looked up, so its cost follows
-  tokens seen, not table size.
+  tokens seen, not table size. Counts depend on a request's token length only, so each
+  distinct length runs once and is multiplied by its requests: counting a workload takes at
+  most `max_length` forward passes, however many words its texts have.
 * Placement is solved: given a device's on-chip SRAM, the tensors kept resident are a 0/1
   knapsack (scipy's `milp`) maximising the energy saved per request (bytes read × (DRAM - SRAM)
   pJ/byte) within the capacity; the rest stream from DRAM on every read. Fewer bits per tensor
@@ -28,7 +30,9 @@ Pure: torch modules in, numbers out; no Prefect, no MLflow, no files.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -402,36 +406,90 @@ def energy_per_request(costs: list[TensorCost], profile: DeviceProfile) -> Energ
 
 def streaming_requests(text: str) -> list[str]:
     """What an on-device assistant classifies while a user speaks: every growing prefix of the
-    words (the partial transcripts), ending with the whole text."""
+    words (the partial transcripts), ending with the whole text. `request_lengths` counts these
+    requests without building them."""
     words = text.split()
     return [" ".join(words[: k + 1]) for k in range(len(words))]
 
 
-def workload_requests(texts: list[str], workload: str) -> list[str]:
-    """The requests one text makes: itself (batch), or each growing prefix (streaming)."""
+def request_lengths(
+    texts: list[str], workload: str, tokenizer: object, max_length: int
+) -> Counter[int]:
+    """How many requests of each token length (truncated to `max_length`) `workload` makes on
+    `texts`: batch, one per text; streaming, one per growing word prefix (`streaming_requests`).
+
+    Streaming prefixes are never tokenized one by one (a 350-word text makes 350 of them).
+    A BERT WordPiece tokenizer normalizes character by character and splits on whitespace
+    before anything else, so "w1 … wk" tokenizes to [CLS] tokens(w1) … tokens(wk) [SEP]: what
+    `is_split_into_words` computes, with `word_ids` telling which word each token came from.
+    Prefix k is then [CLS] + [SEP] + the tokens of its first k words long, capped at
+    `max_length`; the truncated encoding of the whole text holds every token of each prefix
+    that fits and fills up for each prefix that does not, so one encoding per text gives them
+    all. Checked: the word-split encoding must equal the whole text's, else the tokenizer is
+    refused.
+    """
     if workload == "batch":
-        return list(texts)
-    if workload == "streaming":
-        return [prefix for text in texts for prefix in streaming_requests(text)]
-    raise ValueError(f"unknown workload {workload!r}; choose from {WORKLOADS}")
+        encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return Counter(len(ids) for ids in encoded)
+    if workload != "streaming":
+        raise ValueError(f"unknown workload {workload!r}; choose from {WORKLOADS}")
+    words = [words for words in (text.split() for text in texts) if words]
+    if not words:
+        return Counter()
+    split = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length)
+    whole = tokenizer([" ".join(w) for w in words], truncation=True, max_length=max_length)
+    lengths: Counter[int] = Counter()
+    for i, text_words in enumerate(words):
+        if split["input_ids"][i] != whole["input_ids"][i]:
+            raise ValueError(
+                f"{type(tokenizer).__name__} does not tokenize {' '.join(text_words)[:60]!r} "
+                "word by word as it tokenizes the whole text; streaming lengths assume a "
+                "tokenizer that splits on whitespace first (BERT WordPiece): use one, or "
+                "leave streaming out of energy.workloads and compress.workloads"
+            )
+        word_of_token = split.word_ids(i)
+        special = sum(1 for word in word_of_token if word is None)
+        per_word = np.bincount(
+            [word for word in word_of_token if word is not None], minlength=len(text_words)
+        )
+        prefix_lengths = np.minimum(special + np.cumsum(per_word), max_length)
+        lengths.update(prefix_lengths.tolist())
+    return lengths
 
 
-def count_requests(
-    model: torch.nn.Module, tokenizer: object, requests: list[str], max_length: int
-) -> dict[str, ModuleCounts]:
+def count_lengths(model: torch.nn.Module, lengths: Mapping[int, int]) -> dict[str, ModuleCounts]:
     """Invocation counts of `model` running every request alone (batch size 1), as a device
-    classifying one utterance at a time does."""
+    classifying one utterance at a time does; `lengths`: token length -> requests of it
+    (`request_lengths`).
 
-    def run() -> None:
-        for text in requests:
-            model(**tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt"))
-
+    Hooks see shapes, never token values, so a request's counts depend on its length only:
+    each length runs once and its counts are multiplied by its requests (calls, rows and
+    token pairs add up; the longest sequence is a maximum)."""
+    total: dict[str, ModuleCounts] = {}
     was_training = model.training
     model.eval()
     try:
-        return count_invocations(model, run)
+        for length, requests in sorted(lengths.items()):
+            if requests < 1:
+                continue
+            if length < 1:
+                raise ValueError(f"a request of {length} tokens cannot run; lengths are >= 1")
+            ids = torch.zeros((1, length), dtype=torch.long)
+            inputs = {
+                "input_ids": ids,
+                "attention_mask": torch.ones_like(ids),
+                "token_type_ids": torch.zeros_like(ids),
+            }
+            once = count_invocations(model, functools.partial(model, **inputs))
+            for name, counts in once.items():
+                entry = total.setdefault(name, ModuleCounts())
+                entry.calls += requests * counts.calls
+                entry.rows += requests * counts.rows
+                entry.token_pairs += requests * counts.token_pairs
+                entry.max_tokens = max(entry.max_tokens, counts.max_tokens)
     finally:
         model.train(was_training)
+    return total
 
 
 @dataclass(frozen=True)
@@ -465,15 +523,16 @@ def model_energy(
     workloads: tuple[str, ...] = WORKLOADS,
 ) -> list[WorkloadEnergy]:
     """Count invocations over each workload once (on `model`, the torch reference of the served
-    graph), then price them at the `executed` widths for every profile."""
+    graph: one forward pass per distinct request length), then price them at the `executed`
+    widths for every profile."""
     results = []
     for workload in workloads:
-        requests = workload_requests(texts, workload)
-        counts = count_requests(model, tokenizer, requests, max_length)
+        lengths = request_lengths(texts, workload, tokenizer, max_length)
+        counts = count_lengths(model, lengths)
         costs = tensor_costs(model, counts, len(texts), executed)
         held = activation_bytes(model, counts)
         reports = {p.name: energy_per_request(costs, reserve(p, held)) for p in profiles}
-        results.append(WorkloadEnergy(workload, len(texts), len(requests), reports, held))
+        results.append(WorkloadEnergy(workload, len(texts), lengths.total(), reports, held))
     return results
 
 

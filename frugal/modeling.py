@@ -15,10 +15,16 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer, BertForSequenceClassification
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertForSequenceClassification,
+    PreTrainedTokenizerBase,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 
@@ -71,8 +77,26 @@ def pretrained_encoder_path() -> Path:
     return Path(get_model_path())
 
 
-def new_classifier(labels: list[str], max_length: int) -> Classifier:
-    """The pretrained encoder with a freshly initialised classification head for `labels`."""
+AUTO_MAX_LENGTH_CAP = 128  # "auto" never reads more tokens per text (the cost grows with it)
+
+
+def fitted_max_length(
+    setting: int | Literal["auto"], texts: list[str], tokenizer: PreTrainedTokenizerBase
+) -> int:
+    """`setting`, or for "auto" the longest of `texts` in tokens (special tokens included),
+    rounded up to a multiple of 8 and capped at `AUTO_MAX_LENGTH_CAP`: short questions keep
+    every token, documents are read up to the cap."""
+    if setting != "auto":
+        return int(setting)
+    longest = max((len(ids) for ids in tokenizer(list(texts))["input_ids"]), default=8)
+    return min(AUTO_MAX_LENGTH_CAP, -(-longest // 8) * 8)
+
+
+def new_classifier(
+    labels: list[str], max_length: int | Literal["auto"], texts: list[str] = ()
+) -> Classifier:
+    """The pretrained encoder with a freshly initialised classification head for `labels`,
+    reading `max_length` tokens per text ("auto": fitted to `texts`)."""
     path = pretrained_encoder_path()
     id2label = dict(enumerate(labels))
     # The head is new by design: silence the "newly initialized weights" report.
@@ -84,7 +108,10 @@ def new_classifier(labels: list[str], max_length: int) -> Classifier:
         id2label=id2label,
         label2id={label: i for i, label in id2label.items()},
     )
-    return Classifier(model, AutoTokenizer.from_pretrained(path), list(labels), max_length)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return Classifier(
+        model, tokenizer, list(labels), fitted_max_length(max_length, texts, tokenizer)
+    )
 
 
 def save_classifier(clf: Classifier, out_dir: Path) -> None:
@@ -153,15 +180,25 @@ def predict_proba(clf: Classifier, texts: list[str], batch_size: int = 64) -> np
 
 @torch.inference_mode()
 def embed_texts(
-    texts: list[str], max_length: int, batch_size: int = 64, threads: int | None = None
+    texts: list[str],
+    max_length: int | Literal["auto"],
+    batch_size: int = 64,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Sentence embeddings from the pretrained encoder: masked mean of the last hidden states,
-    L2-normalised (how all-MiniLM-L6-v2 was trained to be used). Shape (len(texts), hidden)."""
+    L2-normalised (how all-MiniLM-L6-v2 was trained to be used). Shape (len(texts), hidden).
+    `max_length` "auto" is fitted to `texts`.
+
+    Reproducible across CPUs: computed in float64, then rounded to float16's grid (11
+    significant bits). Another CPU, thread count or batch padding changes float64 results in
+    about the 13th digit, ~10^9 times finer than that grid, so the rounded features (what
+    sampling buys labels from) come out bit-identical; float32 noise (7th digit) would not."""
     if threads:
         torch.set_num_threads(threads)
     path = pretrained_encoder_path()
-    encoder = AutoModel.from_pretrained(path, use_safetensors=True).eval()
+    encoder = AutoModel.from_pretrained(path, use_safetensors=True).eval().double()
     tokenizer = AutoTokenizer.from_pretrained(path)
+    max_length = fitted_max_length(max_length, texts, tokenizer)
     chunks = []
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(
@@ -177,4 +214,9 @@ def embed_texts(
         chunks.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
     if not chunks:
         return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32)
+    return quantize_features(np.concatenate(chunks))
+
+
+def quantize_features(features: np.ndarray) -> np.ndarray:
+    """float64 features rounded to float16's grid, stored as float32 (see `embed_texts`)."""
+    return features.astype(np.float16).astype(np.float32)

@@ -56,10 +56,12 @@ Annotator = Callable[[np.ndarray], np.ndarray]
 
 
 def standardize(pool_embeddings: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """Centre and scale every embedding matrix by the pool's per-dimension mean and spread."""
-    mean = pool_embeddings.mean(axis=0)
-    spread = pool_embeddings.std(axis=0) + 1e-8
-    return [(m - mean) / spread for m in (pool_embeddings, *others)]
+    """Centre and scale every embedding matrix by the pool's per-dimension mean and spread
+    (in float64: the proxy and its scores run in float64, see `stable`)."""
+    matrices = [m.astype(np.float64) for m in (pool_embeddings, *others)]
+    mean = matrices[0].mean(axis=0)
+    spread = matrices[0].std(axis=0) + 1e-8
+    return [(m - mean) / spread for m in matrices]
 
 
 @dataclass
@@ -139,7 +141,7 @@ def kcenter_greedy(
     nearest[labeled] = -np.inf
     nearest[chosen] = -np.inf
     while len(chosen) < k:
-        position = int(np.argmax(nearest))
+        position = int(np.argmax(stable(nearest)))
         chosen.append(position)
         nearest = np.minimum(nearest, squared_distance_to(position))
         nearest[position] = -np.inf
@@ -165,7 +167,7 @@ def badge_select(
         inner = (residual @ residual[i]) * (x @ x[i])
         return np.maximum(squared_norms + squared_norms[i] - 2.0 * inner, 0.0)
 
-    first = int(np.argmax(squared_norms))  # the largest gradient, as in BADGE
+    first = int(np.argmax(stable(squared_norms)))  # the largest gradient, as in BADGE
     chosen = [first]
     nearest = squared_distance_to(first)
     while len(chosen) < k:
@@ -180,6 +182,13 @@ def badge_select(
     return candidates[np.array(chosen, dtype=int)]
 
 
+def stable(scores: np.ndarray) -> np.ndarray:
+    """float64 scores rounded to float32 (7 significant digits) before they rank examples:
+    float noise from another CPU's BLAS (~13th digit) cannot reorder them, and equal scores
+    fall to the tie-break (seeded, or pool order)."""
+    return scores.astype(np.float32)
+
+
 def cold_start(features: np.ndarray, k: int, method: str, rng: np.random.Generator) -> np.ndarray:
     """First batch without labels: nearest example to each k-means centroid, or random."""
     if method == "random":
@@ -192,9 +201,9 @@ def cold_start(features: np.ndarray, k: int, method: str, rng: np.random.Generat
     chosen: list[int] = []
     taken = np.zeros(len(features), dtype=bool)
     for centroid in centroids:
-        distance = squared_norms - 2.0 * features @ centroid
+        distance = stable(squared_norms - 2.0 * features @ centroid)
         distance[taken] = np.inf  # two centroids never pick the same example
-        position = int(np.argmin(distance))
+        position = int(np.argmin(distance))  # ties: the first in pool order
         chosen.append(position)
         taken[position] = True
     return np.array(chosen, dtype=int)
@@ -228,7 +237,7 @@ def select_batch(
     }
     if strategy not in scorers:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
-    scores = scorers[strategy]()
+    scores = stable(scorers[strategy]())
     # Highest score first; a random secondary key breaks ties (e.g. before two classes exist).
     order = np.lexsort((rng.random(candidates.size), -scores))
     return candidates[order[:k]]

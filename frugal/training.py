@@ -79,12 +79,12 @@ def fine_tune(
     labels, unseen = _label_set(train, dev)
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    clf = new_classifier(labels, cfg.max_length)
+    clf = new_classifier(labels, cfg.max_length, train["text"].tolist())
     model, tokenizer = clf.model, clf.tokenizer
     label_ids = {label: i for i, label in enumerate(labels)}
 
     encoded = tokenizer(
-        train["text"].tolist(), truncation=True, max_length=cfg.max_length, padding=False
+        train["text"].tolist(), truncation=True, max_length=clf.max_length, padding=False
     )["input_ids"]
     targets = torch.tensor([label_ids[str(y)] for y in train["label"]])
     dev_texts, dev_y = dev["text"].tolist(), dev["label"].astype(str).map(label_ids).to_numpy()

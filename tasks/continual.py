@@ -96,9 +96,12 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
     for path in (cfg.report, cfg.steps_report, cfg.plot):
         path.parent.mkdir(parents=True, exist_ok=True)
     table.round(6).to_csv(cfg.steps_report, index=False)
-    plot_continual(table, cfg.plot, "continual domain updates (TREC test split)")
+    plot_continual(table, cfg.plot, "continual domain updates (test split)")
     report = {
-        "steps": cfg.steps,
+        "steps": [  # the domains of each step (resolved when continual.steps is auto)
+            sorted(set(s["domain" if "domain" in s.columns else "label"].astype(str)))
+            for s in steps
+        ],
         "memory_fraction": cfg.memory_fraction,
         "step_examples": [len(s) for s in steps],
         "summary": _summary(table),

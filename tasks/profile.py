@@ -33,7 +33,7 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
     summary: dict[str, dict] = {}
     for model_dir in model_dirs:
         name = model_dir.name
-        results = model_energy_of(model_dir, texts, profiles)
+        results = model_energy_of(model_dir, texts, profiles, tuple(cfg.workloads))
         tensors = pd.concat([r.table() for r in results], ignore_index=True)
         layers = (
             tensors.groupby(["workload", "profile", "layer"], sort=False)[LAYER_COLUMNS]

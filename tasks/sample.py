@@ -21,14 +21,15 @@ from tasks import tracking
 @task(name="embed")
 def embed_task(cfg: EmbedConfig) -> dict[str, Path]:
     """Encoder embeddings of every split, cached for the sampling rounds."""
-    written = {}
-    for split in SPLITS:
-        frame = pd.read_parquet(cfg.splits_dir / f"{split}.parquet")
-        matrix = embed_texts(
-            frame["text"].tolist(), cfg.max_length, cfg.batch_size, threads=cfg.threads
-        )
+    frames = {split: pd.read_parquet(cfg.splits_dir / f"{split}.parquet") for split in SPLITS}
+    texts = [text for frame in frames.values() for text in frame["text"].tolist()]
+    matrix = embed_texts(texts, cfg.max_length, cfg.batch_size, threads=cfg.threads)
+    written, start = {}, 0
+    for split, frame in frames.items():
         path = cfg.output_dir / f"{split}.npz"
-        written[split] = write_embeddings_atomic(frame["id"].astype(str).tolist(), matrix, path)
+        ids = frame["id"].astype(str).tolist()
+        written[split] = write_embeddings_atomic(ids, matrix[start : start + len(ids)], path)
+        start += len(ids)
     return written
 
 

@@ -42,7 +42,7 @@ TINY_OVERRIDES = {
         "workload_texts": 8,
         "bit_choices": [2, 4, 8],
         "plan_budgets": 3,
-        "qat": {"epochs": 1, "batch_size": 16},
+        "qat": {"steps": 8, "batch_size": 16},
     },
     "continual": {
         "steps": [["DESC", "ENTY", "HUM"], ["LOC"], ["NUM"]],

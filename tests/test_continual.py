@@ -14,6 +14,7 @@ from scipy.stats import spearmanr
 from frugal.config import ContinualConfig
 from frugal.continual import (
     Consolidation,
+    auto_steps,
     domain_steps,
     dynamic_lambda,
     expand_head,
@@ -149,3 +150,17 @@ def test_bad_updates_fail_with_a_clear_message(two_class, trec_sample):
         domain_steps(pool, [["DESC"], ["XYZ"]])
     with pytest.raises(DataError, match="arrives at step 0 and again at step 1"):
         domain_steps(pool, [["DESC"], ["DESC", "LOC"]])
+
+
+def test_auto_steps_start_with_the_larger_domains_and_add_one_per_step(trec):
+    assert auto_steps(trec["domain"]) == [["ENTY", "HUM", "DESC", "NUM"], ["LOC"], ["ABBR"]]
+    news = pd.Series(["sport"] * 5 + ["tech"] * 4 + ["politics"] * 3 + ["arts"] * 2 + ["x"])
+    assert auto_steps(news) == [["sport", "tech", "politics"], ["arts"], ["x"]]
+    assert auto_steps(pd.Series(list("aabbc"))) == [["a", "b"], ["c"]]  # 2 to start, at least
+    with pytest.raises(DataError, match="at least 3"):
+        auto_steps(pd.Series(list("aab")))
+    assert [len(d) for d in domain_steps(trec, "auto")] == [
+        int(trec["domain"].isin(["ENTY", "HUM", "DESC", "NUM"]).sum()),
+        int((trec["domain"] == "LOC").sum()),
+        int((trec["domain"] == "ABBR").sum()),
+    ]

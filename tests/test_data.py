@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,7 @@ from frugal.data import (
     ingest,
     load_trec,
     read_source,
+    resolve_label_conflicts,
     split,
     validate_raw,
     write_parquet_atomic,
@@ -56,6 +58,7 @@ def _ingest_config(source: str | Path, **overrides: object) -> IngestConfig:
         "text_column": "utterance",
         "label_column": "intent",
         "trec_labels": "coarse",
+        "conflicts": "majority",
         "max_rows": None,
         "seed": 13,
         "output": Path("data/raw.parquet"),
@@ -146,7 +149,7 @@ def test_optional_id_and_domain_columns_are_kept_and_labels_become_strings(
     ]
     path.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
     # when
-    data = validate_raw(read_source(path, "q", "y"), str(path), MIN_PER_CLASS)
+    data = validate_raw(read_source(path, "q", "y"), str(path), MIN_PER_CLASS, "majority")
     # then
     assert list(data.columns) == ["id", "text", "label", "domain"]
     assert data["label"].tolist() == ["0", "1"] * 4
@@ -295,6 +298,156 @@ def test_duplicate_ids_are_named(tmp_path: Path) -> None:
     assert str(path) in str(err.value) and "unique" in str(err.value)
 
 
+# --- CSV quoting that parses but means something else -----------------------------------------
+
+UNCLOSED_AT_END = (
+    'text,label\n"What is an unclosed quote ?,DESC\nWhat is the capital of France ?,LOC\n'
+)
+
+
+def _csv_text(path: Path, content: str) -> Path:
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_an_unclosed_quote_running_to_the_end_names_its_line(tmp_path: Path) -> None:
+    # given a quote opened on line 2 and never closed
+    path = _csv_text(tmp_path / "unclosed.csv", UNCLOSED_AT_END)
+    # when / then
+    with pytest.raises(DataError, match="line 2: not a valid CSV file") as err:
+        read_source(path, "text", "label")
+    message = str(err.value)
+    assert str(path) in message and "never closed" in message
+    assert "What is an unclosed quote" in message and "double every quote" in message
+
+
+def test_an_unclosed_quote_closed_later_by_a_stray_quote_names_where_it_opened(
+    tmp_path: Path,
+) -> None:
+    # given a quote opened on line 3 that the quoted field on line 5 ends early
+    content = (
+        "text,label\nWho wrote Hamlet ?,HUM\n"
+        '"What is an unclosed quote ?,DESC\nWhat is the capital of France ?,LOC\n'
+        '"Hi, there",ENTY\nHow far is it ?,NUM\n'
+    )
+    path = _csv_text(tmp_path / "stray.csv", content)
+    with pytest.raises(DataError, match="line 3: not a valid CSV file.*closed on line 5"):
+        read_source(path, "text", "label")
+
+
+def test_text_after_a_closing_quote_is_refused_not_glued_on(tmp_path: Path) -> None:
+    # given a text that starts with a quoted title (pandas would drop its quotes)
+    path = _csv_text(tmp_path / "title.csv", 'text,label\n"Hamlet" by Shakespeare,ENTY\n')
+    with pytest.raises(DataError, match="line 2: not a valid CSV file.*quoting"):
+        read_source(path, "text", "label")
+
+
+def test_rows_silently_merged_by_an_unclosed_quote_are_refused(tmp_path: Path) -> None:
+    # given a quote left open on line 3, closed by the inch mark on line 5
+    content = (
+        "text,label\nWho wrote Hamlet ?,HUM\n"
+        '"What is an unclosed quote ?,DESC\nWhat is the capital of France ?,LOC\n'
+        'How wide is a 27",NUM\nWhat is a quote ?,DESC\nWhere is Oslo ?,LOC\n'
+    )
+    path = _csv_text(tmp_path / "merged.csv", content)
+    merged = pd.read_csv(path, dtype=str)
+    assert len(merged) == 4, "pandas alone reads this file without complaint"
+    # when / then
+    with pytest.raises(DataError, match="line 3: a quoted field starts here") as err:
+        read_source(path, "text", "label")
+    message = str(err.value)
+    assert "'What is an unclosed quote ?,DESC'" in message and "left open" in message
+
+
+def test_rows_merged_into_a_middle_column_are_refused(tmp_path: Path) -> None:
+    # given an id column before the text, and a quote left open in the text of line 3
+    content = (
+        "id,text,label\n1,Who wrote Hamlet ?,HUM\n"
+        '2,"What is an unclosed quote ?,DESC\n3,What is the capital of France ?,LOC\n'
+        '4,How wide is a 27",NUM\n5,Where is Oslo ?,LOC\n'
+    )
+    path = _csv_text(tmp_path / "merged_id.csv", content)
+    with pytest.raises(DataError, match="line 3: a quoted field starts here"):
+        read_source(path, "text", "label")
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_quoted_multi_line_texts_with_commas_and_quotes_pass(tmp_path: Path, line_end: str) -> None:
+    # given reviews over several lines, with commas, quotes and a line ending in a label word
+    reviews = [
+        ("Great product, works well.\nOverall, good\nWould buy again, five stars.", "good"),
+        ('Broke after a week.\nThe "support" line never answered,\nbad', "bad"),
+        ("Fine, I guess", "good"),
+        ("Arrived late,\n\ntwice.", "bad"),
+    ] * 3
+    frame = pd.DataFrame(reviews, columns=["review", "verdict"])
+    path = tmp_path / "reviews.csv"
+    frame.to_csv(path, index=False, lineterminator=line_end)
+    # when
+    data = ingest(_ingest_config(path, text_column="review", label_column="verdict"))
+    # then the texts come back whole
+    assert data["text"].tolist() == frame["review"].tolist()
+    assert data["label"].tolist() == frame["verdict"].tolist()
+
+
+# --- conflicting labels ------------------------------------------------------------------------
+
+
+def _conflicting_frame() -> pd.DataFrame:
+    """The twelve intents plus: row 13 repeats row 5 with another label (a 1-1 tie); rows 14 and
+    15 repeat row 6, once with its label and once with another (2-1); two more music rows."""
+    extra = [
+        ("PLAY  some jazz", "alarm"),
+        ("skip this song", "music"),
+        ("Skip this song ", "weather"),
+        ("next track please", "music"),
+        ("pause the music", "music"),
+    ]
+    return pd.concat(
+        [_user_frame(), pd.DataFrame(extra, columns=["utterance", "intent"])], ignore_index=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "dropped_rows"),
+    [("keep", []), ("drop", [5, 6, 13, 14, 15]), ("majority", [5, 13, 15])],
+)
+def test_conflicting_labels_are_kept_dropped_or_voted_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, policy: str, dropped_rows: list[int]
+) -> None:
+    # given
+    path = _write_csv(tmp_path / "conflicts.csv", _conflicting_frame())
+    # when
+    with caplog.at_level(logging.WARNING, logger="frugal.data"):
+        data = ingest(_ingest_config(path, conflicts=policy))
+    # then the surviving rows keep the ids of their source rows
+    expected = [f"row-{row - 1:05d}" for row in range(1, 18) if row not in dropped_rows]
+    assert data["id"].tolist() == expected
+    # and one warning names both texts, their rows and labels, and what was done
+    (record,) = [r for r in caplog.records if r.name == "frugal.data"]
+    message = record.getMessage()
+    assert record.levelno == logging.WARNING and str(path) in message
+    assert "2 text(s)" in message and "(rows 5, 13: 1 music, 1 alarm)" in message
+    assert "(rows 6, 14, 15: 2 music, 1 weather)" in message
+    assert f"ingest.conflicts: {policy}" in message
+    if dropped_rows:
+        assert f"(rows {', '.join(map(str, dropped_rows))})" in message
+
+
+def test_agreeing_duplicates_are_not_reported(caplog: pytest.LogCaptureFixture) -> None:
+    data = _labeled(4)
+    twice = pd.concat([data, data.assign(id=data["id"] + "-copy")], ignore_index=True)
+    with caplog.at_level(logging.WARNING, logger="frugal.data"):
+        kept = resolve_label_conflicts(twice, "drop", "twice.csv")
+    pd.testing.assert_frame_equal(kept, twice)
+    assert not caplog.records
+
+
+def test_an_unknown_conflicts_policy_is_rejected() -> None:
+    with pytest.raises(ValueError, match="conflicts"):
+        _ingest_config("trec", conflicts="first")
+
+
 # --- split -------------------------------------------------------------------------------------
 
 
@@ -339,6 +492,30 @@ def test_near_duplicate_texts_never_cross_splits() -> None:
     assert not normalised["pool"] & normalised["dev"]
     assert not normalised["pool"] & normalised["test"]
     assert not normalised["dev"] & normalised["test"]
+
+
+def test_kept_conflicts_and_repeats_never_straddle_splits() -> None:
+    # given every other "a" question repeated, once with its label and once labeled "b"
+    data = _labeled(20)
+    repeated = data[data["label"] == "a"].iloc[::2]
+    copies = pd.concat(
+        [
+            repeated.assign(id=repeated["id"] + "-same"),
+            repeated.assign(id=repeated["id"] + "-other", label="b"),
+        ]
+    )
+    kept = validate_raw(
+        pd.concat([data, copies], ignore_index=True), "repeats", MIN_PER_CLASS, "keep"
+    )
+    # when
+    parts = split(kept, 0.1, 0.2, seed=3)
+    # then each text sits in exactly one split, with all of its rows
+    split_of_text: dict[str, set[str]] = {}
+    for name, part in parts.items():
+        for text in part["text"]:
+            split_of_text.setdefault(text, set()).add(name)
+    assert all(len(names) == 1 for names in split_of_text.values())
+    assert sum(len(part) for part in parts.values()) == len(kept) == 80
 
 
 def test_split_names_a_class_with_too_few_distinct_texts() -> None:

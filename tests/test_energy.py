@@ -1,5 +1,7 @@
 """The energy model against hand computation, and its measured invocation counts."""
 
+from collections import Counter
+
 import pytest
 import torch
 
@@ -7,11 +9,13 @@ from frugal.energy import (
     DeviceProfile,
     component_of,
     count_invocations,
+    count_lengths,
     energy_per_request,
     energy_summary,
     layer_of,
     model_energy,
     place_in_sram,
+    request_lengths,
     streaming_requests,
     tensor_costs,
     with_bits,
@@ -177,3 +181,66 @@ def test_layers_and_components_partition_the_total():
     )
     assert summary["dram_share"]["test"]["batch"] > 0.5
     assert summary["dram_share"]["big"]["batch"] == 0  # everything fits on chip
+
+
+def tiny_classifier():
+    """The project's classifier class at toy size (2 layers of width 8), with the real MiniLM
+    WordPiece tokenizer: counts depend on shapes, so a small model counts like the big one."""
+    from transformers import AutoTokenizer, BertConfig
+
+    from frugal.modeling import MeanPoolingClassifier, pretrained_encoder_path
+
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_encoder_path())
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=64,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    return MeanPoolingClassifier(config), tokenizer
+
+
+# Punctuation, accents, CJK, a word longer than WordPiece's 100 characters, repeated and odd
+# whitespace, an empty text, and one text far longer than max_length tokens.
+TEXTS = [
+    "Where is Paris ?",
+    "  Who  wrote\tHamlet, and when?!  ",
+    "Qu'est-ce que le Café Müller à Zürich ?",
+    "北京是中国的首都 , isn't it ?",
+    "x" * 120 + " is a long word",
+    "",
+    " ".join(["How far is the Moon from the Earth, in kilometres ?"] * 6),
+]
+
+
+@pytest.mark.parametrize("workload", ["batch", "streaming"])
+def test_counting_each_length_once_equals_running_every_request(workload):
+    model, tokenizer = tiny_classifier()
+    max_length = 16
+    if workload == "batch":
+        requests = TEXTS
+    else:
+        requests = [prefix for text in TEXTS for prefix in streaming_requests(text)]
+
+    def encode(request: str) -> dict:
+        return tokenizer([request], truncation=True, max_length=max_length, return_tensors="pt")
+
+    model.eval()
+    expected = count_invocations(model, lambda: [model(**encode(r)) for r in requests])
+    lengths = request_lengths(TEXTS, workload, tokenizer, max_length)
+
+    # every request's truncated token length, without tokenizing the streaming prefixes
+    assert lengths == Counter(encode(r)["input_ids"].shape[1] for r in requests)
+    assert lengths[max_length] > 1  # the long text's prefixes truncate
+    assert lengths.total() == len(requests)
+    # one forward pass per length, multiplied: the same counts as one per request
+    assert count_lengths(model, lengths) == expected
+
+
+def test_an_unknown_workload_is_named():
+    with pytest.raises(ValueError, match="dictation"):
+        request_lengths(["where is Paris"], "dictation", None, 16)

@@ -203,3 +203,29 @@ def test_summary_counts_labels_to_98_percent_of_full_and_divides_by_random():
     wide = mean_curves(rounds)
     assert list(wide.columns) == ["n_labels", "margin", "random"]
     assert wide.loc[wide["n_labels"] == 20, "margin"].item() == pytest.approx(0.8)
+
+
+def test_embeddings_are_bit_identical_across_thread_counts_and_batch_padding(trec_sample):
+    """What another CPU changes (summation order) changes no stored feature: float64 noise is
+    ~10^9 times finer than the float16 grid the features are rounded to."""
+    texts = trec_sample["pool"]["text"].tolist()[:48]
+    reference = embed_texts(texts, max_length=48, batch_size=16, threads=2)
+    assert np.array_equal(reference, embed_texts(texts, max_length=48, batch_size=7, threads=1))
+    assert np.array_equal(reference, reference.astype(np.float16).astype(np.float32))
+
+
+@pytest.mark.parametrize("strategy", ["margin", "kcenter", "badge"])
+def test_labels_bought_survive_float_noise_in_the_features(embedded, strategy):
+    """Features perturbed at float64 noise level (another CPU's BLAS) buy the same labels."""
+    pool, features, dev, dev_features, _ = embedded
+    truth = pool["label"].to_numpy()
+    noise = np.random.default_rng(0).normal(size=features.shape) * 1e-7
+
+    def buy(x: np.ndarray) -> list[int]:
+        return run_rounds(
+            x, lambda p: truth[p], dev_features, dev["label"].to_numpy(), strategy=strategy,
+            budget=60, batch_size=12, initial_size=12, cold_start_method="kmeans",
+            inverse_l2=1.0, seed=3,
+        ).positions  # fmt: skip
+
+    assert buy(features) == buy(features * (1 + noise))

@@ -84,3 +84,15 @@ def test_a_class_missing_from_the_labels_still_gets_an_output(trec_sample, train
 def test_empty_training_set_is_an_error(trec_sample, train_cfg):
     with pytest.raises(DataError, match="training set is empty"):
         fine_tune(trec_sample["pool"].iloc[:0], trec_sample["dev"], train_cfg)
+
+
+def test_auto_max_length_fits_the_longest_text_up_to_the_cap():
+    from transformers import AutoTokenizer
+
+    from frugal.modeling import AUTO_MAX_LENGTH_CAP, fitted_max_length, pretrained_encoder_path
+
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_encoder_path())
+    assert fitted_max_length(32, ["a b c"], tokenizer) == 32  # a number is used as given
+    assert fitted_max_length("auto", ["What is a cat ?", "Why ?"], tokenizer) == 8  # 7 -> 8
+    assert fitted_max_length("auto", ["word " * 20], tokenizer) == 24  # 22 tokens -> 24
+    assert fitted_max_length("auto", ["word " * 1000], tokenizer) == AUTO_MAX_LENGTH_CAP

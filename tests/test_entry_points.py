@@ -1,0 +1,89 @@
+"""Every entry point runs under the project's settings, shares one Prefect server per run,
+and says in one sentence when Prefect cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a fresh shell: no PREFECT_*, telemetry or HF variables set."""
+    keep = ("PATH", "HOME", "LANG", "VIRTUAL_ENV", "TMPDIR")
+    return {**{k: v for k, v in os.environ.items() if k in keep}, **extra}
+
+
+def _python(code: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def test_a_stage_entry_point_runs_under_the_projects_settings():
+    code = (
+        "import json, flows.ingest\n"
+        "from prefect.settings import get_current_settings\n"
+        "s = get_current_settings()\n"
+        "print(json.dumps({'home': str(s.home), 'timeout': "
+        "s.server.ephemeral.startup_timeout_seconds, 'analytics': s.server.analytics_enabled}))"
+    )
+    result = _python(code, _clean_env())
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout.strip().splitlines()[-1])
+    assert settings == {"home": str(ROOT / ".prefect"), "timeout": 120, "analytics": False}
+    env = _python("import flows.ingest, os; print(os.environ['DO_NOT_TRACK'])", _clean_env())
+    assert env.stdout.strip() == "1"
+
+
+def test_an_unreachable_prefect_api_is_one_sentence_not_a_traceback(tmp_path):
+    env = _clean_env(PREFECT_API_URL="http://127.0.0.1:9/api", PREFECT_HOME=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.ingest"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: PREFECT_API_URL=http://127.0.0.1:9/api: no Prefect API answers there; start "
+        "that server (`make prefect-ui`), or unset PREFECT_API_URL to let the pipeline start "
+        "its own"
+    ]
+
+
+def test_stage_processes_share_one_server_that_exits_when_they_are_gone(tmp_path):
+    env = _clean_env(PREFECT_HOME=str(tmp_path))
+    code = "import tasks.prefect_server as p; p.IDLE_EXIT_S = 3; print(p.ensure_api())"
+    hogs = [  # both cores busy: the start must still succeed, within its own deadline
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)
+    ]
+    try:
+        first = _python(code, env)
+        second = _python(code, env)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout  # the second process reused the first one's server
+    state = json.loads((tmp_path / "server.json").read_text())
+    assert state["api_url"] == first.stdout.strip()
+    deadline = time.monotonic() + 60
+    while (tmp_path / "server.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not (tmp_path / "server.json").exists(), "the server outlived its clients"
+    time.sleep(2)
+    assert not _alive(state["pid"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
