@@ -16,7 +16,7 @@ def profile_flow(
     overrides: dict | None = None,
     parent_run_id: str | None = None,
 ) -> Path:
-    """Modeled energy per utterance (each device profile, batch and streaming workloads) and
+    """Modeled energy per utterance (each device profile × `energy.workloads`) and
     measured CPU latency, throughput and memory of every model."""
     params = load_params(params_path, overrides)
     parent_run_id = parent_run_id or open_pipeline_run(params)

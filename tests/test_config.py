@@ -87,3 +87,24 @@ def test_params_are_frozen() -> None:
     params = load_params(PARAMS)
     with pytest.raises(pydantic.ValidationError):
         params.train.epochs = 99  # type: ignore[misc]
+
+
+def test_planning_for_a_workload_profile_does_not_price_is_refused(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["energy"]["workloads"] = ["batch"]  # documents: no streaming
+    with pytest.raises(ParamsError, match=r"compress.workloads plans for \['streaming'\]"):
+        load_params(_write(tmp_path, raw))
+    raw["compress"]["workloads"] = ["batch"]
+    assert load_params(_write(tmp_path, raw)).energy.workloads == ["batch"]
+
+
+def test_auto_settings_and_their_alternatives_validate(tmp_path: Path) -> None:
+    raw = _raw()
+    assert raw["continual"]["steps"] == "auto" and raw["train"]["max_length"] == "auto"
+    raw["continual"]["steps"] = [["a", "b"], ["c"]]
+    raw["train"]["max_length"] = 64
+    params = load_params(_write(tmp_path, raw))
+    assert params.continual.steps == [["a", "b"], ["c"]] and params.train.max_length == 64
+    raw["train"]["max_length"] = "longest"
+    with pytest.raises(ParamsError, match="train.max_length"):
+        load_params(_write(tmp_path, raw))
