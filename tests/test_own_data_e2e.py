@@ -29,7 +29,6 @@ OWN_DATA = {
     # smaller than the TREC tiny run where it does not change what is checked
     "sample": {"compare": ["random", "margin"], "seeds": [1]},
     "compress": {"variants": ["int8_ptq", "energy_ptq"]},
-    "continual": {"methods": ["finetune", "random_replay", "full_retrain"]},
 }
 
 
