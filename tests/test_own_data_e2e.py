@@ -62,4 +62,3 @@ def test_the_tiny_pipeline_runs_on_a_non_trec_csv_with_only_the_source_changed(
     assert len(steps[0]) == 2 and all(len(step) == 1 for step in steps[1:])
     report = (repo / "reports/report.html").read_text()
     assert "TREC" not in report
-    assert "product_review" in report
