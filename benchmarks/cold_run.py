@@ -116,6 +116,7 @@ def main() -> None:
     (work / "run.log").write_text(log)
     noop, _, noop_log = _timed_repro(repo, force=False)
     compute = _compute_seconds(repo)
+    compute = {name.replace("-", "_"): seconds for name, seconds in compute.items()}  # flow names
     stage_compute = sum(compute.get(s, 0.0) for s in stages)
     result = {
         "setup_s": round(setup, 1),
