@@ -51,7 +51,7 @@ FISHER_MEMORY = ("fisher_replay", "ccfi")  # ... chosen by their Fisher informat
 def auto_steps(domains: pd.Series) -> list[list[str]]:
     """Domains in arrival order derived from the data: all but the two smallest first (at
     least two, so step 0 is a classifier), then the remaining ones one per step, larger first.
-    TREC coarse gives [DESC, ENTY, HUM, NUM], [LOC], [ABBR]."""
+    TREC coarse gives [ENTY, HUM, DESC, NUM], [LOC], [ABBR]."""
     sizes = domains.value_counts()
     order = sorted(sizes.index, key=lambda name: (-sizes[name], name))
     if len(order) < 3:
