@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
 from prefect import flow
 from prefect.runtime import flow_run
 
@@ -17,23 +20,23 @@ from flows.sample import sample_flow
 from flows.train import train_flow
 from frugal.config import load_params
 from frugal.errors import ParamsError
+from frugal.source import write_fingerprint
 from tasks.repo_lock import repo_lock
 from tasks.runner import task_runner
 from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 
-STAGES = (
-    "ingest", "prepare", "embed", "sample", "learning_curve", "forecast", "train", "compress",
-    "profile", "evaluate", "continual", "report",
-)  # fmt: skip
+SOURCE_OUT = Path("data/source.json")  # the `source` stage's out in dvc.yaml
+DVC_YAML = Path(__file__).resolve().parent.parent / "dvc.yaml"
+STAGES = tuple(yaml.safe_load(DVC_YAML.read_text(encoding="utf-8"))["stages"])  # dvc.yaml's order
 
 
 @flow(name="frugal-pipeline")
 def frugal_pipeline(
     params_path: str = "params.yaml", overrides: dict | None = None, until: str = "report"
 ) -> object:
-    """Every stage end to end: ingest → prepare → embed → sample → learning_curve → forecast
-    → train → compress → profile → evaluate, then continual (domain updates) and the HTML
-    report, under one MLflow parent run; `until` stops after that stage (as `dvc repro
+    """Every stage of dvc.yaml, in its order: source (fingerprint) → ingest → prepare → embed
+    → sample → learning_curve → forecast → train → compress → profile → evaluate, then
+    continual (domain updates) and the HTML report, under one MLflow parent run; `until` stops after that stage (as `dvc repro
     <stage>` does). Returns the last stage's result. Holds the repository's DVC lock: one
     pipeline run at a time.
 
@@ -44,6 +47,10 @@ def frugal_pipeline(
     params = load_params(params_path, overrides)
     with repo_lock():  # refused while `dvc repro` or another pipeline run holds the repo
         args = (params_path, overrides)
+        raw_ingest = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))["ingest"]
+        write_fingerprint({**raw_ingest, **(overrides or {}).get("ingest", {})}, SOURCE_OUT)
+        if until == "source":
+            return None
         for stage, data_flow in (
             ("ingest", ingest_flow),
             ("prepare", prepare_flow),
@@ -69,6 +76,9 @@ def frugal_pipeline(
             "continual": lambda: continual_flow(*args, parent_run_id=parent),
             "report": lambda: report_flow(*args, parent_run_id=parent),
         }
+        assert ("source", "ingest", "prepare", "embed", *steps) == STAGES, (
+            "dvc.yaml and the flow differ"
+        )
         try:
             for stage, run in steps.items():
                 result = run()

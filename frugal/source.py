@@ -59,11 +59,17 @@ def main() -> None:
     except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
         print(f"error: {args.params}: cannot read the ingest section ({err})", file=sys.stderr)
         sys.exit(2)
-    out = args.out
+    write_fingerprint(ingest, args.out)
+
+
+def write_fingerprint(ingest: dict, out: Path) -> dict:
+    """Write `fingerprint(ingest)` to `out` atomically; returns it."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fingerprint(ingest), indent=2, sort_keys=True) + "\n")
+    print_ = fingerprint(ingest)
+    tmp.write_text(json.dumps(print_, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out)
+    return print_
 
 
 if __name__ == "__main__":

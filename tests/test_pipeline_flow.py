@@ -17,5 +17,7 @@ def test_until_names_a_dvc_stage():
 
 def test_unknown_until_is_refused_before_any_stage_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing here to run on: a stage would fail differently
-    with pytest.raises(ParamsError, match="until: unknown stage 'trian'; choose one of ingest"):
+    with pytest.raises(
+        ParamsError, match="until: unknown stage 'trian'; choose one of source, ingest"
+    ):
         frugal_pipeline.fn(until="trian")
