@@ -6,7 +6,7 @@ from prefect import flow
 
 from flows.common import run_stage
 from frugal.config import load_params
-from tasks.sample import embed_task
+from tasks.embed import embed_task
 
 
 @flow(name="embed")

@@ -6,7 +6,7 @@ from prefect import flow
 
 from flows.common import run_stage
 from frugal.config import load_params
-from tasks.forecast import learning_curve_task
+from tasks.learning_curve import learning_curve_task
 
 
 @flow(name="learning-curve")

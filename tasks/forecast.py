@@ -1,55 +1,19 @@
-"""Tasks of the learning_curve and forecast stages: measure the fine-tuned model's learning
-curve (expensive: one fine-tuning per point), then fit and forecast it (seconds)."""
+"""Task of the forecast stage: fit the measured learning curve and forecast it (seconds; no
+torch: the points come from the learning_curve stage)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 
 from frugal.config import Params
 from frugal.curves import fit_curve, forecast_report
 from frugal.hashing import data_md5
 from frugal.plots import plot_forecast
-from frugal.training import learning_curve_points
 from tasks import tracking
-from tasks.progress import Bars
-
-
-@task(name="learning-curve")
-def learning_curve_task(params: Params) -> Path:
-    """Fine-tune on growing shares of the bought labels; write the (n_labels, score) points."""
-    cfg = params.forecast
-    logger = get_run_logger()
-    labeled = pd.read_parquet(cfg.labeled_data)
-    dev = pd.read_parquet(params.train.dev_data)
-    evaluation = pd.read_parquet(cfg.eval_data)
-
-    total = len(cfg.fractions) * len(cfg.seeds)
-    done = [0]
-
-    def progress(row: dict[str, float]) -> None:
-        done[0] += 1
-        bars("learning curve", done[0], total, accuracy=row["score"])
-        logger.info(
-            "%d labels, seed %d: accuracy %.4f (%d steps, %.0f s)",
-            row["n_labels"],
-            row["seed"],
-            row["score"],
-            row["steps"],
-            row["train_seconds"],
-        )
-
-    with Bars(unit="model") as bars:
-        points = learning_curve_points(
-            labeled, dev, evaluation, cfg.fractions, cfg.seeds, params.train, progress
-        )
-    cfg.points.parent.mkdir(parents=True, exist_ok=True)
-    points.round(6).to_csv(cfg.points, index=False)
-    return cfg.points
 
 
 @task(name="forecast")

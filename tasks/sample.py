@@ -1,36 +1,19 @@
-"""Tasks of the embed and sample stages: cache embeddings, simulate strategies, buy labels."""
+"""Tasks of the sample stage: simulate strategies, buy labels (on the cached embeddings: no torch)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 from prefect import task
 
 from frugal import sampling
 from frugal.annotation import read_annotations
-from frugal.config import EmbedConfig, Params, SampleConfig
-from frugal.data import SPLITS, write_embeddings_atomic, write_parquet_atomic
+from frugal.config import Params, SampleConfig
+from frugal.data import write_parquet_atomic
 from frugal.hashing import data_md5
-from frugal.modeling import embed_texts
 from frugal.plots import plot_annotation_curves
 from tasks import tracking
-
-
-@task(name="embed")
-def embed_task(cfg: EmbedConfig) -> dict[str, Path]:
-    """Encoder embeddings of every split, cached for the sampling rounds."""
-    frames = {split: pd.read_parquet(cfg.splits_dir / f"{split}.parquet") for split in SPLITS}
-    texts = [text for frame in frames.values() for text in frame["text"].tolist()]
-    matrix = embed_texts(texts, cfg.max_length, cfg.batch_size, threads=cfg.threads)
-    written, start = {}, 0
-    for split, frame in frames.items():
-        path = cfg.output_dir / f"{split}.npz"
-        ids = frame["id"].astype(str).tolist()
-        written[split] = write_embeddings_atomic(ids, matrix[start : start + len(ids)], path)
-        start += len(ids)
-    return written
 
 
 @task(name="simulate-strategy")

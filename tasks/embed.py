@@ -1,0 +1,27 @@
+"""Task of the embed stage: encoder embeddings of every split, cached for sampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+
+from frugal.config import EmbedConfig
+from frugal.data import SPLITS, write_embeddings_atomic
+from frugal.modeling import embed_texts
+
+
+@task(name="embed")
+def embed_task(cfg: EmbedConfig) -> dict[str, Path]:
+    """Encoder embeddings of every split, cached for the sampling rounds."""
+    frames = {split: pd.read_parquet(cfg.splits_dir / f"{split}.parquet") for split in SPLITS}
+    texts = [text for frame in frames.values() for text in frame["text"].tolist()]
+    matrix = embed_texts(texts, cfg.max_length, cfg.batch_size, threads=cfg.threads)
+    written, start = {}, 0
+    for split, frame in frames.items():
+        path = cfg.output_dir / f"{split}.npz"
+        ids = frame["id"].astype(str).tolist()
+        written[split] = write_embeddings_atomic(ids, matrix[start : start + len(ids)], path)
+        start += len(ids)
+    return written
