@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, milp
 from scipy.stats import spearmanr
 from torch.nn.utils import parametrize
 
@@ -45,6 +45,7 @@ from frugal.energy import (
     activation_bytes,
     count_lengths,
     energy_per_request,
+    linear_constraint,
     request_lengths,
     reserve,
     tensor_costs,
@@ -397,23 +398,23 @@ def plan_bits(
     pick = np.zeros((len(tensors), 2 * n))  # exactly one width per tensor
     for i, (t, _) in enumerate(options):
         pick[tensors.index(t), i] = 1
-    constraints = [LinearConstraint(pick, 1, 1)]
+    constraints = [linear_constraint(pick, 1, 1)]
     link = np.hstack([-np.eye(n), np.eye(n)])  # resident only at the chosen width
-    constraints.append(LinearConstraint(link, -np.inf, 0))
+    constraints.append(linear_constraint(link, -np.inf, 0))
     constraints.append(
-        LinearConstraint(np.concatenate([np.zeros(n), size])[None, :], -np.inf, profile.sram_bytes)
+        linear_constraint(np.concatenate([np.zeros(n), size])[None, :], -np.inf, profile.sram_bytes)
     )
     energy_row = np.concatenate([dram_pj, -saving_pj])
     if loss_budget is not None:
         constraints.append(
-            LinearConstraint(np.concatenate([losses, np.zeros(n)])[None, :], -np.inf, loss_budget)
+            linear_constraint(np.concatenate([losses, np.zeros(n)])[None, :], -np.inf, loss_budget)
         )
     if energy_budget is not None:
-        constraints.append(LinearConstraint(energy_row[None, :], -np.inf, energy_budget))
+        constraints.append(linear_constraint(energy_row[None, :], -np.inf, energy_budget))
     if size_budget is not None:
         planned = np.array([t in choices for t, _ in options], dtype=float)
         row = np.concatenate([size * planned, np.zeros(n)])
-        constraints.append(LinearConstraint(row[None, :], -np.inf, size_budget))
+        constraints.append(linear_constraint(row[None, :], -np.inf, size_budget))
     if objective == "energy":
         c = energy_row
     elif objective == "bytes":

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_array
 
 from frugal.config import DeviceProfileConfig
 from frugal.quantize import scale_count
@@ -283,7 +284,7 @@ def place_in_sram(costs: list[TensorCost], profile: DeviceProfile) -> set[str]:
     )
     result = milp(
         c=-saved,
-        constraints=LinearConstraint(sizes[None, :], ub=profile.sram_bytes),
+        constraints=linear_constraint(sizes[None, :], -np.inf, profile.sram_bytes),
         integrality=np.ones(len(candidates)),
         bounds=Bounds(0, 1),
     )
@@ -555,3 +556,11 @@ def energy_summary(results: list[WorkloadEnergy]) -> dict:
             for p in profiles
         },
     }
+
+
+def linear_constraint(matrix: np.ndarray, low: float, high: float) -> LinearConstraint:
+    """A milp constraint on a sparse matrix. scipy wraps a dense one in `catch_warnings()` +
+    `simplefilter("error")`, which is not thread-safe: with plans solved on parallel task
+    threads, interleaved catch_warnings blocks can leave "error" installed for the whole
+    process, and a later harmless warning (MLflow's) then crashed the stage."""
+    return LinearConstraint(csr_array(matrix), low, high)

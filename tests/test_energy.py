@@ -244,3 +244,21 @@ def test_counting_each_length_once_equals_running_every_request(workload):
 def test_an_unknown_workload_is_named():
     with pytest.raises(ValueError, match="dictation"):
         request_lengths(["where is Paris"], "dictation", None, 16)
+
+
+def test_milp_constraints_never_touch_the_process_warning_filters(monkeypatch):
+    """scipy guards a dense constraint matrix with catch_warnings() + simplefilter("error"),
+    which leaked "error" process-wide when plans were solved on parallel threads (a later MLflow
+    warning then crashed `compress`). Our constraints are sparse, so that block never runs."""
+    import numpy as np
+    import scipy.optimize._constraints as constraints
+
+    from frugal.energy import linear_constraint
+
+    def forbidden():
+        raise AssertionError("catch_warnings() called")
+
+    monkeypatch.setattr(constraints, "catch_warnings", forbidden)
+    with pytest.raises(AssertionError):
+        constraints.LinearConstraint(np.ones((1, 3)), 0, 1)  # the dense path does call it
+    assert linear_constraint(np.ones((1, 3)), 0, 1).A.shape == (1, 3)
