@@ -4,6 +4,7 @@
     frugal annotate export [--size N] [--params params.yaml]
     frugal annotate import FILE [--params params.yaml]
     frugal energy MODEL_DIR [--profile phone] [--workload batch|streaming] [--params params.yaml]
+    frugal plan --target 0.92 [--energy-budget UJ] [--profile P] [--workload W] [--params params.yaml]
 
 Results go to stdout as one JSON object, so other tools can parse them. Bad input ends with
 exit status 2 and a one-line message on stderr, never a traceback.
@@ -103,7 +104,44 @@ def _build_parser() -> argparse.ArgumentParser:
     energy.add_argument("--workload", choices=("batch", "streaming"), default="batch")
     energy.add_argument("--params", type=Path, default=Path("params.yaml"))
     energy.set_defaults(command="energy", run=_energy)
+
+    planner = commands.add_parser(
+        "plan",
+        help="labels to buy for a target accuracy, and the model to ship within an energy budget",
+        description="From the last `dvc repro`: the learning curve (forecast.points), each "
+        "model's dev accuracy difference (evaluate.output) and modeled energy (energy.output), "
+        "answer how many labels the target needs (90%% interval) and the lowest-energy model "
+        "variant within the budget, with its expected accuracy (frugal/planning.py).",
+    )
+    planner.add_argument("--target", type=_fraction, required=True, metavar="ACC")
+    planner.add_argument(
+        "--energy-budget", type=_positive_float, metavar="UJ", help="µJ per utterance at most"
+    )
+    planner.add_argument("--profile", help="a profile in energy.profiles (default: evaluate's)")
+    planner.add_argument(
+        "--workload", choices=("batch", "streaming"), help="default: energy.workloads' first"
+    )
+    planner.add_argument("--params", type=Path, default=Path("params.yaml"))
+    planner.set_defaults(command="plan", run=_plan)
     return parser
+
+
+def _plan(args: argparse.Namespace) -> dict[str, Any]:
+    from frugal.planning import plan_from_reports
+
+    params = load_params(args.params)
+    for path in (params.forecast.points, params.evaluate.output, params.energy.output):
+        if not path.is_file():
+            raise DataError(f"{path}: not found; run `dvc repro` first (the plan reads it)")
+    return plan_from_reports(
+        _read_points(params.forecast.points),
+        json.loads(params.evaluate.output.read_text(encoding="utf-8")),
+        json.loads(params.energy.output.read_text(encoding="utf-8")),
+        args.target,
+        args.energy_budget,
+        args.profile or params.evaluate.champion_profile,
+        args.workload or params.energy.workloads[0],
+    )
 
 
 def _energy(args: argparse.Namespace) -> dict[str, Any]:
@@ -216,6 +254,16 @@ def _positive_int(text: str) -> int:
     if value <= 0 or not value.is_integer():
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number of labels")
     return int(value)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
 
 
 def _fraction(text: str) -> float:

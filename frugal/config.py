@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from frugal.errors import ParamsError
 
@@ -263,6 +271,9 @@ class TrackingConfig(_Section):
 
 class ReportConfig(_Section):
     output: Path  # one self-contained HTML page per run, also logged to the MLflow parent run
+    # The budget plan on the page (forecast.target, evaluate.champion_profile, the first of
+    # energy.workloads): µJ per utterance at most, or None for no energy budget.
+    plan_energy_budget_uj: PositiveFloat | None = None
 
 
 class OrchestrationConfig(_Section):

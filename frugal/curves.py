@@ -45,10 +45,12 @@ How a forecast is made, and why:
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,15 @@ _MAX_PARAMS = 4
 _MAX_CUTOFFS = 4
 _INTERVAL = (5.0, 95.0)
 _Z90 = 1.645  # two-sided 90% of a normal
+# The method `fit_curve` uses and its conformal band: chosen and calibrated on the development
+# half of a library of real curves by benchmarks/forecast_library.py, which writes this file.
+CALIBRATION_PATH = Path(__file__).with_name("forecast_calibration.json")
+# Horizon ratio bins (forecast n / largest fitted n) of the conformal band, log2-spaced.
+HORIZON_BINS: tuple[tuple[float, float], ...] = (
+    (0.0, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, math.inf),
+)  # fmt: skip
+_MIN_BIN_RESIDUALS = 30
+_PAPER_FAMILIES = ("exp_saturation", "inverse_power_law", "pow4")
 _GRID_POINTS = 4000
 _SHOWN = 5
 
@@ -302,14 +313,7 @@ class CurveForecast:
         ``low`` is where the optimistic (upper) bound reaches it, ``high`` where the pessimistic
         (lower) bound does. Each is None when not reached within ``LABELS_HORIZON`` labels.
         """
-        grid = np.geomspace(1.0, LABELS_HORIZON, _GRID_POINTS)
-        score, low, high = self.predict(grid)
-
-        def first_reaching(curve: np.ndarray) -> int | None:
-            reached = np.flatnonzero(curve >= target)
-            return int(math.ceil(grid[reached[0]])) if reached.size else None
-
-        return first_reaching(score), first_reaching(high), first_reaching(low)
+        return _labels_for_target(self.predict, target)
 
     def _replicate_curve(self, index: int, params: tuple[float, ...], x: np.ndarray) -> np.ndarray:
         return np.clip(_evaluate(self.members[index].family, params, x), 0.0, 1.0)
@@ -374,24 +378,52 @@ def fit_curve(
     n_bootstrap: int = 200,
     n_members: int = 1,
     n_interval_members: int = 3,
-) -> CurveForecast:
-    """Fit learning curves to (n_labels, score) points and pick the forecast by held-out error.
+    method: str | None = None,
+) -> CurveForecast | CalibratedForecast:
+    """Fit a learning curve to (n_labels, score) points and forecast it.
 
     ``points`` is a DataFrame with columns n_labels, score (several rows per n_labels allowed)
-    or a pair of arrays (n_labels, score). Families that fail to fit are skipped. The point
-    forecast averages the ``n_members`` best-ranked families, the 90% interval mixes the
-    ``n_interval_members`` best (see the module docstring for the ranking rule).
+    or a pair of arrays (n_labels, score).
+
+    ``method`` None (the default) is the one chosen on the development half of a library of
+    real curves, with its split-conformal band (`CALIBRATION_PATH`). ``"select"`` is the rule
+    used before that library existed: fit every family in ``families``, rank them by held-out
+    error (see the module docstring), average the ``n_members`` best for the point forecast and
+    mix the ``n_interval_members`` best in a bootstrap interval (``n_bootstrap`` replicates).
     """
-    unknown = [name for name in families if name not in FAMILIES]
-    if unknown or not families:
-        raise ValueError(f"unknown curve families {unknown}; choose from {', '.join(FAMILIES)}")
-    if n_members < 1 or n_interval_members < 1 or n_bootstrap < 0:
-        raise ValueError("n_members and n_interval_members must be >= 1, n_bootstrap >= 0")
     if isinstance(points, pd.DataFrame):
         table = validate_points(points)
     else:
         n_values, score_values = points
         table = validate_points(pd.DataFrame({"n_labels": n_values, "score": score_values}))
+    if method == "select":
+        return _fit_select(table, families, seed, n_bootstrap, n_members, n_interval_members)
+    calibration = load_calibration()
+    chosen = calibration["method"] if method is None else method
+    if chosen != calibration["method"]:
+        raise ValueError(
+            f"method {chosen!r} has no calibrated band ({CALIBRATION_PATH.name} holds "
+            f"{calibration['method']!r}); use method=None or 'select'"
+        )
+    bases = fit_bases(table, with_select=parse_method(chosen)[0] == "select")
+    bands = tuple((b["low"], b["high"]) for b in calibration["bins"])
+    return CalibratedForecast(chosen, bases, bands)
+
+
+def _fit_select(
+    table: pd.DataFrame,
+    families: Sequence[str],
+    seed: int,
+    n_bootstrap: int,
+    n_members: int,
+    n_interval_members: int,
+) -> CurveForecast:
+    """The `select` rule on validated points (see `fit_curve`)."""
+    unknown = [name for name in families if name not in FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"unknown curve families {unknown}; choose from {', '.join(FAMILIES)}")
+    if n_members < 1 or n_interval_members < 1 or n_bootstrap < 0:
+        raise ValueError("n_members and n_interval_members must be >= 1, n_bootstrap >= 0")
     n = table["n_labels"].to_numpy()
     y = table["score"].to_numpy()
     n_scale = float(n.max())
@@ -560,8 +592,182 @@ def _bootstrap(
     return tuple(replicates)
 
 
+_BASES = ("last", "ipl", "paper", "mean", "median", "select", *FAMILY_NAMES)
+
+
+def parse_method(method: str) -> tuple[str, float]:
+    """A forecast method -> (base, alpha). Bases: `last` (the score at the largest n), `ipl`
+    (the inverse power law), `paper` (mean of exponential, inverse power and pow4: the ensemble
+    of arXiv 2307.00374), `mean` / `median` of every family that fits, `select` (the rule used
+    before the curve library), or one family by name. `shrink:<base>:<alpha>` is last + alpha *
+    (base - last), a correction of the base's gain beyond the last measured point (alpha < 1
+    trusts the extrapolation less, > 1 more)."""
+    base, alpha = method, 1.0
+    if method.startswith("shrink:") and method.count(":") == 2:
+        _, base, share = method.split(":")
+        try:
+            alpha = float(share)
+        except ValueError:
+            alpha = math.nan
+    if base not in _BASES or not 0.0 <= alpha <= 2.0:
+        raise ValueError(
+            f"unknown forecast method {method!r}: use one of {', '.join(_BASES)}, or "
+            "shrink:<one of those>:<alpha in [0, 2]>"
+        )
+    return base, alpha
+
+
+@dataclass(frozen=True)
+class BaseFits:
+    """The fits every forecast method is made of, done once per curve: the last point's score,
+    every family fitted alone, and (when asked for) the `select` rule's forecast."""
+
+    n_scale: float
+    last: float
+    params: dict[str, tuple[float, ...]]
+    select: CurveForecast | None
+
+    def point(self, method: str, n_at: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Point forecast of `method` at n_at. Ensembles use the families that could be
+        fitted; a base that cannot be fitted at all falls back to `last`."""
+        base, alpha = parse_method(method)
+        n_at = np.asarray(n_at, dtype=float)
+        x = n_at / self.n_scale
+        members = {
+            "ipl": ("inverse_power_law",),
+            "paper": _PAPER_FAMILIES,
+            "mean": FAMILY_NAMES,
+            "median": FAMILY_NAMES,
+        }.get(base, (base,))
+        curves = [
+            np.clip(_evaluate(f, self.params[f], x), 0.0, 1.0) for f in members if f in self.params
+        ]
+        values: np.ndarray | None = None
+        if base == "select":
+            values = None if self.select is None else self.select.predict(n_at)[0]
+        elif curves:
+            values = np.median(curves, axis=0) if base == "median" else np.mean(curves, axis=0)
+        if values is None:
+            return np.full(n_at.shape, self.last)
+        return np.clip(self.last + alpha * (values - self.last), 0.0, 1.0)
+
+
+def fit_bases(table: pd.DataFrame, with_select: bool = False) -> BaseFits:
+    """`BaseFits` of validated points (columns n_labels, score)."""
+    n = table["n_labels"].to_numpy(dtype=float)
+    y = table["score"].to_numpy(dtype=float)
+    n_scale = float(n.max())
+    params = {}
+    for name in FAMILY_NAMES:
+        fitted = _fit_family(FAMILIES[name], n / n_scale, y)
+        if fitted is not None:
+            params[name] = tuple(float(p) for p in fitted)
+    select = None
+    if with_select:
+        try:
+            select = _fit_select(table, FAMILY_NAMES, 0, 0, 1, 3)
+        except DataError:
+            select = None
+    return BaseFits(n_scale, float(y[n == n_scale].mean()), params, select)
+
+
+def horizon_bin(ratio: float) -> int:
+    """Index into HORIZON_BINS of a horizon ratio (forecast n / largest fitted n)."""
+    for index, (_, high) in enumerate(HORIZON_BINS):
+        if ratio <= high:
+            return index
+    return len(HORIZON_BINS) - 1
+
+
+def conformal_quantiles(
+    ratios: np.ndarray, residuals: np.ndarray, nominal: float = 0.9
+) -> list[tuple[float, float, int]]:
+    """Split-conformal band offsets per horizon bin: (low, high, n) with
+    P(low <= truth - forecast <= high) >= nominal for a new curve like these (exchangeable).
+
+    Each tail gets (1 - nominal) / 2, with the finite-sample rank ceil((n + 1)(1 - tail)).
+    A bin with fewer than 30 residuals borrows its nearer neighbour's. Bands never narrow as
+    the horizon grows (cumulative widest), since a forecast further out is never safer.
+    """
+    tail = (1.0 - nominal) / 2
+    bins = np.array([horizon_bin(r) for r in ratios])
+    out: list[tuple[float, float, int]] = []
+    for index in range(len(HORIZON_BINS)):
+        chosen = residuals[bins == index]
+        spread = 1
+        while chosen.size < _MIN_BIN_RESIDUALS and spread < len(HORIZON_BINS):
+            near = np.abs(bins - index) <= spread
+            chosen, spread = residuals[near], spread + 1
+        ordered = np.sort(chosen)
+        size = ordered.size
+        high_rank = min(math.ceil((size + 1) * (1 - tail)), size) - 1
+        low_rank = max(math.floor((size + 1) * tail), 1) - 1
+        out.append((float(ordered[low_rank]), float(ordered[high_rank]), int(size)))
+    widest = []
+    low, high = 0.0, 0.0
+    for lo, hi, size in out:
+        low, high = min(low, lo), max(high, hi)
+        widest.append((round(low, 6), round(high, 6), size))
+    return widest
+
+
+def load_calibration(path: Path = CALIBRATION_PATH) -> dict[str, Any]:
+    """The chosen method and its conformal band (see CALIBRATION_PATH)."""
+    calibration = json.loads(path.read_text(encoding="utf-8"))
+    parse_method(calibration["method"])
+    if len(calibration["bins"]) != len(HORIZON_BINS):
+        raise ValueError(f"{path}: {len(calibration['bins'])} bins, expected {len(HORIZON_BINS)}")
+    return calibration
+
+
+@dataclass(frozen=True)
+class CalibratedForecast:
+    """A forecast by the library-chosen method with its split-conformal 90% band."""
+
+    method: str
+    bases: BaseFits
+    bands: tuple[tuple[float, float], ...]  # (low, high) offsets per HORIZON_BINS entry
+
+    @property
+    def n_scale(self) -> float:
+        return self.bases.n_scale
+
+    def predict(self, n_labels: Sequence[float] | np.ndarray) -> tuple[np.ndarray, ...]:
+        """Forecast (score, low, high) arrays at the given numbers of labels."""
+        n_at = np.asarray(n_labels, dtype=float)
+        if np.any(n_at <= 0):
+            raise ValueError("n_labels must be positive")
+        score = self.bases.point(self.method, n_at)
+        offsets = np.array([self.bands[horizon_bin(r)] for r in n_at / self.n_scale])
+        low = np.clip(score + offsets[:, 0], 0.0, 1.0)
+        high = np.clip(score + offsets[:, 1], 0.0, 1.0)
+        return score, np.minimum(low, score), np.maximum(high, score)
+
+    def max_score(self) -> tuple[float, float, float]:
+        """The score at LABELS_HORIZON labels (the curve's level), with its band."""
+        score, low, high = self.predict([LABELS_HORIZON])
+        return float(score[0]), float(low[0]), float(high[0])
+
+    def labels_for_target(self, target: float) -> tuple[int | None, int | None, int | None]:
+        """As `CurveForecast.labels_for_target`."""
+        return _labels_for_target(self.predict, target)
+
+
+def _labels_for_target(
+    predict: Callable[[np.ndarray], tuple[np.ndarray, ...]], target: float
+) -> tuple[int | None, int | None, int | None]:
+    grid = np.geomspace(1.0, LABELS_HORIZON, _GRID_POINTS)
+    score, low, high = predict(grid)
+
+    def first_reaching(curve: np.ndarray) -> int | None:
+        reached = np.flatnonzero(curve >= target)
+        return int(math.ceil(grid[reached[0]])) if reached.size else None
+
+    return first_reaching(score), first_reaching(high), first_reaching(low)
+
+
 def forecast_report(
-    curve: CurveForecast, at: Sequence[int], target: float | None = None
+    curve: CurveForecast | CalibratedForecast, at: Sequence[int], target: float | None = None
 ) -> dict[str, Any]:
     """The forecast as plain JSON data: scores at `at`, the maximum reachable score and, with
     a `target`, the labels it needs (n_labels None when out of reach), each with its 90%
@@ -575,6 +781,15 @@ def forecast_report(
         ],
         "max_score": {"score": _round(best), "low": _round(best_low), "high": _round(best_high)},
     }
+    if isinstance(curve, CalibratedForecast):
+        calibration = load_calibration()
+        report["method"] = curve.method
+        report["calibration"] = {
+            key: calibration[key] for key in ("nominal", "chosen_on", "task", "conformal")
+        } | {"file": f"frugal/{CALIBRATION_PATH.name}", "bands": calibration["bins"]}
+    else:
+        report["method"] = "select"
+        report["calibration"] = {"nominal": 0.9, "interval": "residual bootstrap, widened"}
     if target is not None:
         n_labels, fewest, most = curve.labels_for_target(target)
         report["labels_for_target"] = {

@@ -21,6 +21,7 @@ class ReportInputs:
     forecast: dict  # reports/forecast.json
     sample: dict  # reports/sample.json
     continual: dict | None  # reports/continual.json, when the stage has run
+    plan: dict | None  # frugal.planning's answer for forecast.target (or its refusal)
     champion_rule: str  # in words, from params
     profile: str  # the device profile the champion is chosen on
     plots: Mapping[str, Path] = field(default_factory=dict)  # title → PNG (missing ones skipped)
@@ -117,6 +118,35 @@ def continual_table(continual: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _plan_section(plan: Mapping | None) -> list[str]:
+    """The budget plan (`frugal plan`): labels for the target and the model to ship."""
+    if plan is None:
+        return []
+    budget = plan["energy_budget_uj"]
+    ask = (
+        f"Target {plan['target']:.2%} on the {html.escape(plan['profile'])} profile, "
+        f"{html.escape(plan['workload'])} workload, "
+        + ("no energy budget" if budget is None else f"at most {budget:,.1f} µJ per utterance")
+    )
+    if "refused" in plan:
+        return [
+            "<h2>Budget plan</h2>",
+            f"<p>{ask}: <b>refused</b>: {html.escape(plan['refused'])}</p>",
+        ]
+    labels = plan["labels"]
+    n, low, high = labels["n_labels"], labels["low"], labels["high"]
+    expected = plan["expected_accuracy"]
+    return [
+        "<h2>Budget plan</h2>",
+        f"<p>{ask}. Buy <b>{'–' if n is None else f'{n:,}'}</b> labels (90% interval "
+        f"{low:,} to {'beyond 10 M' if high is None else f'{high:,}'}) and ship "
+        f"<b>{html.escape(plan['model'])}</b> at {plan['energy_uj']:,.1f} µJ per utterance; "
+        f"expected accuracy there "
+        f"{'–' if expected is None else f'{expected:.2%}'} (the forecast moved by its dev "
+        f"difference to the base model, {100 * plan['dev_accuracy_vs_base']:+.2f} pt).</p>",
+    ]
+
+
 def render(inputs: ReportInputs) -> str:
     """The whole page."""
     profile = inputs.profile
@@ -132,6 +162,7 @@ def render(inputs: ReportInputs) -> str:
         "<h2>Forecast</h2>",
         _table(forecast_table(inputs.forecast)),
         _figure(inputs.plots, "Learning-curve forecast"),
+        *_plan_section(inputs.plan),
         "<h2>Models</h2>",
         f"<p class='champion'><b>Champion.</b> "
         f"{html.escape(why_champion(inputs.metrics, inputs.champion_rule, profile))}</p>",

@@ -28,8 +28,6 @@ def forecast_task(params: Params, parent_run_id: str) -> dict:
         **forecast_report(curve, at, cfg.target),
         "pool_size": pool_size,
         "labels_measured": int(points["n_labels"].max()),
-        "families": {m.family: round(m.weight, 4) for m in curve.members if m.weight > 0},
-        "interval_families": [m.family for m in curve.members if m.interval_weight > 0],
     }
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

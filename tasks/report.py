@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 
 from frugal.config import Params
 from frugal.errors import DataError
 from frugal.hashing import data_md5
+from frugal.planning import PlanError, plan_from_reports
 from frugal.report import ReportInputs, champion, render
 from tasks import tracking
 
@@ -28,11 +30,13 @@ def report_task(params: Params, parent_run_id: str) -> Path:
     best = champion(metrics) or params.train.output_dir.name
     base = params.train.output_dir.name
     continual = params.continual.report
+    plan = _plan(params, metrics)
     inputs = ReportInputs(
         metrics=metrics,
         forecast=_read(params.forecast.output, "forecast"),
         sample=_read(params.sample.summary, "sample"),
         continual=_read(continual, "continual") if continual.is_file() else None,
+        plan=plan,
         champion_rule=f"the lowest modeled energy on the {ev.champion_profile} profile among "
         f"models within {100 * ev.accuracy_budget:g} pt of the base model's dev accuracy",
         profile=ev.champion_profile,
@@ -57,5 +61,34 @@ def report_task(params: Params, parent_run_id: str) -> Path:
     temp = out.with_name(out.name + ".partial")
     temp.write_text(render(inputs), encoding="utf-8")
     temp.replace(out)
-    tracking.client(params.tracking).log_artifact(parent_run_id, str(out), "reports")
+    c = tracking.client(params.tracking)
+    c.log_artifact(parent_run_id, str(out), "reports")
+    if plan is not None:
+        c.log_dict(parent_run_id, plan, "reports/plan.json")
     return out
+
+
+def _plan(params: Params, metrics: dict) -> dict | None:
+    """`frugal plan` for forecast.target on this run (None without a target); a refusal is
+    kept as its sentence, as the CLI would print it."""
+    target = params.forecast.target
+    if target is None:
+        return None
+    request = {
+        "target": target,
+        "energy_budget_uj": params.report.plan_energy_budget_uj,
+        "profile": params.evaluate.champion_profile,
+        "workload": params.energy.workloads[0],
+    }
+    try:
+        return plan_from_reports(
+            pd.read_csv(params.forecast.points),
+            metrics,
+            _read(params.energy.output, "profile"),
+            target,
+            request["energy_budget_uj"],
+            request["profile"],
+            request["workload"],
+        )
+    except PlanError as refusal:
+        return request | {"refused": str(refusal)}

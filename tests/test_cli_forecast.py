@@ -48,7 +48,7 @@ def test_forecast_prints_one_json_object_with_the_contract_keys(
 ) -> None:
     assert main(["forecast", str(points_csv), "--at", "3200", "20000"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"forecasts", "max_score"}
+    assert set(result) == {"forecasts", "max_score", "method", "calibration"}
     assert [f["n_labels"] for f in result["forecasts"]] == [3200, 20000]
     for forecast in result["forecasts"]:
         assert set(forecast) == {"n_labels", "score", "low", "high"}
@@ -75,7 +75,7 @@ def test_forecast_runs_as_a_module(points_csv: Path) -> None:
     completed = run_cli("forecast", str(points_csv), "--at", "5000", "--target", "0.8")
     assert completed.returncode == 0, completed.stderr
     result = json.loads(completed.stdout)
-    assert set(result) == {"forecasts", "max_score", "labels_for_target"}
+    assert set(result) == {"forecasts", "max_score", "labels_for_target", "method", "calibration"}
 
 
 @pytest.mark.parametrize(

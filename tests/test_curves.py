@@ -6,7 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from frugal.curves import FAMILY_NAMES, CurveForecast, fit_curve, validate_points
+from frugal.curves import (
+    FAMILY_NAMES,
+    HORIZON_BINS,
+    CalibratedForecast,
+    CurveForecast,
+    conformal_quantiles,
+    fit_bases,
+    fit_curve,
+    forecast_report,
+    horizon_bin,
+    load_calibration,
+    parse_method,
+    validate_points,
+)
 from frugal.errors import DataError
 
 TRUE_A, TRUE_B, TRUE_C = 0.9, 0.5, 0.4
@@ -27,7 +40,7 @@ def noisy_points() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def forecast(noisy_points: pd.DataFrame) -> CurveForecast:
-    return fit_curve(noisy_points, seed=0, n_bootstrap=100)
+    return fit_curve(noisy_points, seed=0, n_bootstrap=100, method="select")
 
 
 def test_forecast_far_beyond_the_data_recovers_the_true_curve(forecast: CurveForecast) -> None:
@@ -61,8 +74,8 @@ def test_labels_for_target_is_plausible_and_none_above_the_asymptote(
 
 
 def test_seeded_fits_are_deterministic(noisy_points: pd.DataFrame) -> None:
-    first = fit_curve(noisy_points, seed=3, n_bootstrap=30)
-    second = fit_curve(noisy_points, seed=3, n_bootstrap=30)
+    first = fit_curve(noisy_points, seed=3, n_bootstrap=30, method="select")
+    second = fit_curve(noisy_points, seed=3, n_bootstrap=30, method="select")
     assert first == second
     np.testing.assert_array_equal(first.predict([5000]), second.predict([5000]))
 
@@ -70,7 +83,7 @@ def test_seeded_fits_are_deterministic(noisy_points: pd.DataFrame) -> None:
 def test_array_input_and_every_family_alone_can_fit(noisy_points: pd.DataFrame) -> None:
     arrays = (noisy_points["n_labels"].to_numpy(), noisy_points["score"].to_numpy())
     for family in FAMILY_NAMES:
-        alone = fit_curve(arrays, families=[family], n_bootstrap=0)
+        alone = fit_curve(arrays, families=[family], n_bootstrap=0, method="select")
         assert [member.family for member in alone.members] == [family]
         assert 0.0 <= alone.predict([2000])[0][0] <= 1.0
 
@@ -78,11 +91,11 @@ def test_array_input_and_every_family_alone_can_fit(noisy_points: pd.DataFrame) 
 def test_repeated_runs_per_size_and_unknown_family() -> None:
     n_labels = np.repeat([100, 200, 400, 800], 3)
     points = pd.DataFrame({"n_labels": n_labels, "score": true_score(n_labels)})
-    assert fit_curve(points, n_bootstrap=10).predict([1600])[0][0] == pytest.approx(
-        true_score(1600), abs=0.01
-    )
+    assert fit_curve(points, n_bootstrap=10, method="select").predict([1600])[0][
+        0
+    ] == pytest.approx(true_score(1600), abs=0.01)
     with pytest.raises(ValueError, match="unknown curve families"):
-        fit_curve(points, families=["cubic"])
+        fit_curve(points, families=["cubic"], method="select")
 
 
 @pytest.mark.parametrize(
@@ -114,3 +127,66 @@ def test_interval_widens_with_each_doubling_past_the_data(forecast: CurveForecas
     _, low, high = forecast.predict([1000, 4000, 64000])
     widths = high - low
     assert widths[0] < widths[1] < widths[2]
+
+
+# ------------------------------------------------------------ the library-chosen method
+
+
+def test_the_default_is_the_calibrated_method_and_the_report_says_so(noisy_points) -> None:
+    calibration = load_calibration()
+    curve = fit_curve(noisy_points)
+    assert isinstance(curve, CalibratedForecast) and curve.method == calibration["method"]
+    report = forecast_report(curve, [2000, 20000], target=0.85)
+    assert report["method"] == calibration["method"]
+    assert report["calibration"]["nominal"] == 0.9
+    for entry in report["forecasts"]:
+        assert entry["low"] <= entry["score"] <= entry["high"]
+    with pytest.raises(ValueError, match="has no calibrated band"):
+        fit_curve(
+            noisy_points, method="shrink:ipl:0.01" if curve.method != "shrink:ipl:0.01" else "ipl"
+        )
+
+
+def test_calibrated_band_widens_with_the_horizon(noisy_points) -> None:
+    curve = fit_curve(noisy_points)
+    _, low, high = curve.predict([900, 3000, 7000, 14000, 100000])
+    widths = high - low
+    assert np.all(np.diff(widths) >= -1e-9) and widths[-1] > widths[0]
+
+
+def test_shrink_moves_the_base_forecast_toward_the_last_point(noisy_points) -> None:
+    bases = fit_bases(validate_points(noisy_points))
+    far = np.array([5000.0, 50000.0])
+    ipl, shrunk = bases.point("ipl", far), bases.point("shrink:ipl:0.25", far)
+    np.testing.assert_allclose(shrunk, bases.last + 0.25 * (ipl - bases.last))
+    assert np.all(bases.point("last", far) == bases.last)
+    assert abs(ipl[0] - true_score(5000)) < 0.01  # the base itself recovers the true curve
+
+
+@pytest.mark.parametrize("bad", ["cubic", "shrink:ipl", "shrink:ipl:2.5", "shrink:cubic:0.5"])
+def test_unknown_methods_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="unknown forecast method"):
+        parse_method(bad)
+
+
+def test_conformal_offsets_cover_fresh_residuals_at_the_nominal_rate() -> None:
+    rng = np.random.default_rng(0)
+
+    def draw(size: int) -> tuple[np.ndarray, np.ndarray]:
+        ratios = np.exp(rng.uniform(0, np.log(40), size))
+        return ratios, rng.normal(-0.01, 0.01 * np.log2(ratios + 1), size)  # biased, wider far out
+
+    bands = conformal_quantiles(*draw(4000), nominal=0.9)
+    ratios, residuals = draw(40000)
+    offsets = np.array([bands[horizon_bin(r)][:2] for r in ratios])
+    inside = (residuals >= offsets[:, 0]) & (residuals <= offsets[:, 1])
+    assert 0.88 <= inside.mean() <= 0.95  # >= nominal by construction; a little more where
+    # a bin is widened to its nearer neighbour's width (never narrower further out)
+    assert all(low < 0 < high for low, high, _ in bands)
+    assert [b[1] - b[0] for b in bands] == sorted(b[1] - b[0] for b in bands)
+
+
+def test_a_sparse_horizon_bin_borrows_its_neighbours() -> None:
+    ratios = np.r_[np.full(200, 1.5), np.full(5, 3.0)]
+    bands = conformal_quantiles(ratios, np.linspace(-0.1, 0.1, 205))
+    assert bands[1][2] >= 30 and len(bands) == len(HORIZON_BINS)

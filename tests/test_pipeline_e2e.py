@@ -255,6 +255,32 @@ def test_forecast_reports_pool_size_and_budgets_with_intervals(repo):
     assert forecast["labels_for_target"]["target"] == 0.92
 
 
+def test_frugal_plan_answers_from_the_run_and_refuses_clearly(repo):
+    forecast = json.loads((repo / "reports/forecast.json").read_text())
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    target = round(forecast["forecasts"][0]["score"], 3)  # the base model reaches it there
+
+    def plan(*args: str) -> subprocess.CompletedProcess:
+        return _run([sys.executable, "-m", "frugal.cli", "plan", *args], repo)
+
+    answer = plan("--target", str(target))
+    assert answer.returncode == 0, answer.stderr
+    result = json.loads(answer.stdout)
+    assert result["model"] in metrics and result["profile"] == "phone"
+    assert result["energy_uj"] == min(c["energy_uj"] for c in result["considered"])
+    labels = result["labels"]
+    assert labels["low"] <= labels["n_labels"] and (labels["high"] or 10**9) >= labels["n_labels"]
+    assert result["expected_accuracy"] >= target - 0.02  # the forecast grid is 4,000 points
+
+    base_uj = json.loads((repo / "reports/profile.json").read_text())["base"]["modeled"]
+    budget = plan("--target", str(target), "--energy-budget", "0.001")
+    too_high = plan("--target", "0.999")
+    for refused, reason in ((budget, "meets the energy budget"), (too_high, "above the most")):
+        assert refused.returncode == 2 and reason in refused.stderr
+        assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert base_uj["uj_per_utterance"]["phone"]["batch"] > 0.001
+
+
 def test_dvc_metrics_show_prints_accuracy(repo):
     result = _run(["dvc", "metrics", "show", "--json"], repo)
     assert result.returncode == 0, result.stderr

@@ -38,7 +38,22 @@ def _model(accuracy, diff, uj, champion=False, front=True):
     }
 
 
-def _inputs(tmp_path, continual=True):
+PLAN = {
+    "profile": "phone",
+    "workload": "batch",
+    "target": 0.92,
+    "energy_budget_uj": 500.0,
+    "model": "size_target",
+    "energy_uj": 405.0,
+    "dev_accuracy_vs_base": -0.0014,
+    "labels": {"n_labels": 1830, "low": 1100, "high": 4200},
+    "expected_accuracy": 0.9203,
+    "measured_test_accuracy_now": 0.8783,
+    "considered": [{"model": "size_target", "energy_uj": 405.0, "n_labels": 1830}],
+}
+
+
+def _inputs(tmp_path, continual=True, plan=PLAN):
     plt.plot([1, 2], [3, 4])
     png = tmp_path / "curve.png"
     plt.savefig(png)
@@ -73,6 +88,7 @@ def _inputs(tmp_path, continual=True):
         }
         if continual
         else None,
+        plan=plan,
         champion_rule="lowest energy within 0.5 pt <of the base>",
         profile="phone",
         plots={"Annotation curves": png, "Pareto front": tmp_path / "missing.png"},
@@ -108,3 +124,15 @@ def test_continual_table_without_full_retraining_shows_no_comparison():
                               "update_seconds": 12.0}}}
     ).iloc[0]  # fmt: skip
     assert row["gap to full retrain, pt"] == "–" and row["update time"] == "12 s"
+
+
+def test_report_shows_the_budget_plan_or_its_refusal(tmp_path):
+    page = render(_inputs(tmp_path))
+    section = page.split("<h2>Budget plan</h2>")[1].split("<h2>")[0]
+    assert "Buy <b>1,830</b> labels (90% interval 1,100 to 4,200)" in section
+    assert "<b>size_target</b> at 405.0 µJ" in section and "92.03%" in section
+    assert "-0.14 pt" in section and "at most 500.0 µJ per utterance" in section
+    refused = {k: PLAN[k] for k in ("profile", "workload", "target", "energy_budget_uj")}
+    page = render(_inputs(tmp_path, plan=refused | {"refused": "no model variant meets <it>"}))
+    assert "<b>refused</b>: no model variant meets &lt;it&gt;" in page
+    assert "Budget plan" not in render(_inputs(tmp_path, plan=None))

@@ -1,0 +1,423 @@
+"""Learning-curve forecasters on a library of real curves, chosen on one half, scored on the other.
+
+Curves (score = test accuracy, a fraction; one curve = one learner on one data set):
+  * LCDB 0.1.0 (Mohr et al. 2022): `lcdb/database-accuracy.csv` from the PyPI source archive
+    `lcdb-0.1.0.tar.gz`, read as a file (never installed, not a runtime dependency): sample-wise
+    curves of ~20 learners on ~200 OpenML data sets, averaged over its seeds per anchor. At most
+    `--learners-per-dataset` learners per data set (seeded), to bound the fitting time.
+  * the published curves of arXiv 2307.00374 (`../shared/benchmarks/peer_learning_curves.csv`);
+  * our own fine-tuned TREC curve (`benchmarks/results/trec_learning_curve.csv`), scored apart.
+
+Protocol, written down before any figure was read:
+  * Split by data set into a development and a held-out half, once (seeded permutation of the
+    data-set names), stored in `benchmarks/results/forecast_library_split.json` and reused.
+  * Task (the paper's): fit on the points with n <= 10% of the curve's largest n (at least 3
+    distinct n), forecast every point at 55-100% of it. Error = mean |forecast - truth| over
+    those points, in accuracy points, per curve. A data set counts once: its curves' errors
+    are averaged, so a data set with 20 learners weighs no more than one with 2.
+  * Methods, every family fitted the same way (`frugal.curves.fit_bases`: weighted least
+    squares, several starts, bounds): `last` (the score at the largest fitted n), `ipl` (inverse
+    power law), `paper` (mean of exponential, inverse power and pow4: the paper's ensemble),
+    `select` (the selection rule `fit_curve` used before this benchmark), and every
+    `shrink:<base>:<alpha>` = last + alpha * (base - last), the target correction in the spirit
+    of Mahmood et al. (CVPR 2022: fitted curves over-shoot, so correct them by a factor learned
+    on curves with known outcome).
+  * Everything is chosen on the development half: the method with the lowest median error
+    (mean as tie-break). Its 90% band is calibrated by split-conformal prediction on the
+    development half, per horizon ratio (forecast n / largest fitted n, log2 bins), from fits at
+    the 5, 10, 20 and 40% cut-offs, and written to `frugal/forecast_calibration.json`, which
+    `frugal.curves` reads.
+  * Reported on the held-out half only: median, mean and 90th percentile of the error per
+    method, and the coverage and median width of the chosen method's band; then on our own curve.
+
+    python benchmarks/forecast_library.py [--lcdb lcdb-0.1.0.tar.gz] [--learners-per-dataset 4]
+
+Without --lcdb it uses (and on first use fills) a cache: `pip download lcdb==0.1.0 --no-deps`.
+Prints tables and writes benchmarks/results/forecast_library.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from frugal.curves import (  # noqa: E402
+    CALIBRATION_PATH,
+    FAMILY_NAMES,
+    HORIZON_BINS,
+    conformal_quantiles,
+    fit_bases,
+    fit_curve,
+    horizon_bin,
+    validate_points,
+)
+
+LCDB_PIN = "lcdb==0.1.0"
+LCDB_MEMBER = "lcdb-0.1.0/lcdb/database-accuracy.csv"
+CACHE = Path.home() / ".cache" / "frugal"
+PEER = Path("/work/shared/benchmarks/peer_learning_curves.csv")
+OWN = ROOT / "benchmarks" / "results" / "trec_learning_curve.csv"
+SPLIT = ROOT / "benchmarks" / "results" / "forecast_library_split.json"
+OUTPUT = ROOT / "benchmarks" / "results" / "forecast_library.json"
+FIT_SHARE, TARGET_SHARES = 0.10, (0.55, 1.0)
+CALIBRATION_CUTS = (0.05, 0.10, 0.20, 0.40)
+ALPHAS = (0.5, 0.75, 1.25)  # < 1: toward the last point; > 1: away from it
+# `select` (the old rule) costs ~7x the others per curve (rolling-origin refits of 8 families):
+# it is scored on a seeded sample of held-out data sets only, as the "before" reference.
+BASES = ("ipl", "paper", "mean", "median", *(f for f in FAMILY_NAMES if f != "inverse_power_law"))
+METHODS = ("last", *BASES) + tuple(f"shrink:{base}:{alpha}" for base in BASES for alpha in ALPHAS)
+SELECT_DATASETS = 40
+WORKERS = 2
+NOMINAL = 0.90
+SPLIT_SEED = 2026
+
+
+# ---------------------------------------------------------------- curves
+def lcdb_archive(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    found = sorted(CACHE.glob("lcdb-0.1.0*.tar.gz"))
+    if not found:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", LCDB_PIN, "--no-deps",
+             "--no-binary", ":all:", "-d", str(CACHE)],
+            check=True,
+        )  # fmt: skip
+        found = sorted(CACHE.glob("lcdb-0.1.0*.tar.gz"))
+    return found[0]
+
+
+def lcdb_curves(archive: Path, learners_per_dataset: int, seed: int) -> pd.DataFrame:
+    """Columns: source, dataset, curve, n, score (mean test accuracy over LCDB's seeds)."""
+    with tarfile.open(archive) as tar:
+        raw = pd.read_csv(
+            tar.extractfile(LCDB_MEMBER),
+            usecols=["openmlid", "learner", "size_train", "score_test"],
+        )
+    raw = raw.dropna()
+    curves = raw.groupby(["openmlid", "learner", "size_train"], as_index=False)["score_test"].mean()
+    rng = np.random.default_rng(seed)
+    keep = []
+    for openmlid, learners in curves.groupby("openmlid")["learner"].unique().items():
+        chosen = sorted(learners)
+        if len(chosen) > learners_per_dataset:
+            chosen = sorted(rng.choice(chosen, size=learners_per_dataset, replace=False))
+        keep += [(openmlid, learner) for learner in chosen]
+    keep_index = pd.MultiIndex.from_tuples(keep, names=["openmlid", "learner"])
+    curves = curves.set_index(["openmlid", "learner"]).loc[keep_index].reset_index()
+    return pd.DataFrame(
+        {
+            "source": "lcdb",
+            "dataset": "openml-" + curves["openmlid"].astype(str),
+            "curve": curves["learner"],
+            "n": curves["size_train"].astype(float),
+            "score": curves["score_test"].astype(float),
+        }
+    )
+
+
+def peer_curves(path: Path) -> pd.DataFrame:
+    peer = pd.read_csv(path)
+    return pd.DataFrame(
+        {
+            "source": "published",
+            "dataset": peer["dataset"],
+            "curve": "transformer",
+            "n": peer["n_labels"].astype(float),
+            "score": peer["score"].astype(float),
+        }
+    )
+
+
+def own_curves(path: Path) -> pd.DataFrame:
+    own = pd.read_csv(path)
+    return pd.DataFrame(
+        {
+            "source": "own",
+            "dataset": "TREC6_finetuned",
+            "curve": "minilm_seed" + own["seed"].astype(str),
+            "n": own["n_labels"].astype(float),
+            "score": own["score"].astype(float),
+        }
+    )
+
+
+def data_set_split(datasets: list[str], seed: int) -> dict[str, list[str]]:
+    """Half the data sets for development, half held out: by a seeded permutation, once."""
+    if SPLIT.is_file():
+        split = json.loads(SPLIT.read_text())
+        missing = sorted(set(datasets) - set(split["development"]) - set(split["held_out"]))
+        if missing:
+            raise SystemExit(f"{SPLIT}: data sets not in the stored split: {missing[:5]}")
+        return split
+    order = sorted(datasets, key=lambda d: hashlib.sha256(f"{seed}:{d}".encode()).hexdigest())
+    half = len(order) // 2
+    split = {
+        "rule": f"sha256('{seed}:<data set>') order, first half development, rest held out",
+        "development": sorted(order[:half]),
+        "held_out": sorted(order[half:]),
+    }
+    SPLIT.parent.mkdir(parents=True, exist_ok=True)
+    SPLIT.write_text(json.dumps(split, indent=1) + "\n")
+    return split
+
+
+# ---------------------------------------------------------------- methods
+def _mean_points(curve: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    means = curve.groupby("n")["score"].mean()
+    return means.index.to_numpy(dtype=float), means.to_numpy()
+
+
+def base_forecasts(
+    n_fit: np.ndarray, y_fit: np.ndarray, n_at: np.ndarray, methods: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Point forecasts of `methods` at n_at, from one `fit_bases` per curve: exactly what
+    `fit_curve` computes for the chosen method (a base that cannot be fitted falls back to
+    `last`, as it does there)."""
+    table = validate_points(pd.DataFrame({"n_labels": n_fit, "score": y_fit}))
+    bases = fit_bases(table, with_select="select" in methods)
+    return {method: bases.point(method, n_at) for method in methods}
+
+
+def cut(
+    curve: pd.DataFrame, share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(n_fit, y_fit, n_target, y_target) for a fit at n <= share * max n, targets at 55-100%
+    (for the 10% task) or every later point (calibration cuts); None if too few points."""
+    n, y = _mean_points(curve)
+    top = n.max()
+    fit = n <= share * top
+    if np.unique(n[fit]).size < 3:
+        return None
+    target = (n >= TARGET_SHARES[0] * top) if share == FIT_SHARE else ~fit
+    if not target.any():
+        return None
+    return n[fit], y[fit], n[target], y[target]
+
+
+def _score_one(job: tuple) -> list[tuple]:
+    (dataset, name), curve, share, methods = job
+    parts = cut(curve, share)
+    if parts is None:
+        return []
+    n_fit, y_fit, n_at, y_at = parts
+    rows = []
+    for method, forecast in base_forecasts(n_fit, y_fit, n_at, methods).items():
+        for n, truth, value in zip(n_at, y_at, forecast, strict=True):
+            rows.append((dataset, name, method, n, n / n_fit.max(), truth, float(value)))
+    return rows
+
+
+def score_curves(
+    curves: pd.DataFrame, share: float, log: Callable[[str], None], methods=METHODS
+) -> pd.DataFrame:
+    """One row per (curve, target point, method): dataset, curve, n, ratio, truth, forecast.
+    Curves are fitted on WORKERS processes (one CPU-heavy job: the whole machine)."""
+    jobs = [(key, curve, share, methods) for key, curve in curves.groupby(["dataset", "curve"])]
+    started = time.perf_counter()
+    rows: list[tuple] = []
+    with ProcessPoolExecutor(WORKERS) as pool:
+        for done, result in enumerate(pool.map(_score_one, jobs, chunksize=8), start=1):
+            rows += result
+            if done % 250 == 0:
+                log(f"  {done}/{len(jobs)} curves ({time.perf_counter() - started:.0f} s)")
+    log(f"  {len(jobs)} curves at the {share:.0%} cut in {time.perf_counter() - started:.0f} s")
+    columns = ["dataset", "curve", "method", "n", "ratio", "truth", "forecast"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def per_dataset_error(scored: pd.DataFrame) -> pd.DataFrame:
+    """MAE in points per (dataset, method): per curve, then averaged over a data set's curves.
+    A method that failed on some curve of a data set gets that curve's `last` error there."""
+    scored = scored.assign(error=100 * (scored["forecast"] - scored["truth"]).abs())
+    per_curve = scored.groupby(["dataset", "curve", "method"])["error"].mean().unstack("method")
+    per_curve = per_curve.apply(lambda column: column.fillna(per_curve["last"]))
+    return per_curve.groupby("dataset").mean()
+
+
+def summarise(errors: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "median": errors.median(),
+            "mean": errors.mean(),
+            "p90": errors.quantile(0.9),
+        }
+    ).sort_values(["median", "mean"])
+
+
+# ---------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lcdb", type=Path, default=None, help="lcdb-0.1.0.tar.gz")
+    parser.add_argument("--peer", type=Path, default=PEER)
+    parser.add_argument("--own", type=Path, default=OWN)
+    parser.add_argument("--learners-per-dataset", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args()
+    log = lambda message: print(message, flush=True)  # noqa: E731
+
+    started = time.perf_counter()
+    library = pd.concat(
+        [
+            lcdb_curves(lcdb_archive(args.lcdb), args.learners_per_dataset, SPLIT_SEED),
+            peer_curves(args.peer),
+        ]
+    )
+    split = data_set_split(sorted(library["dataset"].unique()), SPLIT_SEED)
+    development = library[library["dataset"].isin(split["development"])]
+    held_out = library[library["dataset"].isin(split["held_out"])]
+    log(
+        f"library: {library.groupby(['dataset', 'curve']).ngroups} curves on "
+        f"{library['dataset'].nunique()} data sets; development {len(split['development'])}, "
+        f"held out {len(split['held_out'])} data sets"
+    )
+
+    # 1. choose the method on the development half (10% cut-off task)
+    dev_scored = score_curves(development, FIT_SHARE, log)
+    dev_table = summarise(per_dataset_error(dev_scored))
+    chosen = str(dev_table.index[0])
+    log(f"\ndevelopment half, MAE in points at the 10% cut-off (chosen: {chosen})")
+    log(dev_table.round(2).to_string())
+
+    # 2. calibrate its band on the development half, per horizon ratio
+    residuals = [dev_scored[dev_scored["method"] == chosen]]
+    for share in CALIBRATION_CUTS:
+        if share != FIT_SHARE:
+            extra = score_curves(development, share, log)
+            residuals.append(extra[extra["method"] == chosen])
+    calib = pd.concat(residuals)
+    quantiles = conformal_quantiles(
+        calib["ratio"].to_numpy(), (calib["truth"] - calib["forecast"]).to_numpy(), NOMINAL
+    )
+    calibration = {
+        "method": chosen,
+        "nominal": NOMINAL,
+        "chosen_on": "development half of the library (forecast_library_split.json)",
+        "task": "fit n <= 10% of the largest n, forecast 55-100%; lowest median MAE per data set",
+        "conformal": "split-conformal on signed residuals truth - forecast, per horizon bin",
+        "cuts": list(CALIBRATION_CUTS),
+        "bins": [
+            {
+                "ratio_low": lo,
+                "ratio_high": hi if math.isfinite(hi) else None,  # JSON: no inf
+                "low": q[0],
+                "high": q[1],
+                "n": q[2],
+            }
+            for (lo, hi), q in zip(HORIZON_BINS, quantiles, strict=True)
+        ],
+    }
+    CALIBRATION_PATH.write_text(json.dumps(calibration, indent=1) + "\n")
+    log(f"wrote {CALIBRATION_PATH}")
+
+    # 3. report on the held-out half, and on our own curve
+    results: dict[str, object] = {"split": str(SPLIT.relative_to(ROOT)), "chosen": chosen,
+                                  "calibration": calibration, "development": dev_table.round(3)
+                                  .to_dict(orient="index")}  # fmt: skip
+    for name, curves in (("held_out", held_out), ("own", own_curves(args.own))):
+        scored = score_curves(curves, FIT_SHARE, log)
+        table = summarise(per_dataset_error(scored))
+        mine = scored[scored["method"] == chosen].copy()
+        low, high = band(chosen, mine)
+        inside = (mine["truth"] >= low) & (mine["truth"] <= high)
+        log(f"\n{name}: MAE in points at the 10% cut-off")
+        log(table.round(2).to_string())
+        log(
+            f"{chosen}: 90% band coverage {inside.mean():.1%} of {len(mine)} points, "
+            f"median width {100 * np.median(high - low):.1f} pt"
+        )
+        results[name] = {
+            "datasets": int(scored["dataset"].nunique()),
+            "curves": int(scored.groupby(["dataset", "curve"]).ngroups),
+            "mae": table.round(3).to_dict(orient="index"),
+            "coverage_90": round(float(inside.mean()), 4),
+            "median_width_pt": round(float(100 * np.median(high - low)), 2),
+            "points": len(mine),
+        }
+    results["before"] = select_reference(held_out, chosen, log)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    args.output.write_text(json.dumps(results, indent=1) + "\n")
+    log(f"wrote {args.output} ({results['seconds']:.0f} s)")
+
+
+def band(method: str, scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The calibrated band around `scored`'s forecasts (frugal.curves reads the same file)."""
+    calibration = json.loads(CALIBRATION_PATH.read_text())
+    assert calibration["method"] == method
+    bins = [horizon_bin(r) for r in scored["ratio"]]
+    low = np.array([calibration["bins"][b]["low"] for b in bins])
+    high = np.array([calibration["bins"][b]["high"] for b in bins])
+    forecast = scored["forecast"].to_numpy()
+    return np.clip(forecast + low, 0, 1), np.clip(forecast + high, 0, 1)
+
+
+def _select_one(job: tuple) -> list[tuple]:
+    """The old rule with its bootstrap band (200 refits) on one curve."""
+    (dataset, name), curve = job
+    parts = cut(curve, FIT_SHARE)
+    if parts is None:
+        return []
+    n_fit, y_fit, n_at, y_at = parts
+    try:
+        score, low, high = fit_curve((n_fit, y_fit), method="select").predict(n_at)
+    except Exception:  # noqa: BLE001 - a curve the old rule cannot fit: counted as missing
+        return []
+    return [(dataset, t, s, lo, hi) for t, s, lo, hi in zip(y_at, score, low, high, strict=True)]
+
+
+def select_reference(held_out: pd.DataFrame, chosen: str, log: Callable[[str], None]) -> dict:
+    """The rule (and bootstrap band) `fit_curve` used before, on one curve of each of a
+    seeded sample of held-out data sets, next to the chosen method on the same curves."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    datasets = sorted(held_out["dataset"].unique())
+    sample = sorted(rng.choice(datasets, min(SELECT_DATASETS, len(datasets)), replace=False))
+    jobs = []
+    for dataset in sample:
+        frame = held_out[held_out["dataset"] == dataset]
+        curve = sorted(frame["curve"].unique())[0]
+        jobs.append(((dataset, curve), frame[frame["curve"] == curve]))
+    started = time.perf_counter()
+    with ProcessPoolExecutor(WORKERS) as pool:
+        rows = [row for result in pool.map(_select_one, jobs) for row in result]
+    old = pd.DataFrame(rows, columns=["dataset", "truth", "score", "low", "high"])
+    same = score_curves(pd.concat(frame for _, frame in jobs), FIT_SHARE, log)
+    same = same[same["dataset"].isin(old["dataset"].unique())]
+    mine = same[same["method"] == chosen]
+    low, high = band(chosen, mine)
+    per_dataset = old.assign(error=100 * (old["score"] - old["truth"]).abs()).groupby("dataset")
+    result = {
+        "datasets": int(old["dataset"].nunique()),
+        "select_mae_median": round(float(per_dataset["error"].mean().median()), 3),
+        "chosen_mae_median": round(float(per_dataset_error(same)[chosen].median()), 3),
+        "select_coverage_90": round(float(old["truth"].between(old["low"], old["high"]).mean()), 4),
+        "select_median_width_pt": round(float(100 * (old["high"] - old["low"]).median()), 2),
+        "chosen_coverage_90": round(
+            float(((mine["truth"] >= low) & (mine["truth"] <= high)).mean()), 4
+        ),
+        "chosen_median_width_pt": round(float(100 * np.median(high - low)), 2),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    log(
+        f"\nbefore (select + bootstrap band) vs {chosen}, {result['datasets']} held-out curves: {result}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()
