@@ -82,6 +82,7 @@ ALPHAS = (0.5, 0.75, 1.25)  # < 1: toward the last point; > 1: away from it
 BASES = ("ipl", "paper", "mean", "median", *(f for f in FAMILY_NAMES if f != "inverse_power_law"))
 METHODS = ("last", *BASES) + tuple(f"shrink:{base}:{alpha}" for base in BASES for alpha in ALPHAS)
 SELECT_DATASETS = 40
+SCALE = "__scale__"  # base_forecasts' extra entry: BaseFits.scale at each target n
 WORKERS = 2
 NOMINAL = 0.90
 SPLIT_SEED = 2026
@@ -192,7 +193,7 @@ def base_forecasts(
     `last`, as it does there)."""
     table = validate_points(pd.DataFrame({"n_labels": n_fit, "score": y_fit}))
     bases = fit_bases(table, with_select="select" in methods)
-    return {method: bases.point(method, n_at) for method in methods}
+    return {method: bases.point(method, n_at) for method in methods} | {SCALE: bases.scale(n_at)}
 
 
 def cut(
@@ -218,9 +219,11 @@ def _score_one(job: tuple) -> list[tuple]:
         return []
     n_fit, y_fit, n_at, y_at = parts
     rows = []
-    for method, forecast in base_forecasts(n_fit, y_fit, n_at, methods).items():
-        for n, truth, value in zip(n_at, y_at, forecast, strict=True):
-            rows.append((dataset, name, method, n, n / n_fit.max(), truth, float(value)))
+    forecasts = base_forecasts(n_fit, y_fit, n_at, methods)
+    scale = forecasts.pop(SCALE)
+    for method, forecast in forecasts.items():
+        for n, truth, value, unit in zip(n_at, y_at, forecast, scale, strict=True):
+            rows.append((dataset, name, method, n, n / n_fit.max(), truth, float(value), unit))
     return rows
 
 
@@ -238,7 +241,7 @@ def score_curves(
             if done % 250 == 0:
                 log(f"  {done}/{len(jobs)} curves ({time.perf_counter() - started:.0f} s)")
     log(f"  {len(jobs)} curves at the {share:.0%} cut in {time.perf_counter() - started:.0f} s")
-    columns = ["dataset", "curve", "method", "n", "ratio", "truth", "forecast"]
+    columns = ["dataset", "curve", "method", "n", "ratio", "truth", "forecast", "scale"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -302,15 +305,31 @@ def main() -> None:
             extra = score_curves(development, share, log)
             residuals.append(extra[extra["method"] == chosen])
     calib = pd.concat(residuals)
-    quantiles = conformal_quantiles(
-        calib["ratio"].to_numpy(), (calib["truth"] - calib["forecast"]).to_numpy(), NOMINAL
-    )
+    residual = (calib["truth"] - calib["forecast"]).to_numpy()
+    kinds = {}  # plain (score units) or scaled (units of the families' disagreement)
+    for scaled in (False, True):
+        unit = calib["scale"].to_numpy() if scaled else 1.0
+        kinds[scaled] = conformal_quantiles(calib["ratio"].to_numpy(), residual / unit, NOMINAL)
+    dev_chosen = dev_scored[dev_scored["method"] == chosen]
+    widths = {
+        scaled: float(np.median(np.subtract(*band_of(dev_chosen, q, scaled)[::-1])))
+        for scaled, q in kinds.items()
+    }
+    scaled = widths[True] < widths[False]
+    log(f"dev median width: plain {100 * widths[False]:.1f} pt, scaled {100 * widths[True]:.1f} pt")
+    quantiles = kinds[scaled]
     calibration = {
         "method": chosen,
         "nominal": NOMINAL,
         "chosen_on": "development half of the library (forecast_library_split.json)",
         "task": "fit n <= 10% of the largest n, forecast 55-100%; lowest median MAE per data set",
-        "conformal": "split-conformal on signed residuals truth - forecast, per horizon bin",
+        "conformal": "split-conformal on signed residuals truth - forecast, per horizon bin"
+        + (", in units of the families' disagreement + 1 pt (narrower on dev)" if scaled else ""),
+        "scaled": scaled,
+        "dev_median_width_pt": {
+            "plain": round(100 * widths[False], 2),
+            "scaled": round(100 * widths[True], 2),
+        },  # fmt: skip
         "cuts": list(CALIBRATION_CUTS),
         "bins": [
             {
@@ -356,15 +375,22 @@ def main() -> None:
     log(f"wrote {args.output} ({results['seconds']:.0f} s)")
 
 
+def band_of(scored: pd.DataFrame, quantiles: list, scaled: bool) -> tuple[np.ndarray, ...]:
+    """(low, high) of the band given by per-bin `quantiles` around `scored`'s forecasts."""
+    bins = [horizon_bin(r) for r in scored["ratio"]]
+    unit = scored["scale"].to_numpy() if scaled else 1.0
+    low = np.array([quantiles[b][0] for b in bins]) * unit
+    high = np.array([quantiles[b][1] for b in bins]) * unit
+    forecast = scored["forecast"].to_numpy()
+    return np.clip(forecast + low, 0, 1), np.clip(forecast + high, 0, 1)
+
+
 def band(method: str, scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The calibrated band around `scored`'s forecasts (frugal.curves reads the same file)."""
     calibration = json.loads(CALIBRATION_PATH.read_text())
     assert calibration["method"] == method
-    bins = [horizon_bin(r) for r in scored["ratio"]]
-    low = np.array([calibration["bins"][b]["low"] for b in bins])
-    high = np.array([calibration["bins"][b]["high"] for b in bins])
-    forecast = scored["forecast"].to_numpy()
-    return np.clip(forecast + low, 0, 1), np.clip(forecast + high, 0, 1)
+    quantiles = [(b["low"], b["high"]) for b in calibration["bins"]]
+    return band_of(scored, quantiles, calibration["scaled"])
 
 
 def _select_one(job: tuple) -> list[tuple]:

@@ -79,6 +79,8 @@ HORIZON_BINS: tuple[tuple[float, float], ...] = (
     (0.0, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, math.inf),
 )  # fmt: skip
 _MIN_BIN_RESIDUALS = 30
+# A scaled band's unit: the families' disagreement at n plus this floor (one accuracy point).
+SCALE_FLOOR = 0.01
 _PAPER_FAMILIES = ("exp_saturation", "inverse_power_law", "pow4")
 _GRID_POINTS = 4000
 _SHOWN = 5
@@ -407,7 +409,7 @@ def fit_curve(
         )
     bases = fit_bases(table, with_select=parse_method(chosen)[0] == "select")
     bands = tuple((b["low"], b["high"]) for b in calibration["bins"])
-    return CalibratedForecast(chosen, bases, bands)
+    return CalibratedForecast(chosen, bases, bands, bool(calibration.get("scaled", False)))
 
 
 def _fit_select(
@@ -627,6 +629,15 @@ class BaseFits:
     params: dict[str, tuple[float, ...]]
     select: CurveForecast | None
 
+    def scale(self, n_at: Sequence[float] | np.ndarray) -> np.ndarray:
+        """How uncertain a forecast at n_at is, in score units: the standard deviation of the
+        fitted families' forecasts there (they agree near the data and part further out),
+        plus SCALE_FLOOR. The unit of a scaled conformal band."""
+        x = np.asarray(n_at, dtype=float) / self.n_scale
+        curves = [np.clip(_evaluate(f, p, x), 0.0, 1.0) for f, p in self.params.items()]
+        spread = np.std(curves, axis=0) if len(curves) > 1 else np.zeros(x.shape)
+        return spread + SCALE_FLOOR
+
     def point(self, method: str, n_at: Sequence[float] | np.ndarray) -> np.ndarray:
         """Point forecast of `method` at n_at. Ensembles use the families that could be
         fitted; a base that cannot be fitted at all falls back to `last`."""
@@ -727,6 +738,7 @@ class CalibratedForecast:
     method: str
     bases: BaseFits
     bands: tuple[tuple[float, float], ...]  # (low, high) offsets per HORIZON_BINS entry
+    scaled: bool = False  # offsets in units of `BaseFits.scale` (else score units)
 
     @property
     def n_scale(self) -> float:
@@ -739,6 +751,8 @@ class CalibratedForecast:
             raise ValueError("n_labels must be positive")
         score = self.bases.point(self.method, n_at)
         offsets = np.array([self.bands[horizon_bin(r)] for r in n_at / self.n_scale])
+        if self.scaled:
+            offsets = offsets * self.bases.scale(n_at)[:, None]
         low = np.clip(score + offsets[:, 0], 0.0, 1.0)
         high = np.clip(score + offsets[:, 1], 0.0, 1.0)
         return score, np.minimum(low, score), np.maximum(high, score)
@@ -785,7 +799,8 @@ def forecast_report(
         calibration = load_calibration()
         report["method"] = curve.method
         report["calibration"] = {
-            key: calibration[key] for key in ("nominal", "chosen_on", "task", "conformal")
+            key: calibration.get(key)
+            for key in ("nominal", "chosen_on", "task", "conformal", "scaled")
         } | {"file": f"frugal/{CALIBRATION_PATH.name}", "bands": calibration["bins"]}
     else:
         report["method"] = "select"
