@@ -64,6 +64,7 @@ from frugal.curves import (  # noqa: E402
     fit_bases,
     fit_curve,
     horizon_bin,
+    load_calibration,
     validate_points,
 )
 
@@ -82,7 +83,6 @@ ALPHAS = (0.5, 0.75, 1.25)  # < 1: toward the last point; > 1: away from it
 BASES = ("ipl", "paper", "mean", "median", *(f for f in FAMILY_NAMES if f != "inverse_power_law"))
 METHODS = ("last", *BASES) + tuple(f"shrink:{base}:{alpha}" for base in BASES for alpha in ALPHAS)
 SELECT_DATASETS = 40
-SCALE = "__scale__"  # base_forecasts' extra entry: BaseFits.scale at each target n
 WORKERS = 2
 NOMINAL = 0.90
 SPLIT_SEED = 2026
@@ -105,7 +105,7 @@ def lcdb_archive(path: Path | None) -> Path:
 
 
 def lcdb_curves(archive: Path, learners_per_dataset: int, seed: int) -> pd.DataFrame:
-    """Columns: source, dataset, curve, n, score (mean test accuracy over LCDB's seeds)."""
+    """Columns: dataset, curve, n, score (mean test accuracy over LCDB's seeds)."""
     with tarfile.open(archive) as tar:
         raw = pd.read_csv(
             tar.extractfile(LCDB_MEMBER),
@@ -122,41 +122,25 @@ def lcdb_curves(archive: Path, learners_per_dataset: int, seed: int) -> pd.DataF
         keep += [(openmlid, learner) for learner in chosen]
     keep_index = pd.MultiIndex.from_tuples(keep, names=["openmlid", "learner"])
     curves = curves.set_index(["openmlid", "learner"]).loc[keep_index].reset_index()
-    return pd.DataFrame(
-        {
-            "source": "lcdb",
-            "dataset": "openml-" + curves["openmlid"].astype(str),
-            "curve": curves["learner"],
-            "n": curves["size_train"].astype(float),
-            "score": curves["score_test"].astype(float),
-        }
-    )
+    dataset = "openml-" + curves["openmlid"].astype(str)
+    return _curves(dataset, curves["learner"], curves["size_train"], curves["score_test"])
 
 
 def peer_curves(path: Path) -> pd.DataFrame:
     peer = pd.read_csv(path)
-    return pd.DataFrame(
-        {
-            "source": "published",
-            "dataset": peer["dataset"],
-            "curve": "transformer",
-            "n": peer["n_labels"].astype(float),
-            "score": peer["score"].astype(float),
-        }
-    )
+    return _curves(peer["dataset"], "transformer", peer["n_labels"], peer["score"])
 
 
 def own_curves(path: Path) -> pd.DataFrame:
     own = pd.read_csv(path)
-    return pd.DataFrame(
-        {
-            "source": "own",
-            "dataset": "TREC6_finetuned",
-            "curve": "minilm_seed" + own["seed"].astype(str),
-            "n": own["n_labels"].astype(float),
-            "score": own["score"].astype(float),
-        }
-    )
+    name = "minilm_seed" + own["seed"].astype(str)
+    return _curves("TREC6_finetuned", name, own["n_labels"], own["score"])
+
+
+def _curves(dataset, curve, n: pd.Series, score: pd.Series) -> pd.DataFrame:
+    """The library's one table shape: dataset, curve, n, score."""
+    frame = pd.DataFrame({"n": n.astype(float), "score": score.astype(float)})
+    return frame.assign(dataset=dataset, curve=curve)[["dataset", "curve", "n", "score"]]
 
 
 def data_set_split(datasets: list[str], seed: int) -> dict[str, list[str]]:
@@ -186,14 +170,13 @@ def _mean_points(curve: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def base_forecasts(
-    n_fit: np.ndarray, y_fit: np.ndarray, n_at: np.ndarray, methods: tuple[str, ...]
-) -> dict[str, np.ndarray]:
-    """Point forecasts of `methods` at n_at, from one `fit_bases` per curve: exactly what
-    `fit_curve` computes for the chosen method (a base that cannot be fitted falls back to
-    `last`, as it does there)."""
-    table = validate_points(pd.DataFrame({"n_labels": n_fit, "score": y_fit}))
-    bases = fit_bases(table, with_select="select" in methods)
-    return {method: bases.point(method, n_at) for method in methods} | {SCALE: bases.scale(n_at)}
+    n_fit: np.ndarray, y_fit: np.ndarray, n_at: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Point forecasts of every method at n_at, and the scaled band's unit there, from one
+    `fit_bases` per curve: exactly what `fit_curve` computes for the chosen method (a base that
+    cannot be fitted falls back to `last`, as it does there)."""
+    bases = fit_bases(validate_points(pd.DataFrame({"n_labels": n_fit, "score": y_fit})))
+    return {method: bases.point(method, n_at) for method in METHODS}, bases.scale(n_at)
 
 
 def cut(
@@ -213,26 +196,23 @@ def cut(
 
 
 def _score_one(job: tuple) -> list[tuple]:
-    (dataset, name), curve, share, methods = job
+    (dataset, name), curve, share = job
     parts = cut(curve, share)
     if parts is None:
         return []
     n_fit, y_fit, n_at, y_at = parts
     rows = []
-    forecasts = base_forecasts(n_fit, y_fit, n_at, methods)
-    scale = forecasts.pop(SCALE)
+    forecasts, scale = base_forecasts(n_fit, y_fit, n_at)
     for method, forecast in forecasts.items():
         for n, truth, value, unit in zip(n_at, y_at, forecast, scale, strict=True):
             rows.append((dataset, name, method, n, n / n_fit.max(), truth, float(value), unit))
     return rows
 
 
-def score_curves(
-    curves: pd.DataFrame, share: float, log: Callable[[str], None], methods=METHODS
-) -> pd.DataFrame:
+def score_curves(curves: pd.DataFrame, share: float, log: Callable[[str], None]) -> pd.DataFrame:
     """One row per (curve, target point, method): dataset, curve, n, ratio, truth, forecast.
     Curves are fitted on WORKERS processes (one CPU-heavy job: the whole machine)."""
-    jobs = [(key, curve, share, methods) for key, curve in curves.groupby(["dataset", "curve"])]
+    jobs = [(key, curve, share) for key, curve in curves.groupby(["dataset", "curve"])]
     started = time.perf_counter()
     rows: list[tuple] = []
     with ProcessPoolExecutor(WORKERS) as pool:
@@ -246,11 +226,9 @@ def score_curves(
 
 
 def per_dataset_error(scored: pd.DataFrame) -> pd.DataFrame:
-    """MAE in points per (dataset, method): per curve, then averaged over a data set's curves.
-    A method that failed on some curve of a data set gets that curve's `last` error there."""
+    """MAE in points per (dataset, method): per curve, then averaged over a data set's curves."""
     scored = scored.assign(error=100 * (scored["forecast"] - scored["truth"]).abs())
     per_curve = scored.groupby(["dataset", "curve", "method"])["error"].mean().unstack("method")
-    per_curve = per_curve.apply(lambda column: column.fillna(per_curve["last"]))
     return per_curve.groupby("dataset").mean()
 
 
@@ -351,6 +329,8 @@ def main() -> None:
                                   .to_dict(orient="index")}  # fmt: skip
     for name, curves in (("held_out", held_out), ("own", own_curves(args.own))):
         scored = score_curves(curves, FIT_SHARE, log)
+        if name == "held_out":
+            held_scored = scored
         table = summarise(per_dataset_error(scored))
         mine = scored[scored["method"] == chosen].copy()
         low, high = band(chosen, mine)
@@ -369,7 +349,7 @@ def main() -> None:
             "median_width_pt": round(float(100 * np.median(high - low)), 2),
             "points": len(mine),
         }
-    results["before"] = select_reference(held_out, chosen, log)
+    results["before"] = select_reference(held_out, held_scored, chosen)
     results["seconds"] = round(time.perf_counter() - started, 1)
     args.output.write_text(json.dumps(results, indent=1) + "\n")
     log(f"wrote {args.output} ({results['seconds']:.0f} s)")
@@ -387,7 +367,7 @@ def band_of(scored: pd.DataFrame, quantiles: list, scaled: bool) -> tuple[np.nda
 
 def band(method: str, scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The calibrated band around `scored`'s forecasts (frugal.curves reads the same file)."""
-    calibration = json.loads(CALIBRATION_PATH.read_text())
+    calibration = load_calibration()
     assert calibration["method"] == method
     quantiles = [(b["low"], b["high"]) for b in calibration["bins"]]
     return band_of(scored, quantiles, calibration["scaled"])
@@ -407,9 +387,10 @@ def _select_one(job: tuple) -> list[tuple]:
     return [(dataset, t, s, lo, hi) for t, s, lo, hi in zip(y_at, score, low, high, strict=True)]
 
 
-def select_reference(held_out: pd.DataFrame, chosen: str, log: Callable[[str], None]) -> dict:
+def select_reference(held_out: pd.DataFrame, held_scored: pd.DataFrame, chosen: str) -> dict:
     """The rule (and bootstrap band) `fit_curve` used before, on one curve of each of a
-    seeded sample of held-out data sets, next to the chosen method on the same curves."""
+    seeded sample of held-out data sets, next to the chosen method on the same curves (its
+    rows in `held_scored`, the held-out half already scored)."""
     rng = np.random.default_rng(SPLIT_SEED)
     datasets = sorted(held_out["dataset"].unique())
     sample = sorted(rng.choice(datasets, min(SELECT_DATASETS, len(datasets)), replace=False))
@@ -422,8 +403,8 @@ def select_reference(held_out: pd.DataFrame, chosen: str, log: Callable[[str], N
     with ProcessPoolExecutor(WORKERS) as pool:
         rows = [row for result in pool.map(_select_one, jobs) for row in result]
     old = pd.DataFrame(rows, columns=["dataset", "truth", "score", "low", "high"])
-    same = score_curves(pd.concat(frame for _, frame in jobs), FIT_SHARE, log)
-    same = same[same["dataset"].isin(old["dataset"].unique())]
+    keys = pd.MultiIndex.from_tuples([key for key, _ in jobs if key[0] in set(old["dataset"])])
+    same = held_scored[held_scored.set_index(["dataset", "curve"]).index.isin(keys)]
     mine = same[same["method"] == chosen]
     low, high = band(chosen, mine)
     per_dataset = old.assign(error=100 * (old["score"] - old["truth"]).abs()).groupby("dataset")
@@ -439,9 +420,7 @@ def select_reference(held_out: pd.DataFrame, chosen: str, log: Callable[[str], N
         "chosen_median_width_pt": round(float(100 * np.median(high - low)), 2),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    log(
-        f"\nbefore (select + bootstrap band) vs {chosen}, {result['datasets']} held-out curves: {result}"
-    )
+    print(f"\nbefore (select + bootstrap band) vs {chosen}, held out: {result}", flush=True)
     return result
 
 

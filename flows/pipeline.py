@@ -36,8 +36,8 @@ def frugal_pipeline(
 ) -> object:
     """Every stage of dvc.yaml, in its order: source (fingerprint) → ingest → prepare → embed
     → sample → learning_curve → forecast → train → compress → profile → evaluate, then
-    continual (domain updates) and the HTML report, under one MLflow parent run; `until` stops after that stage (as `dvc repro
-    <stage>` does). Returns the last stage's result. Holds the repository's DVC lock: one
+    continual (domain updates) and the HTML report, under one MLflow parent run; `until`
+    stops after that stage (as `dvc repro <stage>` does). Returns the last stage's result. Holds the repository's DVC lock: one
     pipeline run at a time.
 
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.

@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -407,9 +407,7 @@ def fit_curve(
             f"method {chosen!r} has no calibrated band ({CALIBRATION_PATH.name} holds "
             f"{calibration['method']!r}); use method=None or 'select'"
         )
-    bases = fit_bases(table, with_select=parse_method(chosen)[0] == "select")
-    bands = tuple((b["low"], b["high"]) for b in calibration["bins"])
-    return CalibratedForecast(chosen, bases, bands, bool(calibration.get("scaled", False)))
+    return CalibratedForecast(chosen, fit_bases(table), calibration)
 
 
 def _fit_select(
@@ -594,14 +592,13 @@ def _bootstrap(
     return tuple(replicates)
 
 
-_BASES = ("last", "ipl", "paper", "mean", "median", "select", *FAMILY_NAMES)
+_BASES = ("last", "ipl", "paper", "mean", "median", *FAMILY_NAMES)
 
 
 def parse_method(method: str) -> tuple[str, float]:
     """A forecast method -> (base, alpha). Bases: `last` (the score at the largest n), `ipl`
     (the inverse power law), `paper` (mean of exponential, inverse power and pow4: the ensemble
-    of arXiv 2307.00374), `mean` / `median` of every family that fits, `select` (the rule used
-    before the curve library), or one family by name. `shrink:<base>:<alpha>` is last + alpha *
+    of arXiv 2307.00374), `mean` / `median` of every family that fits, or one family by name. `shrink:<base>:<alpha>` is last + alpha *
     (base - last), a correction of the base's gain beyond the last measured point (alpha < 1
     trusts the extrapolation less, > 1 more)."""
     base, alpha = method, 1.0
@@ -621,13 +618,12 @@ def parse_method(method: str) -> tuple[str, float]:
 
 @dataclass(frozen=True)
 class BaseFits:
-    """The fits every forecast method is made of, done once per curve: the last point's score,
-    every family fitted alone, and (when asked for) the `select` rule's forecast."""
+    """The fits every forecast method is made of, done once per curve: the last point's score
+    and every family fitted alone."""
 
     n_scale: float
     last: float
     params: dict[str, tuple[float, ...]]
-    select: CurveForecast | None
 
     def scale(self, n_at: Sequence[float] | np.ndarray) -> np.ndarray:
         """How uncertain a forecast at n_at is, in score units: the standard deviation of the
@@ -653,17 +649,13 @@ class BaseFits:
         curves = [
             np.clip(_evaluate(f, self.params[f], x), 0.0, 1.0) for f in members if f in self.params
         ]
-        values: np.ndarray | None = None
-        if base == "select":
-            values = None if self.select is None else self.select.predict(n_at)[0]
-        elif curves:
-            values = np.median(curves, axis=0) if base == "median" else np.mean(curves, axis=0)
-        if values is None:
+        if not curves:
             return np.full(n_at.shape, self.last)
+        values = np.median(curves, axis=0) if base == "median" else np.mean(curves, axis=0)
         return np.clip(self.last + alpha * (values - self.last), 0.0, 1.0)
 
 
-def fit_bases(table: pd.DataFrame, with_select: bool = False) -> BaseFits:
+def fit_bases(table: pd.DataFrame) -> BaseFits:
     """`BaseFits` of validated points (columns n_labels, score)."""
     n = table["n_labels"].to_numpy(dtype=float)
     y = table["score"].to_numpy(dtype=float)
@@ -673,13 +665,7 @@ def fit_bases(table: pd.DataFrame, with_select: bool = False) -> BaseFits:
         fitted = _fit_family(FAMILIES[name], n / n_scale, y)
         if fitted is not None:
             params[name] = tuple(float(p) for p in fitted)
-    select = None
-    if with_select:
-        try:
-            select = _fit_select(table, FAMILY_NAMES, 0, 0, 1, 3)
-        except DataError:
-            select = None
-    return BaseFits(n_scale, float(y[n == n_scale].mean()), params, select)
+    return BaseFits(n_scale, float(y[n == n_scale].mean()), params)
 
 
 def horizon_bin(ratio: float) -> int:
@@ -705,10 +691,9 @@ def conformal_quantiles(
     out: list[tuple[float, float, int]] = []
     for index in range(len(HORIZON_BINS)):
         chosen = residuals[bins == index]
-        spread = 1
-        while chosen.size < _MIN_BIN_RESIDUALS and spread < len(HORIZON_BINS):
-            near = np.abs(bins - index) <= spread
-            chosen, spread = residuals[near], spread + 1
+        reach = 1  # bins borrowed on each side
+        while chosen.size < _MIN_BIN_RESIDUALS and reach < len(HORIZON_BINS):
+            chosen, reach = residuals[np.abs(bins - index) <= reach], reach + 1
         ordered = np.sort(chosen)
         size = ordered.size
         high_rank = min(math.ceil((size + 1) * (1 - tail)), size) - 1
@@ -737,8 +722,7 @@ class CalibratedForecast:
 
     method: str
     bases: BaseFits
-    bands: tuple[tuple[float, float], ...]  # (low, high) offsets per HORIZON_BINS entry
-    scaled: bool = False  # offsets in units of `BaseFits.scale` (else score units)
+    calibration: Mapping[str, Any]  # `load_calibration()`: per-bin offsets, scaled or not
 
     @property
     def n_scale(self) -> float:
@@ -750,8 +734,11 @@ class CalibratedForecast:
         if np.any(n_at <= 0):
             raise ValueError("n_labels must be positive")
         score = self.bases.point(self.method, n_at)
-        offsets = np.array([self.bands[horizon_bin(r)] for r in n_at / self.n_scale])
-        if self.scaled:
+        bins = self.calibration["bins"]
+        offsets = np.array(
+            [(bins[b]["low"], bins[b]["high"]) for b in map(horizon_bin, n_at / self.n_scale)]
+        )
+        if self.calibration.get("scaled", False):  # in units of the families' disagreement
             offsets = offsets * self.bases.scale(n_at)[:, None]
         low = np.clip(score + offsets[:, 0], 0.0, 1.0)
         high = np.clip(score + offsets[:, 1], 0.0, 1.0)
@@ -796,7 +783,7 @@ def forecast_report(
         "max_score": {"score": _round(best), "low": _round(best_low), "high": _round(best_high)},
     }
     if isinstance(curve, CalibratedForecast):
-        calibration = load_calibration()
+        calibration = curve.calibration
         report["method"] = curve.method
         report["calibration"] = {
             key: calibration.get(key)
