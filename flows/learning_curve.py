@@ -11,8 +11,9 @@ from tasks.learning_curve import learning_curve_task
 
 @flow(name="learning-curve")
 def learning_curve_flow(params_path: str = "params.yaml", overrides: dict | None = None) -> Path:
-    """Fine-tune (the train recipe) on the first rounds' labels at each of forecast.fractions,
-    for each of forecast.seeds; score on forecast.eval_data."""
+    """Fine-tune (the train recipe) on shares of the bought labels (forecast.order: the first
+    rounds, or a random share) at each of forecast.fractions, for each of forecast.seeds;
+    score on forecast.eval_data."""
     params = load_params(params_path, overrides)
     return learning_curve_task(params)
 

@@ -54,7 +54,9 @@ class PrepareConfig(_Section):
 # Tokens a model reads per text: a number, or "auto" (`frugal.modeling.fitted_max_length`).
 MaxLength = Annotated[int, Field(ge=8, le=512)] | Literal["auto"]
 
-Strategy = Literal["random", "least_confidence", "margin", "entropy", "kcenter", "fisher", "badge"]
+Strategy = Literal[
+    "random", "least_confidence", "margin", "entropy", "kcenter", "fisher", "badge", "cal"
+]
 
 
 class EmbedConfig(_Section):
@@ -97,6 +99,7 @@ class SampleConfig(_Section):
 class ForecastConfig(_Section):
     labeled_data: Path
     eval_data: Path
+    order: Literal["rounds", "random"]
     fractions: list[float] = Field(min_length=3)
     seeds: list[int] = Field(min_length=1)
     at: list[int] = Field(min_length=1)

@@ -27,6 +27,11 @@ How a round works, and why:
     model's own prediction (the score CCFI, arXiv 2201.01420, ranks exemplars by). For softmax
     regression the gradient is (p - e_y) ⊗ [x, 1], so the trace is (1 - Σ p²)(‖x‖² + 1): Gini
     impurity times the feature norm, computed exactly rather than by sampling labels;
+  - ``cal``: contrastive active learning (Margatina et al., EMNLP 2021), aimed at the
+    fine-tuned model: the candidates whose prediction differs most — mean KL divergence from
+    the predictions of their nearest labeled neighbours in embedding space — are the examples
+    that look like labeled ones but are read differently, which a fine-tuned encoder learns
+    from; outliers (far from everything labeled) do not win on uncertainty alone;
   - ``badge``: k-means++ seeding on gradient embeddings (p - e_ŷ) ⊗ [x, 1] with ŷ the predicted
     class (Ash et al. 2020): large gradients = uncertain, spread out = diverse. Distances use
     ⟨g_i, g_j⟩ = ⟨a_i, a_j⟩⟨x_i, x_j⟩, so the C·(d+1)-wide embeddings are never built.
@@ -47,7 +52,17 @@ from frugal.config import SampleConfig
 from frugal.data import read_embeddings
 from frugal.errors import DataError
 
-STRATEGIES = ("random", "least_confidence", "margin", "entropy", "kcenter", "fisher", "badge")
+STRATEGIES = (
+    "random",
+    "least_confidence",
+    "margin",
+    "entropy",
+    "kcenter",
+    "fisher",
+    "badge",
+    "cal",
+)
+CAL_NEIGHBOURS = 10  # labeled neighbours per candidate (Margatina et al. 2021 use 10)
 COLD_STARTS = ("kmeans", "random")
 
 # An annotator receives pool positions and returns their labels (a person, or the pool's own
@@ -111,6 +126,26 @@ def entropy_scores(probs: np.ndarray) -> np.ndarray:
 def fisher_scores(probs: np.ndarray, features: np.ndarray) -> np.ndarray:
     """Trace of the head's Fisher information at each example: (1 - Σ p²)(‖x‖² + 1)."""
     return (1.0 - (probs**2).sum(axis=1)) * ((features**2).sum(axis=1) + 1.0)
+
+
+def cal_scores(
+    probs: np.ndarray, features: np.ndarray, candidates: np.ndarray, labeled: np.ndarray
+) -> np.ndarray:
+    """Per candidate: mean KL(p(neighbour) ‖ p(candidate)) over its `CAL_NEIGHBOURS` nearest
+    labeled examples (squared Euclidean distance on the standardised embeddings)."""
+    anchors = np.flatnonzero(labeled)
+    k = min(CAL_NEIGHBOURS, anchors.size)
+    squared_norms = (features**2).sum(axis=1)
+    distances = (
+        squared_norms[candidates, None]
+        + squared_norms[anchors]
+        - 2.0 * features[candidates] @ features[anchors].T
+    )
+    nearest = anchors[np.argsort(stable(distances), axis=1, kind="stable")[:, :k]]
+    log_p = np.log(np.clip(probs, 1e-12, 1.0))
+    neighbour_p, neighbour_log_p = probs[nearest], log_p[nearest]  # (candidates, k, classes)
+    kl = (neighbour_p * (neighbour_log_p - log_p[candidates, None, :])).sum(axis=2)
+    return kl.mean(axis=1)
 
 
 def kcenter_greedy(
@@ -234,6 +269,7 @@ def select_batch(
         "margin": lambda: margin_scores(probs[candidates]),
         "entropy": lambda: entropy_scores(probs[candidates]),
         "fisher": lambda: fisher_scores(probs[candidates], features[candidates]),
+        "cal": lambda: cal_scores(probs, features, candidates, labeled),
     }
     if strategy not in scorers:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")

@@ -147,6 +147,25 @@ def fine_tune(
     return TrainResult(clf, best_acc, best_step, step, total, seconds, history, unseen)
 
 
+CURVE_ORDERS = ("rounds", "random")
+
+
+def curve_subset(labeled: pd.DataFrame, fraction: float, order: str, seed: int) -> pd.DataFrame:
+    """The learning curve's training set at `fraction` of `labeled` (in buying order).
+
+    ``rounds``: the first share, i.e. the first annotation rounds. ``random``: a seeded random
+    share, nested across fractions for one seed (a prefix of one permutation), kept in buying
+    order, so fraction 1.0 is the whole set under either order.
+    """
+    n_labels = max(1, round(fraction * len(labeled)))
+    if order == "rounds":
+        return labeled.iloc[:n_labels]
+    if order != "random":
+        raise ValueError(f"unknown learning-curve order {order!r}; choose from {CURVE_ORDERS}")
+    chosen = np.random.default_rng(seed).permutation(len(labeled))[:n_labels]
+    return labeled.iloc[np.sort(chosen)]
+
+
 def learning_curve_points(
     labeled: pd.DataFrame,
     dev: pd.DataFrame,
@@ -155,24 +174,25 @@ def learning_curve_points(
     seeds: list[int],
     cfg: TrainConfig,
     progress: Callable[[dict[str, float]], None] | None = None,
+    order: str = "rounds",
 ) -> pd.DataFrame:
-    """Accuracy on `evaluation` of the model fine-tuned (recipe `cfg`) on the first share of
-    `labeled` — its buying order, i.e. the first annotation rounds — per fraction × seed.
+    """Accuracy on `evaluation` of the model fine-tuned (recipe `cfg`) on a share of
+    `labeled` (see `curve_subset` for `order`), per fraction × seed.
 
     Columns: fraction, seed, n_labels, score, steps, train_seconds. `progress(row)` after each.
     """
     truth = evaluation["label"].astype(str).to_numpy()
     rows = []
     for fraction in sorted(set(fractions)):
-        n_labels = max(1, round(fraction * len(labeled)))
         for seed in seeds:
-            result = fine_tune(labeled.iloc[:n_labels], dev, cfg.model_copy(update={"seed": seed}))
+            subset = curve_subset(labeled, fraction, order, seed)
+            result = fine_tune(subset, dev, cfg.model_copy(update={"seed": seed}))
             probs = predict_proba(result.classifier, evaluation["text"].tolist())
             predicted = np.asarray(result.classifier.labels)[probs.argmax(axis=1)]
             row = {
                 "fraction": fraction,
                 "seed": seed,
-                "n_labels": n_labels,
+                "n_labels": len(subset),
                 "score": float((predicted == truth).mean()),
                 "steps": result.steps,
                 "train_seconds": round(result.train_seconds, 1),

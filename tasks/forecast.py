@@ -28,6 +28,7 @@ def forecast_task(params: Params, parent_run_id: str) -> dict:
         **forecast_report(curve, at, cfg.target),
         "pool_size": pool_size,
         "labels_measured": int(points["n_labels"].max()),
+        "points": {"order": cfg.order, "fractions": cfg.fractions, "seeds": cfg.seeds},
     }
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -39,7 +39,14 @@ def learning_curve_task(params: Params) -> Path:
 
     with Bars(unit="model") as bars:
         points = learning_curve_points(
-            labeled, dev, evaluation, cfg.fractions, cfg.seeds, params.train, progress
+            labeled,
+            dev,
+            evaluation,
+            cfg.fractions,
+            cfg.seeds,
+            params.train,
+            progress,
+            order=cfg.order,
         )
     cfg.points.parent.mkdir(parents=True, exist_ok=True)
     points.round(6).to_csv(cfg.points, index=False)

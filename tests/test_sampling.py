@@ -8,6 +8,7 @@ from frugal.modeling import embed_texts
 from frugal.sampling import (
     STRATEGIES,
     badge_select,
+    cal_scores,
     cold_start,
     fisher_scores,
     fit_proxy,
@@ -101,6 +102,22 @@ def test_badge_picks_a_large_gradient_first_and_no_duplicates():
     chosen = badge_select(probs, features, np.arange(5), 3, rng)
     assert chosen[0] == 1
     assert len(set(chosen.tolist())) == 3
+
+
+def test_cal_prefers_the_candidate_read_unlike_its_labeled_neighbours():
+    # Two candidates among labeled neighbours that the proxy reads as class 0: candidate 3 is
+    # read as class 1 there (contrastive), candidate 4 agrees with them.
+    features = np.array(
+        [[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.05, 0.05], [0.06, 0.04], [9.0, 9.0], [9.1, 9.0]]
+    )
+    probs = np.array(
+        [[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.2, 0.8], [0.85, 0.15], [0.5, 0.5], [0.5, 0.5]]
+    )
+    labeled = np.array([True, True, True, False, False, False, True])
+    candidates = np.flatnonzero(~labeled)
+    scores = cal_scores(probs, features, candidates, labeled)
+    assert candidates[np.argmax(scores)] == 3
+    assert scores[candidates.tolist().index(4)] < scores[candidates.tolist().index(3)]
 
 
 def test_kmeans_cold_start_hits_more_classes_than_its_size_would_by_luck(embedded):

@@ -7,7 +7,7 @@ import pytest
 from frugal.config import load_params
 from frugal.errors import DataError
 from frugal.modeling import load_classifier, predict_proba, save_classifier
-from frugal.training import fine_tune, planned_steps
+from frugal.training import curve_subset, fine_tune, planned_steps
 from tests.conftest import ROOT
 
 
@@ -30,6 +30,21 @@ def test_planned_steps_has_a_floor_and_a_cap():
     assert planned_steps(100, cfg) == max(cfg.min_steps, 4 * cfg.epochs)
     capped = cfg.model_copy(update={"max_steps": 7})
     assert planned_steps(100_000, capped) == 7
+
+
+def test_curve_points_are_nested_shares_in_buying_order(trec_sample):
+    labeled = trec_sample["pool"].reset_index(drop=True)
+    first = curve_subset(labeled, 0.25, "rounds", seed=13)
+    assert first["id"].tolist() == labeled["id"].iloc[: len(first)].tolist()
+    small, large = (curve_subset(labeled, f, "random", seed=13) for f in (0.25, 0.5))
+    assert set(small["id"]) < set(large["id"])  # nested for one seed
+    assert small.index.is_monotonic_increasing  # buying order kept
+    assert set(small["id"]) != set(first["id"])  # not the first rounds
+    assert set(curve_subset(labeled, 0.25, "random", seed=14)["id"]) != set(small["id"])
+    whole = curve_subset(labeled, 1.0, "random", seed=13)
+    assert whole["id"].tolist() == labeled["id"].tolist()  # 1.0: the whole set, either order
+    with pytest.raises(ValueError, match="learning-curve order"):
+        curve_subset(labeled, 0.5, "newest", seed=13)
 
 
 def test_fine_tuned_model_beats_chance_on_held_out_questions(trained, trec_sample):
