@@ -112,7 +112,8 @@ def choose(points_path: Path, output: Path) -> dict:
     small = sorted(f for f in curve_rows["fraction"].unique() if f < 1.0)
     candidates = []
     for order in ("rounds", "random"):
-        rows = pd.concat([curve_rows[curve_rows["order"] == order], whole])
+        own = curve_rows[(curve_rows["order"] == order) & (curve_rows["fraction"] < 1.0)]
+        rows = pd.concat([own, whole])  # the whole set (fraction 1.0) is shared
         for k in range(2, len(small) + 1):  # at least 3 points with the whole set
             for subset in itertools.combinations(small, k):
                 for n_seeds in range(1, len(seeds) + 1):
@@ -122,7 +123,7 @@ def choose(points_path: Path, output: Path) -> dict:
                         continue  # a point not measured yet for these seeds
                     result = {
                         "order": order,
-                        "fractions": [*subset, 1.0],
+                        "fractions": [float(f) for f in (*subset, 1.0)],
                         "seeds": [int(s) for s in use],
                         "fine_tunes": len(chosen),
                     }
@@ -139,7 +140,7 @@ def choose(points_path: Path, output: Path) -> dict:
                     candidates.append(result)
     # On dev: the band holds the truth; among those, every configuration within TOLERANCE_PT
     # of the smallest point error counts as equally good, and the cheapest (fewest fine-tunes)
-    # of them wins, then the smaller error. Fixed before any point was measured.
+    # of them wins, then the smaller error. Fixed before any forecast was computed.
     holding = [c for c in candidates if c["dev"]["holds"]] or candidates
     best_error = min(abs(c["dev"]["error_pt"]) for c in holding)
     good = [c for c in holding if abs(c["dev"]["error_pt"]) <= best_error + TOLERANCE_PT]
