@@ -76,6 +76,20 @@ def why_champion(metrics: Mapping[str, dict], rule: str, profile: str) -> str:
     )
 
 
+def forecast_provenance(forecast: Mapping) -> str:
+    """Which points the forecast was fitted on and which method made it."""
+    points = forecast.get("points")
+    fitted = (
+        f"Fitted on fine-tunes at {', '.join(f'{f:.4g}' for f in points['fractions'])} of the "
+        f"{forecast['labels_measured']:,} bought labels "
+        f"({'a seeded random share' if points['order'] == 'random' else 'the first rounds'}; "
+        f"seeds {', '.join(str(s) for s in points['seeds'])})"
+        if points
+        else f"Fitted on fine-tunes up to the {forecast['labels_measured']:,} bought labels"
+    )
+    return f"{fitted}; method {forecast.get('method', 'select')}, 90% intervals."
+
+
 def forecast_table(forecast: Mapping) -> pd.DataFrame:
     rows = [
         {"labels": f"{f['n_labels']:,}", "forecast accuracy": f"{f['score']:.2%}",
@@ -160,6 +174,7 @@ def render(inputs: ReportInputs) -> str:
         f"{sample['proxy_accuracy']:.2%} (the whole pool: {sample['full_pool_proxy_accuracy']:.2%}).</p>",
         _figure(inputs.plots, "Annotation curves"),
         "<h2>Forecast</h2>",
+        f"<p>{html.escape(forecast_provenance(inputs.forecast))}</p>",
         _table(forecast_table(inputs.forecast)),
         _figure(inputs.plots, "Learning-curve forecast"),
         *_plan_section(inputs.plan),

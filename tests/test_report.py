@@ -67,6 +67,9 @@ def _inputs(tmp_path, continual=True, plan=PLAN):
             "forecasts": [{"n_labels": 1000, "score": 0.89, "low": 0.87, "high": 0.91}],
             "max_score": {"score": 0.89, "low": 0.88, "high": 0.92},
             "labels_for_target": {"target": 0.92, "n_labels": None, "low": 2549, "high": None},
+            "labels_measured": 500,
+            "method": "log_power",
+            "points": {"order": "random", "fractions": [0.0625, 0.5, 1.0], "seeds": [13, 14]},
         },
         sample={
             "labels": 500,
@@ -105,6 +108,10 @@ def test_report_names_the_champion_and_why_and_embeds_the_plots(tmp_path):
     assert "size_target ★ champion" in page and "7,175" in page and "405" in page
     assert "87.00%" in page and "+2.40" in page  # the continual table
     assert "[2,549, –]" in page  # labels for the target: lower bound only
+    assert (
+        "at 0.0625, 0.5, 1 of the 500 bought labels (a seeded random share; seeds 13, 14)" in page
+    )
+    assert "method log_power" in page
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert len(images) == 1 and base64.b64decode(images[0])[:4] == b"\x89PNG"
     assert "Pareto front</figcaption>" not in page  # a plot that is not there is skipped
