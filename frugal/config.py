@@ -191,7 +191,7 @@ class QatConfig(_Section):
     seed: int
 
 
-# The compressed variants `compress` can build (frugal/compression.py builds each).
+# The compressed variants `compress` can build (frugal/compress/variants.py has a recipe for each).
 VARIANTS = (
     "int8_ptq",
     "int4_weight_only",

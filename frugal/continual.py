@@ -7,7 +7,8 @@ CCFI (Hua et al., arXiv 2201.01420), and the baselines it is measured against:
   ones, `memory_fraction` of the class, are kept. The trace is taken over the classification
   head, where it has a closed form: with pooled features h and predicted distribution p,
   E_y‖∇ log p(y|x)‖² = (1 − ‖p‖²)(‖h‖² + 1). It is largest for examples near the decision
-  boundary, needs no label, and costs one batched forward pass.
+  boundary, needs no label, and costs one batched forward pass. Both Fisher quantities come
+  from `frugal.fisher`.
 * **Dynamic weight consolidation.** The update trains on new data + memory with an EWC penalty
   Ω = Σ F_i (θ_i − θ*_i)² (diagonal Fisher of the old model on the memory, over the encoder's
   weights, anchored at the old weights). Its weight is set anew at every epoch from the ratio
@@ -37,9 +38,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from frugal.compression import fisher_diagonal
 from frugal.config import CONTINUAL_METHODS, ContinualConfig
 from frugal.errors import DataError
+from frugal.fisher import classifier_fisher_trace_scores, fisher_diagonal
 from frugal.modeling import Classifier, new_classifier, predict_proba
 from frugal.training import seed_everything
 
@@ -138,31 +139,6 @@ def expand_head(clf: Classifier, labels: list[str], seed: int) -> Classifier:
     model.config.id2label = dict(enumerate(labels))
     model.config.label2id = {label: i for i, label in enumerate(labels)}
     return Classifier(model, clf.tokenizer, list(labels), clf.max_length)
-
-
-@torch.inference_mode()
-def fisher_scores(clf: Classifier, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Trace of each text's Fisher information over the head's parameters under `clf`:
-    (1 − ‖p‖²)(‖h‖² + 1), h the pooled features the head reads, p its softmax."""
-    model = clf.model.eval()
-    captured: list[torch.Tensor] = []
-    hook = model.classifier.register_forward_hook(lambda _m, args, _o: captured.append(args[0]))
-    scores = []
-    try:
-        for start in range(0, len(texts), batch_size):
-            batch = clf.tokenizer(
-                texts[start : start + batch_size],
-                truncation=True,
-                max_length=clf.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            p = torch.softmax(model(**batch).logits, -1)
-            h = captured.pop()
-            scores.append((1 - (p**2).sum(-1)) * ((h**2).sum(-1) + 1))
-    finally:
-        hook.remove()
-    return torch.cat(scores).numpy() if scores else np.zeros(0)
 
 
 def memory_budget(counts: Mapping[str, int], fraction: float) -> dict[str, int]:
@@ -361,7 +337,9 @@ def keep_exemplars(
     """The exemplars of `data` (one step's arrivals) `method` keeps after training on it:
     Fisher-scored under the new model (ccfi, fisher_replay), random otherwise."""
     if method in FISHER_MEMORY:
-        return select_exemplars(data, fraction, fisher_scores(clf, data["text"].tolist()))
+        return select_exemplars(
+            data, fraction, classifier_fisher_trace_scores(clf, data["text"].tolist())
+        )
     return select_exemplars(data, fraction, None, seed)
 
 

@@ -15,15 +15,15 @@ import torch
 from prefect import get_run_logger, task
 
 from frugal import energy
-from frugal.compressed import save_compressed
-from frugal.compression import (
+from frugal.compress.planner import (
     Analysis,
     Candidate,
     analyse,
-    build_variant,
     candidate_table,
     plan_candidate,
 )
+from frugal.compress.variants import build_variant
+from frugal.compressed import save_compressed
 from frugal.config import CompressConfig, Params
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, load_classifier

@@ -8,19 +8,17 @@ import itertools
 import pytest
 import torch
 
-from frugal.compressed import is_compressed, load_float, save_compressed
-from frugal.compression import (
-    apply_bits,
-    distill,
-    fisher_diagonal,
-    plan_bits,
-    plannable_tensors,
+from frugal.compress.planner import plan_bits
+from frugal.compress.qat import apply_bits, distill
+from frugal.compress.sensitivity import (
     sensitivity_agreement,
     sensitivity_table,
     subgroup_sensitivity,
 )
+from frugal.compressed import is_compressed, load_float, save_compressed
 from frugal.energy import DeviceProfile, TensorCost, energy_per_request, with_bits
-from frugal.quantize import fake_quantize
+from frugal.fisher import fisher_diagonal
+from frugal.quantize import fake_quantize, plannable_tensors
 
 PROFILE = DeviceProfile("hand", 60, 10.0, 1.0, {32: 2.0, 16: 1.0, 8: 0.5}, "test")
 BLOCK = 64
@@ -139,7 +137,7 @@ def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reporte
 
 
 def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):
-    from frugal.compression import logits_of
+    from frugal.modeling import logits_of
 
     def kl_to_teacher(model_clf) -> float:
         teacher = torch.log_softmax(logits_of(clf, TEXTS), -1)
@@ -203,7 +201,8 @@ def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identicall
 def accuracy_reference(clf, bits):
     """Predictions of the torch fake-quant reference: quantized weights (already applied) and
     int8 inputs per token and block to the quantized linear layers."""
-    from frugal.compression import logits_of, quantized_activations
+    from frugal.compress.qat import quantized_activations
+    from frugal.modeling import logits_of
 
     with quantized_activations(clf.model, 8, BLOCK, bits):
         return logits_of(clf, TEXTS).argmax(-1).numpy()
@@ -233,7 +232,8 @@ def test_loss_plan_under_a_size_budget_is_the_exhaustive_optimum():
 
 
 def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, tmp_path):
-    from frugal.compression import choose_structure, logits_of, prune_structure, structure_groups
+    from frugal.compress.pruning import choose_structure, prune_structure, structure_groups
+    from frugal.modeling import logits_of
     from frugal.runtime import OnnxClassifier
 
     fisher = fisher_diagonal(clf, TEXTS)
@@ -294,7 +294,8 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
     """What lets the flow run them as independent tasks: scoring a candidate plan and building
     a variant (distillation included) never change the base model, and the same inputs give
     the same variant."""
-    from frugal.compression import analyse, build_variant, plan_candidate
+    from frugal.compress.planner import analyse, plan_candidate
+    from frugal.compress.variants import build_variant
     from frugal.config import load_params
     from frugal.energy import device_profile
     from tests.conftest import ROOT
@@ -324,3 +325,12 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
     assert all(torch.equal(one[k], two[k]) for k in one)
     assert not all(torch.equal(one[k], before[k]) for k in one)  # it did compress
     assert built[0].plan == built[1].plan
+
+
+def test_every_configurable_variant_has_a_recipe_and_an_unknown_one_lists_them():
+    from frugal.compress.variants import RECIPES, build_variant
+    from frugal.config import VARIANTS
+
+    assert list(RECIPES) == list(VARIANTS)
+    with pytest.raises(ValueError, match="unknown variant 'int3'.*size_target"):
+        build_variant("int3", *[None] * 9)
