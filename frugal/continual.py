@@ -41,7 +41,8 @@ import torch
 from frugal.config import CONTINUAL_METHODS, ContinualConfig
 from frugal.errors import DataError
 from frugal.fisher import classifier_fisher_trace_scores, fisher_diagonal
-from frugal.modeling import Classifier, new_classifier, predict_proba
+from frugal.modeling import Classifier, new_classifier, predict_proba, token_batches
+from frugal.quantize import plannable_tensors
 from frugal.training import seed_everything
 
 METHODS = CONTINUAL_METHODS
@@ -188,11 +189,8 @@ class Consolidation:
         table = params["bert.embeddings.word_embeddings.weight"]
         table.requires_grad_(False)  # no gradient: the Fisher skips it, and backward is faster
         try:
-            fisher = {
-                n: f
-                for n, f in fisher_diagonal(clf, texts).items()
-                if n.startswith("bert.encoder.")
-            }
+            encoder = [n for n in plannable_tensors(clf.model) if n.startswith("bert.encoder.")]
+            fisher = fisher_diagonal(clf.model, token_batches(clf, texts, 1), encoder)
         finally:
             table.requires_grad_(True)
         return cls(fisher, {n: params[n].detach().clone() for n in fisher}, weight)
@@ -337,9 +335,8 @@ def keep_exemplars(
     """The exemplars of `data` (one step's arrivals) `method` keeps after training on it:
     Fisher-scored under the new model (ccfi, fisher_replay), random otherwise."""
     if method in FISHER_MEMORY:
-        return select_exemplars(
-            data, fraction, classifier_fisher_trace_scores(clf, data["text"].tolist())
-        )
+        batches = token_batches(clf, data["text"].tolist(), 64)
+        return select_exemplars(data, fraction, classifier_fisher_trace_scores(clf.model, batches))
     return select_exemplars(data, fraction, None, seed)
 
 

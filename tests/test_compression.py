@@ -18,6 +18,7 @@ from frugal.compress.sensitivity import (
 from frugal.compressed import is_compressed, load_float, save_compressed
 from frugal.energy import DeviceProfile, TensorCost, energy_per_request, with_bits
 from frugal.fisher import fisher_diagonal
+from frugal.modeling import token_batches
 from frugal.quantize import fake_quantize, plannable_tensors
 
 PROFILE = DeviceProfile("hand", 60, 10.0, 1.0, {32: 2.0, 16: 1.0, 8: 0.5}, "test")
@@ -110,7 +111,7 @@ LABELS = ["HUM", "NUM", "LOC", "DESC", "NUM", "HUM"]
 
 
 def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reported(clf):
-    fisher = fisher_diagonal(clf, TEXTS)
+    fisher = fisher_diagonal(clf.model, token_batches(clf, TEXTS, 1), plannable_tensors(clf.model))
     assert set(fisher) == set(plannable_tensors(clf.model))
     assert all((f >= 0).all() for f in fisher.values())
     choices = {name: [2, 8, 32] for name in fisher}
@@ -236,7 +237,7 @@ def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, t
     from frugal.modeling import logits_of
     from frugal.runtime import OnnxClassifier
 
-    fisher = fisher_diagonal(clf, TEXTS)
+    fisher = fisher_diagonal(clf.model, token_batches(clf, TEXTS, 1), plannable_tensors(clf.model))
     groups = structure_groups(clf.model, fisher, group_size=64)
     heads = groups[(groups["layer"] == 0) & (groups["kind"] == "head")]
     assert len(heads) == 12 and len(groups[groups["kind"] == "channels"]) == 6 * 1536 // 64

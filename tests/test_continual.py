@@ -25,7 +25,7 @@ from frugal.continual import (
 )
 from frugal.errors import DataError
 from frugal.fisher import classifier_fisher_trace_scores
-from frugal.modeling import new_classifier, predict_proba
+from frugal.modeling import new_classifier, predict_proba, token_batches
 
 
 def _cfg(**overrides) -> ContinualConfig:
@@ -67,7 +67,7 @@ def two_class(trec_sample):
 def test_fisher_score_is_the_heads_fisher_trace_and_peaks_near_the_decision_boundary(two_class):
     clf, _, held = two_class
     texts = held["text"].tolist()
-    scores = classifier_fisher_trace_scores(clf, texts)
+    scores = classifier_fisher_trace_scores(clf.model, token_batches(clf, texts, 64))
     # the closed form equals autograd: E_y ||grad of log p(y|x) over the head||^2
     head = clf.model.classifier
     batch = clf.tokenizer(texts[:1], return_tensors="pt")

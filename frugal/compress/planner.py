@@ -43,7 +43,7 @@ from frugal.energy import (
 )
 from frugal.export import NATIVE_BITS, kind_of
 from frugal.fisher import fisher_diagonal
-from frugal.modeling import Classifier
+from frugal.modeling import Classifier, token_batches
 from frugal.quantize import plannable_tensors
 
 
@@ -237,7 +237,9 @@ def analyse(
     model = base.model
     model.eval()
     log(f"Fisher information on {min(len(unlabeled), cfg.fisher_texts)} unlabeled texts")
-    fisher = fisher_diagonal(base, unlabeled[: cfg.fisher_texts])
+    fisher = fisher_diagonal(
+        model, token_batches(base, unlabeled[: cfg.fisher_texts], 1), plannable_tensors(model)
+    )
     n_sens = cfg.sensitivity_texts
     widths = sorted(set(cfg.bit_choices) - {FLOAT_BITS})
     choices = {
