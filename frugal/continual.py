@@ -476,3 +476,26 @@ def run_continual(
             )
         seen = pd.concat([seen, new], ignore_index=True)
     return records
+
+
+def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:
+    """Per method after the last step: average accuracy, mean forgetting, its gap to full
+    retraining (percentage points), and the update time summed over steps, also as a share of
+    full retraining's. `table`: one row per `StepRecord.row()` of `run_continual`'s records."""
+    updates = table[table["method"] != "initial"]
+    last = updates[updates["step"] == updates["step"].max()].set_index("method")
+    seconds = updates.groupby("method")["seconds"].sum()
+    out = {}
+    for method in last.index:
+        out[method] = {
+            "final_average_accuracy": float(last.loc[method, "average_accuracy"]),
+            "final_mean_forgetting": float(last.loc[method, "mean_forgetting"]),
+            "update_seconds": float(seconds[method]),
+        }
+        if "full_retrain" in last.index:
+            full = last.loc["full_retrain"]
+            out[method]["gap_to_full_retrain_pt"] = 100 * float(
+                full["average_accuracy"] - last.loc[method, "average_accuracy"]
+            )
+            out[method]["time_vs_full_retrain"] = float(seconds[method] / seconds["full_retrain"])
+    return out

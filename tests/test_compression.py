@@ -5,12 +5,14 @@ served graph that predicts what the torch reference does)."""
 import copy
 import itertools
 
+import pandas as pd
 import pytest
 import torch
 
 from frugal.compress.planner import plan_bits
 from frugal.compress.qat import apply_bits, distill
 from frugal.compress.sensitivity import (
+    least_sensitive_heads,
     sensitivity_agreement,
     sensitivity_table,
     subgroup_sensitivity,
@@ -135,6 +137,23 @@ def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reporte
     agreement = sensitivity_agreement(table)
     assert set(agreement) == {"fisher_vs_kl", "fisher_vs_loss_change", "fisher_vs_accuracy_drop"}
     assert agreement["fisher_vs_kl"] > 0  # both rank the 2-bit tensors above the 8-bit ones
+
+
+def test_least_sensitive_heads_sum_a_heads_tensors_at_the_narrowest_width():
+    rows = [
+        {"tensor": f"bert.encoder.layer.{layer}.attention.{part}.weight", "kind": "head",
+         "group": head, "bits": bits, "fisher_loss": loss * (10 if bits == 8 else 1)}
+        for layer, head, loss in ((0, 0, 0.5), (0, 1, 0.1), (1, 0, 0.3))
+        for part in ("self.query", "output.dense")
+        for bits in (2, 8)
+    ] + [{"tensor": "bert.encoder.layer.0.intermediate.dense.weight", "kind": "channels",
+          "group": 0, "bits": 2, "fisher_loss": 0.0}]  # fmt: skip
+    heads = least_sensitive_heads(pd.DataFrame(rows), top=2)
+    assert heads == [
+        {"layer": 0, "head": 1, "fisher_loss": pytest.approx(0.2)},
+        {"layer": 1, "head": 0, "fisher_loss": pytest.approx(0.6)},
+    ]
+    assert least_sensitive_heads(pd.DataFrame(rows[-1:])) == []
 
 
 def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):

@@ -119,6 +119,23 @@ def subgroup_sensitivity(
     return pd.DataFrame(rows)
 
 
+def least_sensitive_heads(subgroups: pd.DataFrame, top: int = 5) -> list[dict]:
+    """The `top` heads whose removal the Fisher predicts to cost least (candidates for head
+    pruning): the narrowest width's prediction summed over a head's query, key, value and
+    output. `subgroups`: as `subgroup_sensitivity` returns."""
+    heads = subgroups[
+        (subgroups["kind"] == "head") & (subgroups["bits"] == subgroups["bits"].min())
+    ]
+    if heads.empty:
+        return []
+    layer = heads["tensor"].str.extract(r"layer\.(\d+)\.")[0].astype(int)
+    per_head = heads.assign(layer=layer).groupby(["layer", "group"])["fisher_loss"].sum()
+    return [
+        {"layer": int(lay), "head": int(head), "fisher_loss": float(value)}
+        for (lay, head), value in per_head.nsmallest(top).items()
+    ]
+
+
 def sensitivity_agreement(table: pd.DataFrame) -> dict[str, float]:
     """Spearman rank correlation of the Fisher prediction with each measured sensitivity."""
     return {
