@@ -11,8 +11,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from frugal.config import load_params
 from frugal.errors import FrugalError
-from tasks.prefect_server import ensure_api
-from tasks.runner import task_runner
+from orchestration.prefect_server import ensure_api
+from orchestration.runner import task_runner
 
 
 class _UserErrorsWithoutTraceback(logging.Filter):

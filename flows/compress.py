@@ -6,8 +6,8 @@ from prefect import flow, unmapped
 
 from flows.common import run_stage
 from frugal.config import load_params
+from orchestration.progress import tracked
 from tasks.compress import candidate_task, publish_task, sensitivity_task, variant_task
-from tasks.progress import tracked
 from tasks.tracking_tasks import open_pipeline_run
 
 

@@ -21,8 +21,8 @@ from flows.train import train_flow
 from frugal.config import load_params
 from frugal.errors import ParamsError
 from frugal.source import write_fingerprint
-from tasks.repo_lock import repo_lock
-from tasks.runner import task_runner
+from orchestration.repo_lock import repo_lock
+from orchestration.runner import task_runner
 from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 
 SOURCE_OUT = Path("data/source.json")  # the `source` stage's out in dvc.yaml

@@ -4,7 +4,7 @@ from prefect import flow
 
 from flows.common import run_stage
 from frugal.config import load_params
-from tasks.progress import tracked
+from orchestration.progress import tracked
 from tasks.sample import buy_labels_task, sample_report_task, simulate_task
 from tasks.tracking_tasks import open_pipeline_run
 

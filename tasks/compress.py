@@ -28,8 +28,8 @@ from frugal.compressed import save_compressed
 from frugal.config import CompressConfig, Params
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, load_classifier
-from tasks import tracking
-from tasks.progress import Bars
+from orchestration import tracking
+from orchestration.progress import Bars
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from frugal.continual import domain_steps, run_continual, summarize_methods
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, save_classifier
 from frugal.plots import plot_continual
-from tasks import tracking
-from tasks.progress import Bars
+from orchestration import tracking
+from orchestration.progress import Bars
 
 CURRENT_ALIAS = "current"
 

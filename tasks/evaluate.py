@@ -23,7 +23,7 @@ from frugal.evaluation import (
 from frugal.hashing import data_md5
 from frugal.plots import plot_pareto
 from frugal.runtime import OnnxClassifier
-from tasks import tracking
+from orchestration import tracking
 
 
 @task(name="evaluate")

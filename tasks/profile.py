@@ -16,7 +16,7 @@ from frugal.errors import DataError
 from frugal.hashing import data_md5
 from frugal.measure import measure_in_fresh_process
 from frugal.plots import plot_energy_layers
-from tasks import tracking
+from orchestration import tracking
 
 
 @task(name="profile")
