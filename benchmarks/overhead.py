@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.env import configure_environment  # noqa: E402
+from orchestration.env import configure_environment  # noqa: E402
 
 configure_environment()
 
@@ -82,7 +82,7 @@ print(json.dumps({"best_dev_accuracy": result.best_dev_accuracy, "steps": result
 
 PREFECT = r"""
 import json, time
-from tasks.env import configure_environment
+from orchestration.env import configure_environment
 configure_environment()
 from flows.pipeline import frugal_pipeline
 frugal_pipeline(until="train")

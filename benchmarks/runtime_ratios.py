@@ -32,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frugal import energy  # noqa: E402
+from frugal.compress.qat import quantized_activations  # noqa: E402
 from frugal.compressed import load_float  # noqa: E402
-from frugal.compression import logits_of, quantized_activations  # noqa: E402
 from frugal.config import load_params  # noqa: E402
 from frugal.measure import measure_in_fresh_process  # noqa: E402
-from frugal.modeling import load_classifier  # noqa: E402
+from frugal.modeling import load_classifier, logits_of  # noqa: E402
 from frugal.runtime import OnnxClassifier, executed_widths, load_graph  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "runtime_ratios.json"

@@ -4,6 +4,6 @@ Importing this package sets the project's environment first (telemetry off, PREF
 inside the project): Prefect fixes its settings when first imported, and every entry point
 (`python -m flows.<stage>`) imports this package before its flow module imports Prefect."""
 
-from tasks.env import configure_environment
+from orchestration.env import configure_environment
 
 configure_environment()

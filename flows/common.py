@@ -1,18 +1,20 @@
-"""Shared entry-point plumbing for `python -m flows.<stage>` (what each DVC stage runs)."""
+"""Shared entry-point plumbing for `python -m flows.<stage>` (what each DVC stage runs) and
+`python -m flows.pipeline`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from prefect import Flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from frugal.config import load_params
 from frugal.errors import FrugalError
-from tasks.prefect_server import ensure_api
-from tasks.runner import task_runner
+from orchestration.prefect_server import ensure_api
+from orchestration.runner import task_runner
 
 
 class _UserErrorsWithoutTraceback(logging.Filter):
@@ -24,19 +26,39 @@ class _UserErrorsWithoutTraceback(logging.Filter):
         return True
 
 
-def run_stage(flow: Flow[..., object]) -> None:
-    """Run a stage flow from the command line; a user error exits 2 with its message only."""
+def _run_command(flow: Flow[..., object], start: Callable[[str], object]) -> None:
+    """Read `--params` from the command line and call `start` with it, the Prefect API
+    reachable; a user error exits 2 with its message only."""
     parser = argparse.ArgumentParser(description=flow.__doc__)
     parser.add_argument("--params", default="params.yaml", help="parameters file")
     args = parser.parse_args()
     for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine"):
         logging.getLogger(name).addFilter(_UserErrorsWithoutTraceback())
     try:
-        params = load_params(args.params)  # fail fast on bad parameters, before Prefect starts
-        with temporary_settings(updates={PREFECT_API_URL: ensure_api()}):
-            flow.with_options(task_runner=task_runner(params.orchestration))(
-                params_path=args.params
-            )
+        start(args.params)
     except FrugalError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def run_stage(flow: Flow[..., object]) -> None:
+    """Run a stage flow from the command line: the parameters file is parsed here, once (a bad
+    value stops the stage before Prefect starts), and the flow runs on the parsed `Params`."""
+
+    def start(params_path: str) -> None:
+        params = load_params(params_path)
+        with temporary_settings(updates={PREFECT_API_URL: ensure_api()}):
+            flow.with_options(task_runner=task_runner(params.orchestration))(params)
+
+    _run_command(flow, start)
+
+
+def run_pipeline(flow: Flow[..., object]) -> None:
+    """Run the `frugal-pipeline` flow from the command line as a deployment run starts it: with
+    the parameters file's path, which the flow parses once and hands to every stage."""
+
+    def start(params_path: str) -> None:
+        with temporary_settings(updates={PREFECT_API_URL: ensure_api()}):
+            flow(params_path=params_path)
+
+    _run_command(flow, start)

@@ -5,22 +5,17 @@ from pathlib import Path
 from prefect import flow, unmapped
 
 from flows.common import run_stage
-from frugal.config import load_params
+from frugal.config import Params
+from orchestration.progress import tracked
 from tasks.compress import candidate_task, publish_task, sensitivity_task, variant_task
-from tasks.progress import tracked
 from tasks.tracking_tasks import open_pipeline_run
 
 
 @flow(name="compress")
-def compress_flow(
-    params_path: str = "params.yaml",
-    overrides: dict | None = None,
-    parent_run_id: str | None = None,
-) -> list[Path]:
+def compress_flow(params: Params, parent_run_id: str | None = None) -> list[Path]:
     """Sensitivity per tensor, then the candidate plans and the compressed variants in
     parallel on the task runner (quantization-aware distillation included); save, log and
     register every variant."""
-    params = load_params(params_path, overrides)
     parent_run_id = parent_run_id or open_pipeline_run(params)
     analysis = sensitivity_task(params)
     futures = candidate_task.map(unmapped(params), unmapped(analysis), analysis.budgets)

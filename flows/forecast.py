@@ -3,20 +3,15 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import run_stage
-from frugal.config import load_params
+from frugal.config import Params
 from tasks.forecast import forecast_task
 from tasks.tracking_tasks import open_pipeline_run
 
 
 @flow(name="forecast")
-def forecast_flow(
-    params_path: str = "params.yaml",
-    overrides: dict | None = None,
-    parent_run_id: str | None = None,
-) -> dict:
+def forecast_flow(params: Params, parent_run_id: str | None = None) -> dict:
     """Fit learning curves to the measured points; forecast the accuracy at the pool size and
     forecast.at, the maximum reachable and the labels forecast.target needs (90% intervals)."""
-    params = load_params(params_path, overrides)
     return forecast_task(params, parent_run_id or open_pipeline_run(params))
 
 

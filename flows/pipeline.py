@@ -18,16 +18,17 @@ from flows.profile import profile_flow
 from flows.report import report_flow
 from flows.sample import sample_flow
 from flows.train import train_flow
-from frugal.config import load_params
+from frugal.config import parse_params, read_params
 from frugal.errors import ParamsError
 from frugal.source import write_fingerprint
-from tasks.repo_lock import repo_lock
-from tasks.runner import task_runner
+from orchestration.repo_lock import repo_lock
+from orchestration.runner import task_runner
 from tasks.tracking_tasks import close_pipeline_run, open_pipeline_run
 
-SOURCE_OUT = Path("data/source.json")  # the `source` stage's out in dvc.yaml
 DVC_YAML = Path(__file__).resolve().parent.parent / "dvc.yaml"
-STAGES = tuple(yaml.safe_load(DVC_YAML.read_text(encoding="utf-8"))["stages"])  # dvc.yaml's order
+_DVC = yaml.safe_load(DVC_YAML.read_text(encoding="utf-8"))
+STAGES = tuple(_DVC["stages"])  # dvc.yaml's order
+SOURCE_OUT = Path(_DVC["vars"][0]["source_fingerprint"])  # the `source` stage's out
 
 
 @flow(name="frugal-pipeline")
@@ -41,14 +42,14 @@ def frugal_pipeline(
     pipeline run at a time.
 
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
+    The parameters are read and validated here, once, and every stage's flow gets them.
     """
     if until not in STAGES:
         raise ParamsError(f"until: unknown stage {until!r}; choose one of {', '.join(STAGES)}")
-    params = load_params(params_path, overrides)
+    raw = read_params(params_path, overrides)
+    params = parse_params(raw, params_path, overrides)
     with repo_lock():  # refused while `dvc repro` or another pipeline run holds the repo
-        args = (params_path, overrides)
-        raw_ingest = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))["ingest"]
-        write_fingerprint({**raw_ingest, **(overrides or {}).get("ingest", {})}, SOURCE_OUT)
+        write_fingerprint(raw["ingest"], SOURCE_OUT)  # as the `source` stage: the file's values
         if until == "source":
             return None
         for stage, data_flow in (
@@ -56,25 +57,25 @@ def frugal_pipeline(
             ("prepare", prepare_flow),
             ("embed", embed_flow),
         ):
-            result = data_flow(*args)
+            result = data_flow(params)
             if stage == until:
                 return result
         parent = open_pipeline_run(params, execution_id=flow_run.get_id())
         runner = task_runner(params.orchestration)
         steps = {
             "sample": lambda: sample_flow.with_options(task_runner=runner)(
-                *args, parent_run_id=parent
+                params, parent_run_id=parent
             ),
-            "learning_curve": lambda: learning_curve_flow(*args),
-            "forecast": lambda: forecast_flow(*args, parent_run_id=parent),
-            "train": lambda: train_flow(*args, parent_run_id=parent),
+            "learning_curve": lambda: learning_curve_flow(params),
+            "forecast": lambda: forecast_flow(params, parent_run_id=parent),
+            "train": lambda: train_flow(params, parent_run_id=parent),
             "compress": lambda: compress_flow.with_options(task_runner=runner)(
-                *args, parent_run_id=parent
+                params, parent_run_id=parent
             ),
-            "profile": lambda: profile_flow(*args, parent_run_id=parent),
-            "evaluate": lambda: evaluate_flow(*args, parent_run_id=parent),
-            "continual": lambda: continual_flow(*args, parent_run_id=parent),
-            "report": lambda: report_flow(*args, parent_run_id=parent),
+            "profile": lambda: profile_flow(params, parent_run_id=parent),
+            "evaluate": lambda: evaluate_flow(params, parent_run_id=parent),
+            "continual": lambda: continual_flow(params, parent_run_id=parent),
+            "report": lambda: report_flow(params, parent_run_id=parent),
         }
         assert ("source", "ingest", "prepare", "embed", *steps) == STAGES, (
             "dvc.yaml and the flow differ"
@@ -92,6 +93,6 @@ def frugal_pipeline(
 
 
 if __name__ == "__main__":
-    from flows.common import run_stage
+    from flows.common import run_pipeline
 
-    run_stage(frugal_pipeline)
+    run_pipeline(frugal_pipeline)

@@ -5,16 +5,13 @@ from pathlib import Path
 from prefect import flow
 
 from flows.common import run_stage
-from frugal.config import load_params
+from frugal.config import Params
 from tasks.data import prepare_task
 
 
 @flow(name="prepare")
-def prepare_flow(
-    params_path: str = "params.yaml", overrides: dict | None = None
-) -> dict[str, Path]:
+def prepare_flow(params: Params) -> dict[str, Path]:
     """Split data/raw.parquet into stratified pool / dev / test."""
-    params = load_params(params_path, overrides)
     return prepare_task(params.ingest.output, params.prepare)
 
 

@@ -5,19 +5,14 @@ from pathlib import Path
 from prefect import flow
 
 from flows.common import run_stage
-from frugal.config import load_params
+from frugal.config import Params
 from tasks.report import report_task
 from tasks.tracking_tasks import open_pipeline_run
 
 
 @flow(name="report")
-def report_flow(
-    params_path: str = "params.yaml",
-    overrides: dict | None = None,
-    parent_run_id: str | None = None,
-) -> Path:
+def report_flow(params: Params, parent_run_id: str | None = None) -> Path:
     """Every figure of the run on one HTML page, logged to the MLflow parent run."""
-    params = load_params(params_path, overrides)
     parent_run_id = parent_run_id or open_pipeline_run(params)
     return report_task(params, parent_run_id)
 

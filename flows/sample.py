@@ -3,21 +3,16 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.common import run_stage
-from frugal.config import load_params
-from tasks.progress import tracked
+from frugal.config import Params
+from orchestration.progress import tracked
 from tasks.sample import buy_labels_task, sample_report_task, simulate_task
 from tasks.tracking_tasks import open_pipeline_run
 
 
 @flow(name="sample")
-def sample_flow(
-    params_path: str = "params.yaml",
-    overrides: dict | None = None,
-    parent_run_id: str | None = None,
-) -> dict:
+def sample_flow(params: Params, parent_run_id: str | None = None) -> dict:
     """Simulate every compared strategy × seed, then buy the training labels (resuming from
     imported ones) with the chosen strategy; write and log the annotation curves."""
-    params = load_params(params_path, overrides)
     cfg = params.sample
     parent_run_id = parent_run_id or open_pipeline_run(params)
     curves = []

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig
 
-from frugal.compression import KERNEL_BITS
+from frugal.compress.qat import KERNEL_BITS
 from frugal.energy import FLOAT_BITS, WORKLOADS, DeviceProfile, WorkloadEnergy, model_energy
 from frugal.errors import FrugalError
 from frugal.export import export_onnx

@@ -191,7 +191,7 @@ class QatConfig(_Section):
     seed: int
 
 
-# The compressed variants `compress` can build (frugal/compression.py builds each).
+# The compressed variants `compress` can build (frugal/compress/variants.py has a recipe for each).
 VARIANTS = (
     "int8_ptq",
     "int4_weight_only",
@@ -363,19 +363,11 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
-    """Validate a parsed params mapping; `source` names it in error messages."""
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as err:
-        raise ParamsError(_format_errors(err, source)) from None
-
-
-def load_params(
+def read_params(
     path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None
-) -> Params:
-    """Read and validate params.yaml, optionally overriding keys (nested dict, e.g. from a
-    Prefect deployment parameter)."""
+) -> dict[str, Any]:
+    """params.yaml as read, `overrides` (a nested dict, e.g. from a Prefect deployment
+    parameter) merged over it: the mapping `parse_params` validates."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: parameters file not found (run from the repository root)")
@@ -385,8 +377,23 @@ def load_params(
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of stage sections at the top level")
-    source = str(path)
-    if overrides:
-        raw = _deep_merge(raw, overrides)
-        source = f"{path} (with overrides {overrides})"
-    return parse_params(raw, source)
+    return _deep_merge(raw, overrides) if overrides else raw
+
+
+def parse_params(
+    raw: dict[str, Any], path: Path | str = "params", overrides: dict[str, Any] | None = None
+) -> Params:
+    """Validate a params mapping; errors name `path` (and the overrides merged into `raw`)."""
+    source = f"{Path(path)} (with overrides {overrides})" if overrides else str(Path(path))
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format_errors(err, source)) from None
+
+
+def load_params(
+    path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None
+) -> Params:
+    """Read and validate params.yaml, optionally overriding keys. Once per process: the
+    entry points (`flows.common.run_stage`, the `frugal-pipeline` flow) hand the result down."""
+    return parse_params(read_params(path, overrides), path, overrides)

@@ -7,7 +7,8 @@ CCFI (Hua et al., arXiv 2201.01420), and the baselines it is measured against:
   ones, `memory_fraction` of the class, are kept. The trace is taken over the classification
   head, where it has a closed form: with pooled features h and predicted distribution p,
   E_y‖∇ log p(y|x)‖² = (1 − ‖p‖²)(‖h‖² + 1). It is largest for examples near the decision
-  boundary, needs no label, and costs one batched forward pass.
+  boundary, needs no label, and costs one batched forward pass. Both Fisher quantities come
+  from `frugal.fisher`.
 * **Dynamic weight consolidation.** The update trains on new data + memory with an EWC penalty
   Ω = Σ F_i (θ_i − θ*_i)² (diagonal Fisher of the old model on the memory, over the encoder's
   weights, anchored at the old weights). Its weight is set anew at every epoch from the ratio
@@ -37,10 +38,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from frugal.compression import fisher_diagonal
 from frugal.config import CONTINUAL_METHODS, ContinualConfig
 from frugal.errors import DataError
-from frugal.modeling import Classifier, new_classifier, predict_proba
+from frugal.fisher import classifier_fisher_trace_scores, fisher_diagonal
+from frugal.modeling import Classifier, new_classifier, predict_proba, token_batches
+from frugal.quantize import plannable_tensors
 from frugal.training import seed_everything
 
 METHODS = CONTINUAL_METHODS
@@ -140,31 +142,6 @@ def expand_head(clf: Classifier, labels: list[str], seed: int) -> Classifier:
     return Classifier(model, clf.tokenizer, list(labels), clf.max_length)
 
 
-@torch.inference_mode()
-def fisher_scores(clf: Classifier, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Trace of each text's Fisher information over the head's parameters under `clf`:
-    (1 − ‖p‖²)(‖h‖² + 1), h the pooled features the head reads, p its softmax."""
-    model = clf.model.eval()
-    captured: list[torch.Tensor] = []
-    hook = model.classifier.register_forward_hook(lambda _m, args, _o: captured.append(args[0]))
-    scores = []
-    try:
-        for start in range(0, len(texts), batch_size):
-            batch = clf.tokenizer(
-                texts[start : start + batch_size],
-                truncation=True,
-                max_length=clf.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            p = torch.softmax(model(**batch).logits, -1)
-            h = captured.pop()
-            scores.append((1 - (p**2).sum(-1)) * ((h**2).sum(-1) + 1))
-    finally:
-        hook.remove()
-    return torch.cat(scores).numpy() if scores else np.zeros(0)
-
-
 def memory_budget(counts: Mapping[str, int], fraction: float) -> dict[str, int]:
     """Exemplars kept per class: `fraction` of its examples, at least one."""
     return {label: max(1, math.floor(fraction * n)) for label, n in counts.items()}
@@ -212,11 +189,8 @@ class Consolidation:
         table = params["bert.embeddings.word_embeddings.weight"]
         table.requires_grad_(False)  # no gradient: the Fisher skips it, and backward is faster
         try:
-            fisher = {
-                n: f
-                for n, f in fisher_diagonal(clf, texts).items()
-                if n.startswith("bert.encoder.")
-            }
+            encoder = [n for n in plannable_tensors(clf.model) if n.startswith("bert.encoder.")]
+            fisher = fisher_diagonal(clf.model, token_batches(clf, texts, 1), encoder)
         finally:
             table.requires_grad_(True)
         return cls(fisher, {n: params[n].detach().clone() for n in fisher}, weight)
@@ -361,7 +335,8 @@ def keep_exemplars(
     """The exemplars of `data` (one step's arrivals) `method` keeps after training on it:
     Fisher-scored under the new model (ccfi, fisher_replay), random otherwise."""
     if method in FISHER_MEMORY:
-        return select_exemplars(data, fraction, fisher_scores(clf, data["text"].tolist()))
+        batches = token_batches(clf, data["text"].tolist(), 64)
+        return select_exemplars(data, fraction, classifier_fisher_trace_scores(clf.model, batches))
     return select_exemplars(data, fraction, None, seed)
 
 
@@ -501,3 +476,26 @@ def run_continual(
             )
         seen = pd.concat([seen, new], ignore_index=True)
     return records
+
+
+def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:
+    """Per method after the last step: average accuracy, mean forgetting, its gap to full
+    retraining (percentage points), and the update time summed over steps, also as a share of
+    full retraining's. `table`: one row per `StepRecord.row()` of `run_continual`'s records."""
+    updates = table[table["method"] != "initial"]
+    last = updates[updates["step"] == updates["step"].max()].set_index("method")
+    seconds = updates.groupby("method")["seconds"].sum()
+    out = {}
+    for method in last.index:
+        out[method] = {
+            "final_average_accuracy": float(last.loc[method, "average_accuracy"]),
+            "final_mean_forgetting": float(last.loc[method, "mean_forgetting"]),
+            "update_seconds": float(seconds[method]),
+        }
+        if "full_retrain" in last.index:
+            full = last.loc["full_retrain"]
+            out[method]["gap_to_full_retrain_pt"] = 100 * float(
+                full["average_accuracy"] - last.loc[method, "average_accuracy"]
+            )
+            out[method]["time_vs_full_retrain"] = float(seconds[method] / seconds["full_retrain"])
+    return out

@@ -513,6 +513,21 @@ class WorkloadEnergy:
             ignore_index=True,
         )
 
+    def by_layer(self) -> pd.DataFrame:
+        """pJ per request by layer (`EnergyReport.by_layer`, without its share) of every
+        profile: columns workload, profile, layer, dram_pj, sram_pj, compute_pj, total_pj;
+        layers in model order within each profile."""
+        layers = pd.concat(
+            [
+                report.by_layer().drop(columns="share").reset_index()
+                .assign(workload=self.workload, profile=name)
+                for name, report in self.reports.items()
+            ],
+            ignore_index=True,
+        )  # fmt: skip
+        columns = ["workload", "profile", "layer", "dram_pj", "sram_pj", "compute_pj", "total_pj"]
+        return layers[columns]
+
 
 def model_energy(
     model: torch.nn.Module,

@@ -1,12 +1,15 @@
 """Classification quality of a model on held-out text: accuracy, macro-F1, calibration,
-per-class report and confusion matrix."""
+per-class report and confusion matrix; and the comparison of several models: differences to the
+baseline with bootstrap intervals, the champion, and the energy × accuracy Pareto front."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import bootstrap
 from sklearn.metrics import (
     accuracy_score,
@@ -113,6 +116,98 @@ def headline_metrics(metrics: dict) -> dict:
     return {key: metrics[key] for key in keys if key in metrics} | {
         "f1": {label: m["f1"] for label, m in metrics["per_class"].items()}
     }
+
+
+def baseline_differences(
+    test_correct: Mapping[str, np.ndarray],
+    dev_correct: Mapping[str, np.ndarray],
+    baseline: str,
+    n_resamples: int,
+    seed: int,
+) -> dict[str, dict]:
+    """Per model (in the order of `test_correct`): its test accuracy minus the `baseline`
+    model's, its dev accuracy, and its dev accuracy minus the baseline's, the differences with
+    paired bootstrap 95% intervals (`accuracy_difference`). `test_correct` / `dev_correct`:
+    per model, whether each example of the split was classified correctly."""
+    return {
+        name: {
+            "accuracy_vs_baseline": accuracy_difference(
+                test_correct[name], test_correct[baseline], n_resamples, seed
+            ),
+            "dev_accuracy": float(dev_correct[name].mean()),
+            "dev_accuracy_vs_baseline": accuracy_difference(
+                dev_correct[name], dev_correct[baseline], n_resamples, seed
+            ),
+        }
+        for name in test_correct
+    }
+
+
+def model_summary(metrics: Mapping, profile: Mapping) -> dict:
+    """One model's entry of reports/metrics.json: the headline test metrics, the differences to
+    the baseline (`metrics` holds them, see `baseline_differences`) and the profile stage's
+    measured and modeled figures (`profile`: the model's entry of reports/profile.json)."""
+    return headline_metrics(metrics) | {
+        "accuracy_vs_baseline": metrics["accuracy_vs_baseline"],
+        "dev_accuracy": metrics["dev_accuracy"],
+        "dev_accuracy_vs_baseline": metrics["dev_accuracy_vs_baseline"],
+        "measured_latency_ms_p50": profile["measured"]["latency_ms_p50"],
+        "measured_latency_ms_p95": profile["measured"]["latency_ms_p95"],
+        "measured_weights_bytes": profile["measured"]["weights_bytes"],
+        "modeled_uj_per_utterance": profile["modeled"]["uj_per_utterance"],
+    }
+
+
+def energy_accuracy_points(summary: Mapping[str, Mapping], profile: str) -> pd.DataFrame:
+    """One row per model and workload: modeled µJ per utterance on `profile` (column `uj`) and
+    test accuracy. Columns: model, workload, uj, accuracy."""
+    return pd.DataFrame(
+        [
+            {"model": name, "workload": workload, "uj": uj, "accuracy": s["accuracy"]}
+            for name, s in summary.items()
+            for workload, uj in s["modeled_uj_per_utterance"][profile].items()
+        ]
+    )
+
+
+def pareto_membership(points: pd.DataFrame) -> dict[str, dict[str, bool]]:
+    """Per model, per workload (sorted): whether the model is on that workload's energy ×
+    accuracy Pareto front (`pareto_front`). `points`: as `energy_accuracy_points` returns."""
+    membership: dict[str, dict[str, bool]] = {}
+    for workload, panel in points.groupby("workload"):
+        on_front = pareto_front(panel["uj"], panel["accuracy"])
+        for name, on in zip(panel["model"], on_front, strict=True):
+            membership.setdefault(name, {})[str(workload)] = bool(on)
+    return membership
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The models side by side: reports/metrics.json's content, the champion, and the points of
+    the Pareto plot."""
+
+    summary: dict[str, dict]  # per model: `model_summary` + champion + pareto_front
+    champion: str | None  # None: no model within the accuracy budget
+    points: pd.DataFrame  # `energy_accuracy_points` on the champion's profile
+
+
+def compare_models(
+    metrics: Mapping[str, Mapping],
+    profile: Mapping[str, Mapping],
+    accuracy_budget: float,
+    champion_profile: str,
+) -> Comparison:
+    """Summarize every model (`metrics`: per model, its test metrics with the differences to
+    the baseline; `profile`: reports/profile.json), choose the champion (`choose_champion`)
+    and mark who is on each workload's Pareto front on `champion_profile`."""
+    summary = {name: model_summary(m, profile[name]) for name, m in metrics.items()}
+    champion = choose_champion(summary, accuracy_budget, champion_profile)
+    for name in summary:
+        summary[name]["champion"] = name == champion
+    points = energy_accuracy_points(summary, champion_profile)
+    for name, fronts in pareto_membership(points).items():
+        summary[name]["pareto_front"] = fronts
+    return Comparison(summary, champion, points)
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -156,22 +157,37 @@ def load_classifier(model_dir: Path) -> Classifier:
     )
 
 
-@torch.inference_mode()
-def predict_proba(clf: Classifier, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities, shape (len(texts), len(clf.labels))."""
-    model, tokenizer = clf.model, clf.tokenizer
-    was_training = model.training
-    model.eval()
-    chunks = []
+def token_batches(clf: Classifier, texts: list[str], batch_size: int) -> Iterator[dict]:
+    """`texts` in batches of `batch_size`, tokenized as the classifier reads them (truncated to
+    its max length, padded to the longest text of the batch)."""
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(
+        yield clf.tokenizer(
             texts[start : start + batch_size],
             truncation=True,
             max_length=clf.max_length,
             padding=True,
             return_tensors="pt",
         )
-        chunks.append(torch.softmax(model(**batch).logits.float(), dim=-1).numpy())
+
+
+@torch.inference_mode()
+def logits_of(clf: Classifier, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """Float32 logits of `texts`, shape (len(texts), len(clf.labels)); leaves the model in eval
+    mode."""
+    clf.model.eval()
+    return torch.cat([clf.model(**b).logits.float() for b in token_batches(clf, texts, batch_size)])
+
+
+@torch.inference_mode()
+def predict_proba(clf: Classifier, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Class probabilities, shape (len(texts), len(clf.labels))."""
+    model = clf.model
+    was_training = model.training
+    model.eval()
+    chunks = [
+        torch.softmax(model(**batch).logits.float(), dim=-1).numpy()
+        for batch in token_batches(clf, texts, batch_size)
+    ]
     model.train(was_training)
     if not chunks:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)

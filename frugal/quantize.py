@@ -138,3 +138,14 @@ def unpack_codes(packed: torch.Tensor, bits: int, shape: tuple[int, ...]) -> tor
     unsigned = torch.stack(slots, dim=1).flatten()
     n = int(torch.Size(shape).numel())
     return (unsigned[:n].to(torch.float32) - offset).reshape(shape)
+
+
+def plannable_tensors(model: torch.nn.Module) -> list[str]:
+    """Weights whose bit width the planner chooses: every linear layer's weight and the
+    word-embedding table. Biases, norms and position tables stay at full precision (they are
+    under 1% of the bytes)."""
+    names = []
+    for module_name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) or module_name.endswith("word_embeddings"):
+            names.append(f"{module_name}.weight")
+    return names

@@ -26,7 +26,8 @@ How a round works, and why:
     the expected squared norm of the log-likelihood gradient with the label drawn from the
     model's own prediction (the score CCFI, arXiv 2201.01420, ranks exemplars by). For softmax
     regression the gradient is (p - e_y) ⊗ [x, 1], so the trace is (1 - Σ p²)(‖x‖² + 1): Gini
-    impurity times the feature norm, computed exactly rather than by sampling labels;
+    impurity times the feature norm, computed exactly rather than by sampling labels
+    (`frugal.fisher.fisher_trace_scores`);
   - ``cal``: contrastive active learning (Margatina et al., EMNLP 2021), aimed at the
     fine-tuned model: the candidates whose prediction differs most — mean KL divergence from
     the predictions of their nearest labeled neighbours in embedding space — are the examples
@@ -51,6 +52,7 @@ from sklearn.linear_model import LogisticRegression
 from frugal.config import SampleConfig
 from frugal.data import read_embeddings
 from frugal.errors import DataError
+from frugal.fisher import fisher_trace_scores
 
 STRATEGIES = (
     "random",
@@ -121,11 +123,6 @@ def margin_scores(probs: np.ndarray) -> np.ndarray:
 def entropy_scores(probs: np.ndarray) -> np.ndarray:
     """Shannon entropy of the predictive distribution (nats)."""
     return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
-
-
-def fisher_scores(probs: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """Trace of the head's Fisher information at each example: (1 - Σ p²)(‖x‖² + 1)."""
-    return (1.0 - (probs**2).sum(axis=1)) * ((features**2).sum(axis=1) + 1.0)
 
 
 def cal_scores(
@@ -268,7 +265,7 @@ def select_batch(
         "least_confidence": lambda: least_confidence_scores(probs[candidates]),
         "margin": lambda: margin_scores(probs[candidates]),
         "entropy": lambda: entropy_scores(probs[candidates]),
-        "fisher": lambda: fisher_scores(probs[candidates], features[candidates]),
+        "fisher": lambda: fisher_trace_scores(probs[candidates], features[candidates]),
         "cal": lambda: cal_scores(probs, features, candidates, labeled),
     }
     if strategy not in scorers:

@@ -15,20 +15,21 @@ import torch
 from prefect import get_run_logger, task
 
 from frugal import energy
-from frugal.compressed import save_compressed
-from frugal.compression import (
+from frugal.compress.planner import (
     Analysis,
     Candidate,
     analyse,
-    build_variant,
     candidate_table,
     plan_candidate,
 )
+from frugal.compress.sensitivity import least_sensitive_heads
+from frugal.compress.variants import build_variant
+from frugal.compressed import save_compressed
 from frugal.config import CompressConfig, Params
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, load_classifier
-from tasks import tracking
-from tasks.progress import Bars
+from orchestration import tracking
+from orchestration.progress import Bars
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def publish_task(
     summary = {
         "reference_dev_accuracy": analysis.reference_dev_accuracy,
         "sensitivity_agreement": analysis.agreement,
-        "least_sensitive_heads": _least_sensitive_heads(analysis.subgroups),
+        "least_sensitive_heads": least_sensitive_heads(analysis.subgroups),
         "variants": {
             v.name: {k: val for k, val in v.plan.items() if k != "resident"} for v in saved
         },
@@ -186,19 +187,3 @@ def publish_task(
         tracking.log_and_register_model(params.tracking, run_id, model_dir)
         out.append(model_dir)
     return out
-
-
-def _least_sensitive_heads(subgroups: pd.DataFrame, top: int = 5) -> list[dict]:
-    """Heads whose removal the Fisher predicts to cost least (candidates for head pruning):
-    the narrowest width's prediction summed over a head's query, key, value and output."""
-    heads = subgroups[
-        (subgroups["kind"] == "head") & (subgroups["bits"] == subgroups["bits"].min())
-    ]
-    if heads.empty:
-        return []
-    layer = heads["tensor"].str.extract(r"layer\.(\d+)\.")[0].astype(int)
-    per_head = heads.assign(layer=layer).groupby(["layer", "group"])["fisher_loss"].sum()
-    return [
-        {"layer": int(lay), "head": int(head), "fisher_loss": float(value)}
-        for (lay, head), value in per_head.nsmallest(top).items()
-    ]

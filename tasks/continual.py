@@ -14,12 +14,12 @@ import torch
 from prefect import get_run_logger, task
 
 from frugal.config import Params
-from frugal.continual import domain_steps, run_continual
+from frugal.continual import domain_steps, run_continual, summarize_methods
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, save_classifier
 from frugal.plots import plot_continual
-from tasks import tracking
-from tasks.progress import Bars
+from orchestration import tracking
+from orchestration.progress import Bars
 
 CURRENT_ALIAS = "current"
 
@@ -104,7 +104,7 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
         ],
         "memory_fraction": cfg.memory_fraction,
         "step_examples": [len(s) for s in steps],
-        "summary": _summary(table),
+        "summary": summarize_methods(table),
         "records": [
             r.row() | {"per_class": r.per_class, "forgetting": r.forgetting} for r in records
         ],
@@ -113,25 +113,3 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
     for path in (cfg.report, cfg.steps_report, cfg.plot):
         c.log_artifact(parent_run_id, str(path), "reports")
     return cfg.report
-
-
-def _summary(table: pd.DataFrame) -> dict[str, dict]:
-    """Per method after the last step: average accuracy, its gap to full retraining, and the
-    update time summed over steps as a share of full retraining's."""
-    updates = table[table["method"] != "initial"]
-    last = updates[updates["step"] == updates["step"].max()].set_index("method")
-    seconds = updates.groupby("method")["seconds"].sum()
-    out = {}
-    for method in last.index:
-        out[method] = {
-            "final_average_accuracy": float(last.loc[method, "average_accuracy"]),
-            "final_mean_forgetting": float(last.loc[method, "mean_forgetting"]),
-            "update_seconds": float(seconds[method]),
-        }
-        if "full_retrain" in last.index:
-            full = last.loc["full_retrain"]
-            out[method]["gap_to_full_retrain_pt"] = 100 * float(
-                full["average_accuracy"] - last.loc[method, "average_accuracy"]
-            )
-            out[method]["time_vs_full_retrain"] = float(seconds[method] / seconds["full_retrain"])
-    return out

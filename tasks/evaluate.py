@@ -15,17 +15,15 @@ from prefect import task
 from frugal.config import Params
 from frugal.errors import DataError
 from frugal.evaluation import (
-    accuracy_difference,
-    choose_champion,
+    baseline_differences,
     classification_metrics,
-    headline_metrics,
-    pareto_front,
+    compare_models,
     plot_confusion,
 )
 from frugal.hashing import data_md5
 from frugal.plots import plot_pareto
 from frugal.runtime import OnnxClassifier
-from tasks import tracking
+from orchestration import tracking
 
 
 @task(name="evaluate")
@@ -44,7 +42,6 @@ def evaluate_task(
     test_md5 = data_md5(test_path)
     correct: dict[str, np.ndarray] = {}
     dev_correct: dict[str, np.ndarray] = {}
-    summary: dict[str, dict] = {}  # headline figures: reports/metrics.json (dvc metrics)
     report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
     c = tracking.client(params.tracking)
@@ -78,23 +75,15 @@ def evaluate_task(
         run_ids[name] = run_id
 
     baseline = model_dirs[0].name  # the base model: every difference is against it
+    differences = baseline_differences(
+        correct, dev_correct, baseline, cfg.bootstrap_resamples, cfg.seed
+    )
     for name, metrics in report.items():
-        metrics["accuracy_vs_baseline"] = accuracy_difference(
-            correct[name], correct[baseline], cfg.bootstrap_resamples, cfg.seed
-        )
-        metrics["dev_accuracy"] = float(dev_correct[name].mean())
-        metrics["dev_accuracy_vs_baseline"] = accuracy_difference(
-            dev_correct[name], dev_correct[baseline], cfg.bootstrap_resamples, cfg.seed
-        )
-        summary[name] = headline_metrics(metrics) | {
-            "accuracy_vs_baseline": metrics["accuracy_vs_baseline"],
-            "dev_accuracy": metrics["dev_accuracy"],
-            "dev_accuracy_vs_baseline": metrics["dev_accuracy_vs_baseline"],
-            "measured_latency_ms_p50": profile[name]["measured"]["latency_ms_p50"],
-            "measured_latency_ms_p95": profile[name]["measured"]["latency_ms_p95"],
-            "measured_weights_bytes": profile[name]["measured"]["weights_bytes"],
-            "modeled_uj_per_utterance": profile[name]["modeled"]["uj_per_utterance"],
-        }
+        metrics.update(differences[name])
+    # headline figures (reports/metrics.json, dvc metrics), champion, Pareto front
+    comparison = compare_models(report, profile, cfg.accuracy_budget, cfg.champion_profile)
+
+    for name, metrics in report.items():
         run_id = run_ids[name]
         for key in ("accuracy", "macro_f1", "ece", "size_mb"):
             c.log_metric(run_id, f"test_{key}", float(metrics[key]))
@@ -103,28 +92,13 @@ def evaluate_task(
             c.log_metric(run_id, f"test_accuracy_vs_baseline.{key}", value)
         c.log_dict(run_id, metrics, "evaluation/metrics.json")
         c.log_artifact(run_id, str(cfg.plots_dir / f"confusion_{name}.png"), "evaluation")
-
-    champion = choose_champion(summary, cfg.accuracy_budget, cfg.champion_profile)
-    for name in summary:
-        summary[name]["champion"] = name == champion
-    if champion is not None:
-        tracking.set_alias(params.tracking, run_ids[champion], tracking.CHAMPION_ALIAS)
-    points = pd.DataFrame(
-        [
-            {"model": name, "workload": workload, "uj": uj, "accuracy": s["accuracy"]}
-            for name, s in summary.items()
-            for workload, uj in s["modeled_uj_per_utterance"][cfg.champion_profile].items()
-        ]
-    )
-    for workload, panel in points.groupby("workload"):
-        on_front = pareto_front(panel["uj"], panel["accuracy"])
-        for name, on in zip(panel["model"], on_front, strict=True):
-            summary[name].setdefault("pareto_front", {})[str(workload)] = bool(on)
-    plot_pareto(points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
+    if comparison.champion is not None:
+        tracking.set_alias(params.tracking, run_ids[comparison.champion], tracking.CHAMPION_ALIAS)
+    plot_pareto(comparison.points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
     c.log_artifact(parent_run_id, str(cfg.pareto_plot), "reports")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    cfg.output.write_text(json.dumps(comparison.summary, indent=2) + "\n", encoding="utf-8")
     cfg.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     pd.concat(predictions).to_csv(cfg.predictions, index=False)
     c.log_artifact(parent_run_id, str(cfg.output), "reports")

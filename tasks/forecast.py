@@ -13,7 +13,7 @@ from frugal.config import Params
 from frugal.curves import fit_curve, forecast_report
 from frugal.hashing import data_md5
 from frugal.plots import plot_forecast
-from tasks import tracking
+from orchestration import tracking
 
 
 @task(name="forecast")

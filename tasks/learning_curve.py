@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 
 from frugal.config import Params
 from frugal.training import learning_curve_points
-from tasks.progress import Bars
+from orchestration.progress import Bars
 
 
 @task(name="learning-curve")

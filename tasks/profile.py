@@ -16,9 +16,7 @@ from frugal.errors import DataError
 from frugal.hashing import data_md5
 from frugal.measure import measure_in_fresh_process
 from frugal.plots import plot_energy_layers
-from tasks import tracking
-
-LAYER_COLUMNS = ["dram_pj", "sram_pj", "compute_pj", "total_pj"]
+from orchestration import tracking
 
 
 @task(name="profile")
@@ -35,11 +33,7 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
         name = model_dir.name
         results = model_energy_of(model_dir, texts, profiles, tuple(cfg.workloads))
         tensors = pd.concat([r.table() for r in results], ignore_index=True)
-        layers = (
-            tensors.groupby(["workload", "profile", "layer"], sort=False)[LAYER_COLUMNS]
-            .sum()
-            .reset_index()
-        )
+        layers = pd.concat([r.by_layer() for r in results], ignore_index=True)
         out_dir = cfg.tables_dir / name
         out_dir.mkdir(parents=True, exist_ok=True)
         tensors.to_csv(out_dir / "tensors.csv", index=False)

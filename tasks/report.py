@@ -14,7 +14,7 @@ from frugal.errors import DataError
 from frugal.hashing import data_md5
 from frugal.planning import PlanError, plan_from_reports
 from frugal.report import ReportInputs, champion, render
-from tasks import tracking
+from orchestration import tracking
 
 
 def _read(path: Path, stage: str) -> dict:

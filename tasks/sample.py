@@ -13,7 +13,7 @@ from frugal.config import Params, SampleConfig
 from frugal.data import write_parquet_atomic
 from frugal.hashing import data_md5
 from frugal.plots import plot_annotation_curves
-from tasks import tracking
+from orchestration import tracking
 
 
 @task(name="simulate-strategy")

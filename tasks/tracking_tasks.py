@@ -6,7 +6,7 @@ from prefect import task
 
 from frugal.config import Params
 from frugal.hashing import data_md5
-from tasks import tracking
+from orchestration import tracking
 
 
 @task(name="open-pipeline-run")

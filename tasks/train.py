@@ -12,8 +12,8 @@ from frugal.config import Params
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import save_classifier
 from frugal.training import fine_tune
-from tasks import tracking
-from tasks.progress import Bars
+from orchestration import tracking
+from orchestration.progress import Bars
 
 
 @task(name="train")

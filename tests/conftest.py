@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks.env import configure_environment
+from orchestration.env import configure_environment
 
 configure_environment()
 

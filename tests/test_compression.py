@@ -5,22 +5,23 @@ served graph that predicts what the torch reference does)."""
 import copy
 import itertools
 
+import pandas as pd
 import pytest
 import torch
 
-from frugal.compressed import is_compressed, load_float, save_compressed
-from frugal.compression import (
-    apply_bits,
-    distill,
-    fisher_diagonal,
-    plan_bits,
-    plannable_tensors,
+from frugal.compress.planner import plan_bits
+from frugal.compress.qat import apply_bits, distill
+from frugal.compress.sensitivity import (
+    least_sensitive_heads,
     sensitivity_agreement,
     sensitivity_table,
     subgroup_sensitivity,
 )
+from frugal.compressed import is_compressed, load_float, save_compressed
 from frugal.energy import DeviceProfile, TensorCost, energy_per_request, with_bits
-from frugal.quantize import fake_quantize
+from frugal.fisher import fisher_diagonal
+from frugal.modeling import token_batches
+from frugal.quantize import fake_quantize, plannable_tensors
 
 PROFILE = DeviceProfile("hand", 60, 10.0, 1.0, {32: 2.0, 16: 1.0, 8: 0.5}, "test")
 BLOCK = 64
@@ -112,7 +113,7 @@ LABELS = ["HUM", "NUM", "LOC", "DESC", "NUM", "HUM"]
 
 
 def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reported(clf):
-    fisher = fisher_diagonal(clf, TEXTS)
+    fisher = fisher_diagonal(clf.model, token_batches(clf, TEXTS, 1), plannable_tensors(clf.model))
     assert set(fisher) == set(plannable_tensors(clf.model))
     assert all((f >= 0).all() for f in fisher.values())
     choices = {name: [2, 8, 32] for name in fisher}
@@ -138,8 +139,25 @@ def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reporte
     assert agreement["fisher_vs_kl"] > 0  # both rank the 2-bit tensors above the 8-bit ones
 
 
+def test_least_sensitive_heads_sum_a_heads_tensors_at_the_narrowest_width():
+    rows = [
+        {"tensor": f"bert.encoder.layer.{layer}.attention.{part}.weight", "kind": "head",
+         "group": head, "bits": bits, "fisher_loss": loss * (10 if bits == 8 else 1)}
+        for layer, head, loss in ((0, 0, 0.5), (0, 1, 0.1), (1, 0, 0.3))
+        for part in ("self.query", "output.dense")
+        for bits in (2, 8)
+    ] + [{"tensor": "bert.encoder.layer.0.intermediate.dense.weight", "kind": "channels",
+          "group": 0, "bits": 2, "fisher_loss": 0.0}]  # fmt: skip
+    heads = least_sensitive_heads(pd.DataFrame(rows), top=2)
+    assert heads == [
+        {"layer": 0, "head": 1, "fisher_loss": pytest.approx(0.2)},
+        {"layer": 1, "head": 0, "fisher_loss": pytest.approx(0.6)},
+    ]
+    assert least_sensitive_heads(pd.DataFrame(rows[-1:])) == []
+
+
 def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):
-    from frugal.compression import logits_of
+    from frugal.modeling import logits_of
 
     def kl_to_teacher(model_clf) -> float:
         teacher = torch.log_softmax(logits_of(clf, TEXTS), -1)
@@ -203,7 +221,8 @@ def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identicall
 def accuracy_reference(clf, bits):
     """Predictions of the torch fake-quant reference: quantized weights (already applied) and
     int8 inputs per token and block to the quantized linear layers."""
-    from frugal.compression import logits_of, quantized_activations
+    from frugal.compress.qat import quantized_activations
+    from frugal.modeling import logits_of
 
     with quantized_activations(clf.model, 8, BLOCK, bits):
         return logits_of(clf, TEXTS).argmax(-1).numpy()
@@ -233,10 +252,11 @@ def test_loss_plan_under_a_size_budget_is_the_exhaustive_optimum():
 
 
 def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, tmp_path):
-    from frugal.compression import choose_structure, logits_of, prune_structure, structure_groups
+    from frugal.compress.pruning import choose_structure, prune_structure, structure_groups
+    from frugal.modeling import logits_of
     from frugal.runtime import OnnxClassifier
 
-    fisher = fisher_diagonal(clf, TEXTS)
+    fisher = fisher_diagonal(clf.model, token_batches(clf, TEXTS, 1), plannable_tensors(clf.model))
     groups = structure_groups(clf.model, fisher, group_size=64)
     heads = groups[(groups["layer"] == 0) & (groups["kind"] == "head")]
     assert len(heads) == 12 and len(groups[groups["kind"] == "channels"]) == 6 * 1536 // 64
@@ -294,7 +314,8 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
     """What lets the flow run them as independent tasks: scoring a candidate plan and building
     a variant (distillation included) never change the base model, and the same inputs give
     the same variant."""
-    from frugal.compression import analyse, build_variant, plan_candidate
+    from frugal.compress.planner import analyse, plan_candidate
+    from frugal.compress.variants import build_variant
     from frugal.config import load_params
     from frugal.energy import device_profile
     from tests.conftest import ROOT
@@ -324,3 +345,12 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
     assert all(torch.equal(one[k], two[k]) for k in one)
     assert not all(torch.equal(one[k], before[k]) for k in one)  # it did compress
     assert built[0].plan == built[1].plan
+
+
+def test_every_configurable_variant_has_a_recipe_and_an_unknown_one_lists_them():
+    from frugal.compress.variants import RECIPES, build_variant
+    from frugal.config import VARIANTS
+
+    assert list(RECIPES) == list(VARIANTS)
+    with pytest.raises(ValueError, match="unknown variant 'int3'.*size_target"):
+        build_variant("int3", *[None] * 9)

@@ -108,3 +108,16 @@ def test_auto_settings_and_their_alternatives_validate(tmp_path: Path) -> None:
     raw["train"]["max_length"] = "longest"
     with pytest.raises(ParamsError, match="train.max_length"):
         load_params(_write(tmp_path, raw))
+
+
+def test_a_shared_path_is_written_once_and_each_section_can_still_override_it() -> None:
+    # given the dev split's path written once (a YAML anchor) and read by four sections
+    assert PARAMS.read_text(encoding="utf-8").count("data/splits/dev.parquet") == 1
+    base = load_params(PARAMS)
+    dev = base.sample.eval_data
+    assert base.train.dev_data == base.compress.dev_data == base.evaluate.dev_data == dev
+    # when one section's is overridden
+    params = load_params(PARAMS, overrides={"compress": {"dev_data": "elsewhere.parquet"}})
+    # then only that section reads elsewhere
+    assert params.compress.dev_data == Path("elsewhere.parquet")
+    assert params.train.dev_data == params.evaluate.dev_data == params.sample.eval_data == dev

@@ -18,14 +18,15 @@ from frugal.continual import (
     domain_steps,
     dynamic_lambda,
     expand_head,
-    fisher_scores,
     forgetting,
     select_exemplars,
+    summarize_methods,
     train_on,
     update,
 )
 from frugal.errors import DataError
-from frugal.modeling import new_classifier, predict_proba
+from frugal.fisher import classifier_fisher_trace_scores
+from frugal.modeling import new_classifier, predict_proba, token_batches
 
 
 def _cfg(**overrides) -> ContinualConfig:
@@ -67,7 +68,7 @@ def two_class(trec_sample):
 def test_fisher_score_is_the_heads_fisher_trace_and_peaks_near_the_decision_boundary(two_class):
     clf, _, held = two_class
     texts = held["text"].tolist()
-    scores = fisher_scores(clf, texts)
+    scores = classifier_fisher_trace_scores(clf.model, token_batches(clf, texts, 64))
     # the closed form equals autograd: E_y ||grad of log p(y|x) over the head||^2
     head = clf.model.classifier
     batch = clf.tokenizer(texts[:1], return_tensors="pt")
@@ -121,6 +122,35 @@ def test_forgetting_is_best_earlier_accuracy_minus_now():
     ]
     assert forgetting(history) == pytest.approx({"A": 0.45, "B": 0.1, "C": -0.2})
     assert forgetting(history[:1]) == {}
+
+
+def test_method_summary_compares_the_last_step_with_full_retraining():
+    table = pd.DataFrame(
+        [
+            {"method": "initial", "step": 0, "average_accuracy": 0.9, "mean_forgetting": 0.0,
+             "seconds": 50.0},
+            {"method": "ccfi", "step": 1, "average_accuracy": 0.8, "mean_forgetting": 0.1,
+             "seconds": 2.0},
+            {"method": "full_retrain", "step": 1, "average_accuracy": 0.85,
+             "mean_forgetting": 0.02, "seconds": 20.0},
+            {"method": "ccfi", "step": 2, "average_accuracy": 0.78, "mean_forgetting": 0.12,
+             "seconds": 3.0},
+            {"method": "full_retrain", "step": 2, "average_accuracy": 0.84,
+             "mean_forgetting": 0.03, "seconds": 30.0},
+        ]
+    )  # fmt: skip
+    summary = summarize_methods(table)
+    assert list(summary) == ["ccfi", "full_retrain"]
+    assert summary["ccfi"] == {
+        "final_average_accuracy": 0.78,
+        "final_mean_forgetting": 0.12,
+        "update_seconds": 5.0,
+        "gap_to_full_retrain_pt": pytest.approx(6.0),
+        "time_vs_full_retrain": 0.1,
+    }
+    without = summarize_methods(table[table["method"] != "full_retrain"])
+    assert set(without["ccfi"]) == {"final_average_accuracy", "final_mean_forgetting",
+                                    "update_seconds"}  # fmt: skip
 
 
 def test_new_head_outputs_extend_the_old_ones(two_class):

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("frugal", "tasks", "flows")
+PACKAGES = ("frugal", "orchestration", "tasks", "flows")
 
 
 def _module_file(name: str) -> Path | None:

@@ -169,6 +169,11 @@ def test_layers_and_components_partition_the_total():
     report = batch.reports["test"]
     layers = report.by_layer()
     assert list(layers.index) == ["embeddings", *[f"layer.{i}" for i in range(6)], "head"]
+    every = batch.by_layer()  # every profile's layers, as the profile stage's layers.csv
+    assert list(every.columns[:3]) == ["workload", "profile", "layer"]
+    assert len(every) == 2 * len(layers) and set(every["workload"]) == {"batch"}
+    mine = every[every["profile"] == "test"].set_index("layer")[layers.columns[:-1]]
+    assert mine.equals(layers.drop(columns="share"))
     assert layers["total_pj"].sum() == pytest.approx(report.total_pj)
     assert report.by_component()["total_pj"].sum() == pytest.approx(report.total_pj)
     assert sum(report.by_memory().values()) == pytest.approx(report.total_pj)

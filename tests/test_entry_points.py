@@ -59,7 +59,7 @@ def test_an_unreachable_prefect_api_is_one_sentence_not_a_traceback(tmp_path):
 
 def test_stage_processes_share_one_server_that_exits_when_they_are_gone(tmp_path):
     env = _clean_env(PREFECT_HOME=str(tmp_path))
-    code = "import tasks.prefect_server as p; p.IDLE_EXIT_S = 3; print(p.ensure_api())"
+    code = "import orchestration.prefect_server as p; p.IDLE_EXIT_S = 3; print(p.ensure_api())"
     hogs = [  # both cores busy: the start must still succeed, within its own deadline
         subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)
     ]

@@ -85,3 +85,43 @@ def test_champion_is_chosen_on_dev_even_where_test_disagrees():
     assert choose_champion(summary, 0.005, "phone") == "small"
     # with no budget, only models at least as good as the base on dev qualify
     assert choose_champion(summary, 0.0, "phone") == "medium"
+
+
+def test_models_side_by_side_differences_champion_and_pareto_front():
+    from frugal.evaluation import baseline_differences, compare_models
+
+    rng = np.random.default_rng(0)
+    base = rng.random(200) < 0.9
+    correct = {"base": base, "small": base & (rng.random(200) < 0.99)}
+    differences = baseline_differences(correct, correct, "base", n_resamples=200, seed=1)
+    assert list(differences) == ["base", "small"]
+    assert differences["base"]["accuracy_vs_baseline"]["difference"] == 0.0
+    assert differences["small"]["dev_accuracy"] == pytest.approx(correct["small"].mean())
+
+    def metrics(accuracy: float, dev_difference: float) -> dict:
+        return {"accuracy": accuracy, "macro_f1": 0.5, "ece": 0.1, "n_test": 200,
+                "per_class": {"A": {"f1": 0.4}}, "confusion": [[1]], "size_mb": 1.0,
+                "accuracy_vs_baseline": {"difference": 0.0}, "dev_accuracy": 0.9,
+                "dev_accuracy_vs_baseline": {"difference": dev_difference}}  # fmt: skip
+
+    def profile(uj: float) -> dict:
+        return {"measured": {"latency_ms_p50": 1.0, "latency_ms_p95": 2.0, "weights_bytes": 3},
+                "modeled": {"uj_per_utterance": {"phone": {"streaming": 10 * uj, "batch": uj}}}}  # fmt: skip
+
+    comparison = compare_models(
+        {"base": metrics(0.90, 0.0), "small": metrics(0.89, -0.004), "bad": metrics(0.80, -0.1)},
+        {"base": profile(1000), "small": profile(300), "bad": profile(400)},
+        accuracy_budget=0.005,
+        champion_profile="phone",
+    )
+    assert comparison.champion == "small"
+    assert list(comparison.summary["small"])[-3:] == [
+        "modeled_uj_per_utterance", "champion", "pareto_front"
+    ]  # fmt: skip
+    assert comparison.summary["small"]["f1"] == {"A": 0.4}
+    assert {name: s["pareto_front"] for name, s in comparison.summary.items()} == {
+        "base": {"batch": True, "streaming": True},
+        "small": {"batch": True, "streaming": True},
+        "bad": {"batch": False, "streaming": False},
+    }
+    assert len(comparison.points) == 6

@@ -12,9 +12,11 @@ import onnx
 import pytest
 import torch
 
-from frugal.compression import apply_bits, logits_of, plannable_tensors, quantized_activations
+from frugal.compress.qat import apply_bits, quantized_activations
 from frugal.errors import FrugalError
 from frugal.export import NATIVE_BITS, check_native, export_onnx
+from frugal.modeling import logits_of
+from frugal.quantize import plannable_tensors
 from frugal.runtime import OnnxClassifier, executed_widths, load_graph
 
 BLOCK = 64

@@ -1,11 +1,18 @@
-"""The `frugal-pipeline` flow's `until` parameter (stop after a stage, as `dvc repro <stage>`)."""
+"""The `frugal-pipeline` flow: its `until` parameter (stop after a stage, as `dvc repro
+<stage>`), and the parameters it parses once and hands to every stage's flow."""
 
 from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
 
 import pytest
 import yaml
 
+import flows.pipeline as pipeline
 from flows.pipeline import STAGES, frugal_pipeline
+from frugal.config import Params
 from frugal.errors import ParamsError
 from tests.conftest import ROOT
 
@@ -21,3 +28,51 @@ def test_unknown_until_is_refused_before_any_stage_runs(tmp_path, monkeypatch):
         ParamsError, match="until: unknown stage 'trian'; choose one of source, ingest"
     ):
         frugal_pipeline.fn(until="trian")
+
+
+def test_every_stage_flow_takes_the_parsed_params_not_a_path():
+    for stage in STAGES[1:]:  # `source` is not a flow
+        flow = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
+        parameters = inspect.signature(flow.fn).parameters
+        assert list(parameters)[0] == "params", stage
+        assert parameters["params"].annotation in (Params, "Params"), stage
+        assert "params_path" not in parameters, stage
+
+
+class _StageRecorder:
+    """Stands in for a stage's flow: records the params object it was called with."""
+
+    def __init__(self, stage: str, calls: list) -> None:
+        self.stage, self.calls = stage, calls
+
+    def with_options(self, **_options) -> _StageRecorder:
+        return self
+
+    def __call__(self, params: Params, parent_run_id: str | None = None) -> str:
+        self.calls.append((self.stage, params))
+        return self.stage
+
+
+def test_params_are_parsed_once_and_every_stage_gets_the_same_object(monkeypatch):
+    # given the pipeline with every stage's flow, the lock and MLflow stubbed out
+    parsed, calls, fingerprints = [], [], []
+    parse = pipeline.parse_params
+    monkeypatch.setattr(
+        pipeline, "parse_params", lambda *args: parsed.append(parse(*args)) or parsed[-1]
+    )
+    for stage in STAGES[1:]:
+        monkeypatch.setattr(pipeline, f"{stage}_flow", _StageRecorder(stage, calls))
+    monkeypatch.setattr(pipeline, "repo_lock", contextlib.nullcontext)
+    monkeypatch.setattr(
+        pipeline, "write_fingerprint", lambda ingest, _: fingerprints.append(ingest)
+    )
+    monkeypatch.setattr(pipeline, "open_pipeline_run", lambda params, execution_id: "parent")
+    monkeypatch.setattr(pipeline, "close_pipeline_run", lambda *args: None)
+    # when it runs with an override
+    result = frugal_pipeline.fn(str(ROOT / "params.yaml"), {"train": {"epochs": 1}})
+    # then params.yaml was validated once, and each stage, in dvc.yaml's order, got that object
+    assert len(parsed) == 1 and parsed[0].train.epochs == 1
+    assert [stage for stage, _ in calls] == list(STAGES[1:]) and result == "report"
+    assert all(params is parsed[0] for _, params in calls)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert fingerprints == [raw["ingest"]]  # the file's values, as the `source` stage writes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.progress import Bars
+from orchestration.progress import Bars
 
 
 def test_a_bar_per_phase_closes_when_done_and_is_quiet_off_a_terminal(capsys):

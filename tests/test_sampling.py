@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from frugal.errors import DataError
+from frugal.fisher import fisher_trace_scores
 from frugal.modeling import embed_texts
 from frugal.sampling import (
     STRATEGIES,
     badge_select,
     cal_scores,
     cold_start,
-    fisher_scores,
     fit_proxy,
     kcenter_greedy,
     margin_scores,
@@ -66,7 +66,7 @@ def test_fisher_score_equals_the_expected_squared_gradient_norm():
         sum(p[y] * np.sum(np.outer(p - np.eye(4)[y], xi) ** 2) for y in range(4))
         for p, xi in zip(probs, x1, strict=True)
     ]
-    np.testing.assert_allclose(fisher_scores(probs, x), expected)
+    np.testing.assert_allclose(fisher_trace_scores(probs, x), expected)
 
 
 def test_kcenter_spreads_out():

@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from frugal.config import OrchestrationConfig
-from tasks.runner import task_runner
+from orchestration.runner import task_runner
 from tests.conftest import project_env
 
 

@@ -149,7 +149,7 @@ def test_a_pipeline_flow_run_and_dvc_repro_exclude_each_other(tmp_path):
     clear message and runs nothing."""
     from dvc.lock import make_lock
 
-    from tasks.repo_lock import repo_lock
+    from orchestration.repo_lock import repo_lock
 
     repo = make_repo_copy(tmp_path / "repo", TINY_OVERRIDES)
     with repo_lock(repo):  # as a running pipeline flow holds it

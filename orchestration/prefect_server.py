@@ -11,7 +11,7 @@ alive for `IDLE_EXIT_S`, so a run needs no manual start or stop and leaves nothi
 A user's own server (`PREFECT_API_URL` set) is used as it is, never started here.
 
 This module imports no Prefect at import time: `ensure_api` must run before Prefect reads its
-settings. `python -m tasks.prefect_server` is the server process itself.
+settings. `python -m orchestration.prefect_server` is the server process itself.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class PrefectUnreachable(FrugalError):
 
 
 def _home() -> Path:
-    home = Path(os.environ["PREFECT_HOME"])  # set by tasks.env.configure_environment
+    home = Path(os.environ["PREFECT_HOME"])  # set by orchestration.env.configure_environment
     home.mkdir(parents=True, exist_ok=True)
     return home
 
@@ -123,7 +123,13 @@ def _start(home: Path) -> str:
     log = home / "server.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.prefect_server", "--idle-exit-s", str(IDLE_EXIT_S)],
+            [
+                sys.executable,
+                "-m",
+                "orchestration.prefect_server",
+                "--idle-exit-s",
+                str(IDLE_EXIT_S),
+            ],
             cwd=Path(__file__).resolve().parents[1],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -196,7 +202,7 @@ def serve(idle_exit_s: float) -> None:
 if __name__ == "__main__":
     import argparse
 
-    from tasks.env import configure_environment
+    from orchestration.env import configure_environment
 
     parser = argparse.ArgumentParser(description="The pipeline's shared Prefect API server.")
     parser.add_argument("--idle-exit-s", type=float, default=IDLE_EXIT_S)

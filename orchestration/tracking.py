@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from frugal.config import Params, TrackingConfig
 from frugal.hashing import file_md5
-from tasks.env import ROOT
+from orchestration.env import ROOT
 
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
 MODEL_HASH_TAG = "frugal.model_md5"
@@ -207,7 +207,7 @@ def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) ->
                 shutil.copy2(Path(model_dir) / name, served / name)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(ROOT / "tasks" / "pyfunc_model.py"),
+            python_model=str(ROOT / "orchestration" / "pyfunc_model.py"),
             artifacts={"model_dir": str(served)},
             code_paths=[str(ROOT / "frugal")],
             pip_requirements=PIP_REQUIREMENTS,

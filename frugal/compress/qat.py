@@ -1,0 +1,199 @@
+"""Fake quantization and recovery of the classifier.
+
+* Post-training: each planned weight replaced by its block-wise quantized value (`apply_bits`),
+  or temporarily (`quantized_weights`) to score a plan; linear inputs quantized to 8 bits per
+  token and block as the int8 kernels execute them (`quantized_activations`).
+* Recovery: quantization-aware training distilled from the full-precision model (KL on logits)
+  on unlabeled pool text, weights fake-quantized with a straight-through estimator and linear
+  inputs quantized to 8 bits per token.
+
+Pure: torch modules and numbers in, numbers and modules out; no Prefect, MLflow or files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+
+import torch
+from torch.nn.utils import parametrize
+
+from frugal.energy import FLOAT_BITS
+from frugal.modeling import Classifier, logits_of, token_batches
+from frugal.quantize import fake_quantize, quantize_activations, ste
+
+# Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
+# ("float") execution multiplies in float.
+KERNEL_BITS = {"int8": 8, "float": FLOAT_BITS}
+
+
+@contextmanager
+def quantized_weights(
+    model: torch.nn.Module, bits: Mapping[str, int], block_size: int
+) -> Iterator[None]:
+    """Temporarily replace the named weights by their fake-quantized values."""
+    params = dict(model.named_parameters())
+    saved = {}
+    with torch.no_grad():
+        for name, width in bits.items():
+            if width != FLOAT_BITS:
+                saved[name] = params[name].detach().clone()
+                params[name].copy_(fake_quantize(params[name], width, block_size))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                params[name].copy_(value)
+
+
+class _FakeQuant(torch.nn.Module):
+    """Parametrization: the weight as its `bits`-bit version, straight-through backwards."""
+
+    def __init__(self, bits: int, block_size: int) -> None:
+        super().__init__()
+        self.bits = bits
+        self.block_size = block_size
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return ste(weight, fake_quantize(weight, self.bits, self.block_size))
+
+
+@contextmanager
+def quantized_activations(
+    model: torch.nn.Module,
+    bits: int | None,
+    block_size: int,
+    weight_bits: Mapping[str, int] | None = None,
+) -> Iterator[None]:
+    """Quantize the input of every linear layer whose weight is quantized (in `weight_bits`,
+    at 1-8 bits; every linear layer when `weight_bits` is None) to `bits` per token and block
+    (straight-through) while inside, as MatMulNBits' int8 path does; float layers keep float
+    inputs. `bits` None leaves activations in float."""
+    handles = []
+    if bits and bits < FLOAT_BITS:
+        for name, module in model.named_modules():
+            width = FLOAT_BITS if weight_bits is None else weight_bits.get(f"{name}.weight", 32)
+            quantized = weight_bits is None or 0 < width < FLOAT_BITS
+            if isinstance(module, torch.nn.Linear) and quantized:
+                handles.append(
+                    module.register_forward_pre_hook(
+                        lambda _m, args: (quantize_activations(args[0], bits, block_size),)
+                    )
+                )
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def quantization_aware(
+    model: torch.nn.Module, bits: Mapping[str, int], block_size: int
+) -> Iterator[None]:
+    """Fake-quantize the planned weights with a straight-through estimator, for training. On
+    exit each weight keeps its quantized value."""
+    modules = dict(model.named_modules())
+    for name, width in bits.items():
+        if width != FLOAT_BITS:
+            module = modules[name.rsplit(".", 1)[0]]
+            parametrize.register_parametrization(module, "weight", _FakeQuant(width, block_size))
+    try:
+        yield
+    finally:
+        for module in modules.values():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+
+
+def apply_bits(model: torch.nn.Module, bits: Mapping[str, int], block_size: int) -> None:
+    """Post-training quantization in place: each named weight becomes its quantized value."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, width in bits.items():
+            params[name].copy_(fake_quantize(params[name], width, block_size))
+
+
+def accuracy(
+    clf: Classifier,
+    texts: list[str],
+    labels: list[str],
+    bits: Mapping[str, int] | None = None,
+    activation_bits: int | None = None,
+    block_size: int = 64,
+    executed_bits: Mapping[str, int] | None = None,
+) -> float:
+    """Accuracy on (`texts`, `labels`), optionally as if quantized to `bits` with the inputs of
+    the quantized linear layers (`executed_bits`, default `bits`) at `activation_bits` (the
+    model is left as it was)."""
+    index = {label: i for i, label in enumerate(clf.labels)}
+    y = torch.tensor([index[label] for label in labels])
+    with (
+        quantized_weights(clf.model, bits or {}, block_size),
+        quantized_activations(
+            clf.model, activation_bits, block_size, executed_bits if executed_bits else bits or {}
+        ),
+    ):
+        predicted = logits_of(clf, texts).argmax(-1)
+    return float((predicted == y).float().mean())
+
+
+def distill(
+    clf: Classifier,
+    bits: Mapping[str, int],
+    texts: list[str],
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    activation_bits: int | None = 8,
+    progress: Callable[[int, int, float], None] | None = None,
+    teacher: torch.nn.Module | None = None,
+    block_size: int = 64,
+) -> list[float]:
+    """Quantization-aware training of `clf` (in place) distilled from a frozen full-precision
+    model (`teacher`, default a copy of `clf` as it is now): KL(teacher ‖ student) on the
+    logits of unlabeled `texts`, for `steps` optimizer steps (reshuffled passes over `texts`:
+    the cost is set by the step count, not by how much text there is). Returns the loss per
+    step. On return the planned weights hold their quantized values."""
+    teacher = copy.deepcopy(teacher if teacher is not None else clf.model).eval()
+    model = clf.model
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    total = steps
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / max(total, 1))
+    losses: list[float] = []
+    with (
+        quantization_aware(model, bits, block_size),
+        quantized_activations(model, activation_bits, block_size, bits),
+    ):
+        model.eval()  # no dropout: the student should match the teacher's deployed function
+        while len(losses) < total:
+            order = torch.randperm(len(texts), generator=generator).tolist()
+            for start in range(0, len(order), batch_size):
+                if len(losses) == total:
+                    break
+                batch = next(
+                    token_batches(
+                        clf, [texts[i] for i in order[start : start + batch_size]], batch_size
+                    )
+                )
+                with torch.no_grad():
+                    target = torch.log_softmax(teacher(**batch).logits, -1)
+                student = torch.log_softmax(model(**batch).logits, -1)
+                loss = torch.nn.functional.kl_div(
+                    student, target, log_target=True, reduction="batchmean"
+                )
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(float(loss.detach()))
+                if progress:
+                    progress(len(losses), total, losses[-1])
+    model.eval()
+    return losses

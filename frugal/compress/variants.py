@@ -1,0 +1,308 @@
+"""The compressed variants `compress` builds: one recipe per name (`RECIPES`, in the order of
+`frugal.config.VARIANTS`), each a small function of a `VariantJob`.
+
+Plans are picked on dev accuracy (the test split is left to `evaluate`); every variant is a
+copy of the base model, which is left as it was.
+
+Pure: torch modules and numbers in, numbers and modules out; no Prefect, MLflow or files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from frugal.compress.planner import (
+    Analysis,
+    Candidate,
+    lowest_energy_within,
+    plan_bits,
+    relative_energy,
+    workload_costs,
+)
+from frugal.compress.pruning import choose_structure, prune_structure
+from frugal.compress.qat import KERNEL_BITS, accuracy, apply_bits, distill
+from frugal.config import CompressConfig
+from frugal.energy import DeviceProfile, TensorCost, reserve, with_bits
+from frugal.modeling import Classifier
+
+
+@dataclass
+class Variant:
+    name: str
+    classifier: Classifier
+    bits: dict[str, int]
+    execution: str  # "int8" kernels, or "float" (weight-only quantization)
+    plan: dict  # how it was chosen, predicted loss, modeled relative energy, bytes
+
+
+@dataclass(frozen=True)
+class VariantJob:
+    """What a recipe builds from: `build_variant`'s inputs, the device profile with the
+    activations' SRAM reserved, and `clf`, the copy of the base model the recipe compresses in
+    place."""
+
+    name: str
+    base: Classifier
+    clf: Classifier
+    analysis: Analysis
+    candidates: list[Candidate]
+    unlabeled: list[str]
+    dev_texts: list[str]
+    dev_labels: list[str]
+    workload_texts: list[str]
+    profile: DeviceProfile
+    cfg: CompressConfig
+    log: Callable[[str], None]
+    progress: Callable[[str, int, int], None]
+
+    def describe(
+        self,
+        bits: Mapping[str, int | float],
+        how: str,
+        execution: str,
+        own_costs: Mapping[str, list[TensorCost]] | None = None,
+        **extra: object,
+    ) -> dict:
+        """The plan record; `own_costs`: the variant's own (structurally pruned) tensors."""
+        analysis, cfg = self.analysis, self.cfg
+        costs = analysis.costs
+        own = own_costs or costs
+        act, block = KERNEL_BITS[execution], cfg.block_size
+        priced = {c.name: c for c in with_bits(own[cfg.workloads[0]], bits, act, block)}
+        planned = sum(c.n_elements for c in costs[cfg.workloads[0]] if c.name in analysis.choices)
+        return {
+            "how": how,
+            "profile": self.profile.name,
+            "relative_energy": relative_energy(
+                own, self.profile, bits, act, block, reference=costs
+            ),
+            "activation_bits": act,
+            "execution": execution,
+            "block_size": block,
+            "predicted_loss": sum(analysis.loss.get((n, b), 0.0) for n, b in bits.items()),
+            "planned_bytes": sum(priced[n].size_bytes for n in bits),  # block scales included
+            "mean_bits": sum(8 * priced[n].size_bytes for n in bits) / planned,
+            "bits_histogram": {
+                str(b): sum(1 for v in bits.values() if v == b) for b in sorted(set(bits.values()))
+            },
+            **extra,
+        }
+
+    def from_candidate(self, chosen: Candidate, how: str, **extra: object) -> dict:
+        return self.describe(
+            chosen.plan.bits, how, "int8", loss_budget=chosen.loss_budget,
+            resident=chosen.plan.resident, **extra,
+        )  # fmt: skip
+
+    def ptq_candidate(self) -> Candidate:
+        """The lowest-energy candidate whose post-training dev drop is ≤ ptq_accuracy_budget."""
+        return self.candidates[lowest_energy_within(self.candidates, self.cfg.ptq_accuracy_budget)]
+
+    def plan(self, objective: str, **budgets: float) -> dict[str, int]:
+        a = self.analysis
+        return plan_bits(
+            a.costs, self.profile, a.choices, a.loss, objective,
+            activation_bits=self.cfg.qat.activation_bits, block_size=self.cfg.block_size,
+            **budgets,
+        ).bits  # fmt: skip
+
+    def recover(self, clf: Classifier, bits: Mapping[str, int]) -> list[float]:
+        """Quantization-aware distillation from the full-precision base model."""
+        q, name = self.cfg.qat, self.name
+        self.log(
+            f"QAT: {q.steps} distillation steps of {q.batch_size} of {len(self.unlabeled)} texts"
+        )
+        return distill(
+            clf, bits, self.unlabeled, q.steps, q.batch_size, q.learning_rate, q.seed,
+            q.activation_bits, lambda step, total, _loss: self.progress(f"QAT {name}", step, total),
+            teacher=self.base.model, block_size=self.cfg.block_size,
+        )  # fmt: skip
+
+    def recovered(self, clf: Classifier, bits: Mapping[str, int], losses: list[float]) -> dict:
+        act, block = self.cfg.qat.activation_bits, self.cfg.block_size
+        return {
+            "qat_dev_accuracy": accuracy(
+                clf, self.dev_texts, self.dev_labels, None, act, block, bits
+            ),
+            "distill_loss_first": losses[0],
+            "distill_loss_last": losses[-1],
+        }
+
+
+def _uniform(job: VariantJob, width: int, execution: str, how: str) -> Variant:
+    bits = {n: width for n in job.analysis.tensors}
+    apply_bits(job.clf.model, bits, job.cfg.block_size)
+    return Variant(job.name, job.clf, bits, execution, job.describe(bits, how, execution))
+
+
+def int8_ptq(job: VariantJob) -> Variant:
+    """Every plannable tensor at 8 bits, post-training, int8 kernels."""
+    return _uniform(job, 8, "int8", "uniform 8-bit post-training")
+
+
+def int4_weight_only(job: VariantJob) -> Variant:
+    """Every plannable tensor at 4 bits, activations in float."""
+    return _uniform(job, 4, "float", "uniform 4-bit weights, float activations")
+
+
+def energy_ptq(job: VariantJob) -> Variant:
+    """The lowest-energy candidate within `ptq_accuracy_budget`, post-training."""
+    chosen = job.ptq_candidate()
+    how = f"energy-guided plan, dev drop ≤ {job.cfg.ptq_accuracy_budget} after post-training quantization"
+    apply_bits(job.clf.model, chosen.plan.bits, job.cfg.block_size)
+    return Variant(
+        job.name, job.clf, dict(chosen.plan.bits), "int8", job.from_candidate(chosen, how)
+    )
+
+
+def size_guided(job: VariantJob) -> Variant:
+    """Fewest bytes at `energy_ptq`'s predicted-loss budget, post-training."""
+    budget = job.ptq_candidate().loss_budget
+    bits = job.plan("bytes", loss_budget=budget)
+    how = "size-guided plan (fewest bytes) at energy_ptq's predicted-loss budget"
+    apply_bits(job.clf.model, bits, job.cfg.block_size)
+    return Variant(
+        job.name, job.clf, dict(bits), "int8", job.describe(bits, how, "int8", loss_budget=budget)
+    )
+
+
+def energy_qat(job: VariantJob) -> Variant:
+    """The lowest-energy candidate within the looser `qat_accuracy_budget`, then recovered by
+    distillation."""
+    cfg = job.cfg
+    chosen = job.candidates[lowest_energy_within(job.candidates, cfg.qat_accuracy_budget)]
+    losses = job.recover(job.clf, chosen.plan.bits)
+    how = (
+        f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
+        "quantization-aware distillation on unlabeled pool text"
+    )
+    extra = job.recovered(job.clf, chosen.plan.bits, losses)
+    plan_record = job.from_candidate(chosen, how, ptq_dev_accuracy=chosen.dev_accuracy, **extra)
+    return Variant(job.name, job.clf, dict(chosen.plan.bits), "int8", plan_record)
+
+
+def structured_pruning(job: VariantJob) -> Variant:
+    """Heads and channel groups of least Fisher loss per weight removed, the rest int8, then
+    recovered by distillation."""
+    cfg, clf = job.cfg, job.clf
+    act, block = cfg.qat.activation_bits, cfg.block_size
+    removed = choose_structure(job.analysis.structures, cfg.structured_sparsity)
+    prune_structure(clf.model, removed, cfg.channel_group)
+    bits = {n: 8 for n in job.analysis.tensors}
+    pruned_dev = accuracy(clf, job.dev_texts, job.dev_labels, bits, act, block)
+    losses = job.recover(clf, bits)
+    how = (
+        f"structured pruning: the {len(removed)} attention heads / {cfg.channel_group}-"
+        f"channel feed-forward groups of least Fisher loss per weight "
+        f"({cfg.structured_sparsity:.0%} of encoder weights) removed, the rest int8, "
+        "then quantization-aware distillation on unlabeled pool text"
+    )
+    plan_record = job.describe(
+        bits,
+        how,
+        "int8",
+        own_costs=workload_costs(clf, job.workload_texts, cfg.workloads)[0],
+        removed_heads=_by_layer(removed, "head"),
+        removed_channel_groups=_by_layer(removed, "channels"),
+        removal_fisher_loss=float(removed["fisher_loss"].sum()),
+        pruned_dev_accuracy=pruned_dev,
+        **job.recovered(clf, bits, losses),
+    )
+    return Variant(job.name, clf, bits, "int8", plan_record)
+
+
+def size_target(job: VariantJob) -> Variant:
+    """Least predicted loss with the whole model stored in 1/`size_ratio` of its float32 bytes,
+    then recovered by distillation."""
+    cfg, a = job.cfg, job.analysis
+    act, block = cfg.qat.activation_bits, cfg.block_size
+    # everything stored counts: unplanned tensors stay float32, planned ones carry their block
+    # scales (priced in plan_bits' sizes)
+    full = a.costs[cfg.workloads[0]]
+    total = sum(c.n_elements * 4 for c in full)
+    overhead = sum(c.n_elements * 4 for c in full if c.name not in a.choices)
+    budget = total / cfg.size_ratio - overhead
+    if budget <= 0:
+        raise ValueError(
+            f"compress.size_ratio {cfg.size_ratio}: the unplanned tensors alone take "
+            f"{overhead / 1e6:.1f} MB of the {total / cfg.size_ratio / 1e6:.1f} MB "
+            "allowed; lower size_ratio"
+        )
+    bits = job.plan("loss", size_budget=budget)
+    ptq_dev = accuracy(job.base, job.dev_texts, job.dev_labels, bits, act, block)
+    losses = job.recover(job.clf, bits)
+    how = (
+        f"least predicted loss with the whole model stored in 1/{cfg.size_ratio:g} of "
+        "its float32 bytes, then quantization-aware distillation on unlabeled pool text"
+    )
+    plan_record = job.describe(
+        bits,
+        how,
+        "int8",
+        size_budget=budget,
+        ptq_dev_accuracy=ptq_dev,
+        **job.recovered(job.clf, bits, losses),
+    )
+    return Variant(job.name, job.clf, dict(bits), "int8", plan_record)
+
+
+# Every variant `compress.variants` may name (frugal.config.VARIANTS), in the same order.
+RECIPES: dict[str, Callable[[VariantJob], Variant]] = {
+    "int8_ptq": int8_ptq,
+    "int4_weight_only": int4_weight_only,
+    "size_guided": size_guided,
+    "energy_ptq": energy_ptq,
+    "energy_qat": energy_qat,
+    "structured_pruning": structured_pruning,
+    "size_target": size_target,
+}
+
+
+def build_variant(
+    name: str,
+    base: Classifier,
+    analysis: Analysis,
+    candidates: list[Candidate],
+    unlabeled: list[str],
+    dev_texts: list[str],
+    dev_labels: list[str],
+    workload_texts: list[str],
+    profile: DeviceProfile,
+    cfg: CompressConfig,
+    log: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str, int, int], None] = lambda *_: None,
+) -> Variant:
+    """One compressed variant of `base` (left as it was), built by its recipe in `RECIPES`.
+    Plans are picked on dev accuracy (the test split is left to `evaluate`): `energy_ptq` is
+    the lowest-energy candidate whose post-training dev accuracy drops ≤
+    `ptq_accuracy_budget`; `energy_qat` the lowest-energy one within the looser
+    `qat_accuracy_budget`, then recovered by distillation; `size_guided` minimises bytes at
+    `energy_ptq`'s predicted-loss budget. `progress(phase, done, total)` follows the
+    distillation."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown variant {name!r}; choose from {list(RECIPES)}")
+    job = VariantJob(
+        name,
+        base,
+        copy.deepcopy(base),
+        analysis,
+        candidates,
+        unlabeled,
+        dev_texts,
+        dev_labels,
+        workload_texts,
+        reserve(profile, analysis.activation_bytes),
+        cfg,
+        log,
+        progress,
+    )
+    return RECIPES[name](job)
+
+
+def _by_layer(removed: pd.DataFrame, kind: str) -> dict[str, list[int]]:
+    mine = removed[removed["kind"] == kind]
+    return {str(layer): sorted(group["group"].tolist()) for layer, group in mine.groupby("layer")}
