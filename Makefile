@@ -1,4 +1,5 @@
-# `make run`: set up and run the pipeline on the default data. `make test`: set up and test.
+# `make run`: set up and run the pipeline on the default data. `make test`: set up and run every
+# test (unit and end-to-end); `make test-fast`: the unit tests alone.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -26,7 +27,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_STORE ?= $(CURDIR)/mlruns
 PREFECT_PORT ?= 4200
 
-.PHONY: setup browser run test lint ui prefect-ui clean
+.PHONY: setup browser run test test-fast lint ui prefect-ui clean
 
 setup: $(VENV)/.installed
 
@@ -43,8 +44,13 @@ run: setup
 	dvc repro
 	dvc metrics show
 
+# Both folders: tests/unit (what a plain `pytest` runs) and tests/e2e.
 test: setup browser
-	pytest
+	pytest tests
+
+# Unit tests only: a tiny random encoder in place of the pretrained one, no servers, no DVC.
+test-fast: setup
+	pytest tests/unit
 
 # The UI tests drive Debian's chromium, headless.
 browser:

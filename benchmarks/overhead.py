@@ -33,7 +33,7 @@ from orchestration.env import configure_environment  # noqa: E402
 
 configure_environment()
 
-from tests.conftest import make_repo_copy, project_env  # noqa: E402
+from tests.e2e.conftest import make_repo_copy, project_env  # noqa: E402
 
 
 def _overrides(pairs: list[str]) -> dict:

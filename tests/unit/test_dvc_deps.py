@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("frugal", "orchestration", "tasks", "flows")
 
 
@@ -106,7 +106,7 @@ def _rewrite_deps(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-if __name__ == "__main__":  # python tests/test_dvc_deps.py: write the complete deps lists
+if __name__ == "__main__":  # python tests/unit/test_dvc_deps.py: write the complete deps lists
     dvc_yaml = ROOT / "dvc.yaml"
     dvc_yaml.write_text(_rewrite_deps(dvc_yaml.read_text()))
     print(f"{dvc_yaml}: {len(stage_holes())} holes left")

@@ -1,4 +1,6 @@
-"""Sampling strategies pick what they should, on hand-made cases and on real TREC embeddings."""
+"""Sampling strategies pick what they should, on hand-made cases and on embeddings of real TREC
+questions (by the tiny random encoder: that paraphrases embed close needs the real one,
+tests/e2e/test_pretrained_model.py)."""
 
 import numpy as np
 import pytest
@@ -18,11 +20,12 @@ from frugal.sampling import (
     select_batch,
     standardize,
 )
+from tests.unit.conftest import TINY_ENCODER
 
 
 @pytest.fixture(scope="module")
 def embedded(trec_sample):
-    """Real pool and dev questions with their encoder embeddings (standardised)."""
+    """Real pool and dev questions with their (tiny) encoder embeddings (standardised)."""
     pool, dev = trec_sample["pool"].reset_index(drop=True), trec_sample["dev"]
     raw_pool = embed_texts(pool["text"].tolist(), max_length=48)
     raw_dev = embed_texts(dev["text"].tolist(), max_length=48)
@@ -30,14 +33,14 @@ def embedded(trec_sample):
     return pool, features, dev, dev_features, raw_pool
 
 
-def test_embeddings_are_unit_length_and_paraphrases_are_close():
+def test_embeddings_are_unit_length_one_row_per_text_as_wide_as_the_encoder():
     e = embed_texts(
         ["Who wrote Hamlet?", "Who is the author of Hamlet?", "How tall is Mount Everest?"],
         max_length=48,
     )
-    assert e.shape == (3, 384)
-    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
-    assert e[0] @ e[1] > e[0] @ e[2] + 0.3
+    assert e.shape == (3, TINY_ENCODER["hidden_size"])
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-3)  # float16 grid
+    assert embed_texts([], max_length=48).shape == (0, TINY_ENCODER["hidden_size"])
 
 
 def test_margin_prefers_the_ambiguous_example():
@@ -154,7 +157,8 @@ def test_every_strategy_buys_exactly_the_budget_without_repeats(embedded, strate
     assert [p.n_labels for p in run.curve] == [12, 27, 42, 50]
     assert run.rounds[:12] == [0] * 12 and run.rounds[-8:] == [3] * 8
     assert list(truth[run.positions]) == run.labels
-    assert run.curve[-1].accuracy > 1 / 6 + 0.2  # the proxy learns from real labels
+    # that the proxy learns from the labels needs the real encoder's features:
+    # tests/e2e/test_pretrained_model.py
 
 
 def test_rounds_resume_from_the_labels_already_bought(embedded):

@@ -14,9 +14,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import project_env
-
-pytestmark = pytest.mark.slow
+from tests.e2e.conftest import project_env
 
 
 def _run(cmd: list[str], repo: Path, **kw) -> subprocess.CompletedProcess:
@@ -274,7 +272,7 @@ def test_frugal_plan_answers_from_the_run_and_refuses_clearly(repo):
 
     base_uj = json.loads((repo / "reports/profile.json").read_text())["base"]["modeled"]
     refusals = [(plan("--target", str(target), "--energy-budget", "0.001"), "energy budget")]
-    reachable = forecast["max_score"]["high"]  # the band's edge; tests/test_planning.py
+    reachable = forecast["max_score"]["high"]  # the band's edge; tests/unit/test_planning.py
     if reachable < 0.999:  # covers a curve whose band reaches 100%
         refusals.append((plan("--target", f"{reachable + 0.001:.4f}"), "above the most"))
     for refused, reason in refusals:

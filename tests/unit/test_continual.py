@@ -1,5 +1,6 @@
 """Continual updates: Fisher exemplar scores, the dynamic consolidation weight, forgetting, the
-head growing with new classes, and clear errors for bad updates (real model, real TREC rows)."""
+head growing with new classes, and clear errors for bad updates (the tiny random encoder, real
+TREC rows)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy.stats import spearmanr
 
 from frugal.config import ContinualConfig
 from frugal.continual import (
@@ -26,7 +26,7 @@ from frugal.continual import (
 )
 from frugal.errors import DataError
 from frugal.fisher import classifier_fisher_trace_scores
-from frugal.modeling import new_classifier, predict_proba, token_batches
+from frugal.modeling import new_classifier, token_batches
 
 
 def _cfg(**overrides) -> ContinualConfig:
@@ -65,26 +65,22 @@ def two_class(trec_sample):
     return clf, train.reset_index(drop=True), held.reset_index(drop=True)
 
 
-def test_fisher_score_is_the_heads_fisher_trace_and_peaks_near_the_decision_boundary(two_class):
+def test_fisher_score_is_the_heads_fisher_trace(two_class):
+    """The closed form equals autograd: E_y ||grad of log p(y|x) over the head||^2. (That it
+    peaks near the decision boundary needs the real encoder's features:
+    tests/e2e/test_pretrained_model.py.)"""
     clf, _, held = two_class
     texts = held["text"].tolist()
     scores = classifier_fisher_trace_scores(clf.model, token_batches(clf, texts, 64))
-    # the closed form equals autograd: E_y ||grad of log p(y|x) over the head||^2
     head = clf.model.classifier
-    batch = clf.tokenizer(texts[:1], return_tensors="pt")
-    log_p = torch.log_softmax(clf.model(**batch).logits[0], -1)
-    trace = 0.0
-    for y in range(len(clf.labels)):
-        grads = torch.autograd.grad(log_p[y], [head.weight, head.bias], retain_graph=True)
-        trace += float(log_p[y].detach().exp()) * sum(float((g**2).sum()) for g in grads)
-    assert scores[0] == pytest.approx(trace, rel=1e-4)
-    # near the boundary (small margin between the two classes) scores are high
-    probs = predict_proba(clf, texts)
-    margin = np.abs(probs[:, 0] - probs[:, 1])
-    assert spearmanr(scores, margin).statistic < -0.5
-    order = np.argsort(margin)
-    quarter = len(order) // 4
-    assert scores[order[:quarter]].mean() > 2 * scores[order[-quarter:]].mean()
+    for i in (0, 1):
+        batch = clf.tokenizer(texts[i : i + 1], return_tensors="pt")
+        log_p = torch.log_softmax(clf.model(**batch).logits[0], -1)
+        trace = 0.0
+        for y in range(len(clf.labels)):
+            grads = torch.autograd.grad(log_p[y], [head.weight, head.bias], retain_graph=True)
+            trace += float(log_p[y].detach().exp()) * sum(float((g**2).sum()) for g in grads)
+        assert scores[i] == pytest.approx(trace, rel=1e-4)
 
 
 def test_exemplars_are_the_top_scores_of_each_class_within_the_budget():

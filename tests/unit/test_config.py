@@ -11,8 +11,9 @@ import yaml
 
 from frugal.config import Params, load_params
 from frugal.errors import ParamsError
+from tests.conftest import ROOT
 
-PARAMS = Path(__file__).parents[1] / "params.yaml"
+PARAMS = ROOT / "params.yaml"
 
 
 def _raw() -> dict[str, Any]:

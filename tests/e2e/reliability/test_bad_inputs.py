@@ -14,9 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import project_env
-
-pytestmark = pytest.mark.slow
+from tests.e2e.conftest import project_env
 
 KEPT = ("data", "models", "reports", "mlruns")  # everything a run has written
 
@@ -156,7 +154,7 @@ def test_label_set_changed_between_runs(repo, tmp_path):
         tmp_path,
         sample={"annotator": "human", "annotations": str(store)},
         # the failed run's MLflow parent run goes to a store of its own: the shared repo's
-        # experiment keeps exactly one pipeline run (test_pipeline_e2e checks it)
+        # experiment keeps exactly one pipeline run (tests/e2e/test_pipeline.py checks it)
         tracking={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
                   "artifact_root": str(tmp_path / "artifacts")},
     )  # fmt: skip

@@ -21,12 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.conftest import TINY_OVERRIDES, make_repo_copy, project_env
-
-pytestmark = pytest.mark.slow
+from tests.e2e.conftest import TINY_OVERRIDES, make_repo_copy, project_env
 
 # outputs compared between the interrupted and the uninterrupted run (timings excluded)
 COMPARED = ["models/base", "models/compressed", "reports/plan_candidates.csv"]

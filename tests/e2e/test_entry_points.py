@@ -1,5 +1,6 @@
 """Every entry point runs under the project's settings, shares one Prefect server per run,
-and says in one sentence when Prefect cannot be reached."""
+and says in one sentence when Prefect cannot be reached; `frugal forecast` and the `source`
+stage's command run as their own processes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import numpy as np
+import pandas as pd
+import yaml
+
+from frugal.source import fingerprint
+from tests.conftest import ROOT
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -87,3 +93,25 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_forecast_runs_as_a_module(tmp_path):
+    n_labels = np.repeat([100, 200, 400, 800, 1600], 2)
+    score = 0.9 - 0.5 * n_labels**-0.4 + np.random.default_rng(0).normal(0, 0.003, n_labels.size)
+    points = tmp_path / "points.csv"
+    pd.DataFrame({"n_labels": n_labels, "score": score}).to_csv(points, index=False)
+    completed = subprocess.run(
+        [sys.executable, "-m", "frugal.cli", "forecast", str(points), "--at", "5000",
+         "--target", "0.8"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert set(result) == {"forecasts", "max_score", "labels_for_target", "method", "calibration"}
+
+
+def test_the_source_stage_command_writes_the_fingerprint(tmp_path):
+    out = tmp_path / "source.json"
+    subprocess.run([sys.executable, "-m", "frugal.source", "--out", str(out)], cwd=ROOT, check=True)
+    ingest = {**yaml.safe_load((ROOT / "params.yaml").read_text())["ingest"], "source": "trec"}
+    assert json.loads(out.read_text()) == json.loads(json.dumps(fingerprint(ingest)))

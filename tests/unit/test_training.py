@@ -1,5 +1,7 @@
-"""Model behaviour on tiny real samples: the fine-tuned classifier beats chance on held-out
-TREC questions, and a saved model reloads and predicts the same."""
+"""Fine-tuning on tiny real samples (with the tiny random encoder): it fits the questions it
+trains on, is seeded, keeps the best dev checkpoint, gives every class an output, and a saved
+model reloads and predicts the same. That the real encoder fine-tuned this way beats chance on
+held-out questions: tests/e2e/test_pretrained_model.py."""
 
 import numpy as np
 import pytest
@@ -13,9 +15,19 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def train_cfg():
+    # a random encoder learns from scratch: a larger step than fine-tuning a pretrained one
     return load_params(
         ROOT / "params.yaml",
-        {"train": {"max_steps": 40, "min_steps": 0, "batch_size": 16, "eval_every_steps": 10}},
+        {
+            "train": {
+                "max_steps": 40,
+                "min_steps": 0,
+                "batch_size": 16,
+                "eval_every_steps": 10,
+                "learning_rate": 1e-2,
+                "threads": 1,
+            }
+        },
     ).train
 
 
@@ -47,17 +59,19 @@ def test_curve_points_are_nested_shares_in_buying_order(trec_sample):
         curve_subset(labeled, 0.5, "newest", seed=13)
 
 
-def test_fine_tuned_model_beats_chance_on_held_out_questions(trained, trec_sample):
-    test = trec_sample["test"]
-    probs = predict_proba(trained.classifier, test["text"].tolist())
-    accuracy = (np.array(trained.classifier.labels)[probs.argmax(1)] == test["label"]).mean()
-    assert accuracy > 0.5  # 6 classes: chance is ~0.17
-    assert trained.steps <= 40 and trained.history
+def test_fine_tuning_fits_the_questions_it_trains_on(trained, trec_sample):
+    pool = trec_sample["pool"]
+    probs = predict_proba(trained.classifier, pool["text"].tolist())
+    accuracy = (np.array(trained.classifier.labels)[probs.argmax(1)] == pool["label"]).mean()
+    assert accuracy > 0.8  # 6 classes: chance is ~0.17
+    losses = [h["train_loss"] for h in trained.history]
+    assert losses[-1] < losses[0] - 0.5  # from ~ln 6 = 1.8
+    assert trained.steps <= 40 and len(trained.history) == 4
     assert trained.best_dev_accuracy == max(h["dev_accuracy"] for h in trained.history)
 
 
 def test_prediction_is_invariant_to_casing(trained, trec_sample):
-    # the encoder is uncased: upper-casing a question must not change its prediction
+    # the tokenizer is uncased: upper-casing a question must not change its prediction
     texts = trec_sample["test"]["text"].head(20).tolist()
     lower = predict_proba(trained.classifier, texts).argmax(1)
     upper = predict_proba(trained.classifier, [t.upper() for t in texts]).argmax(1)
@@ -101,12 +115,9 @@ def test_empty_training_set_is_an_error(trec_sample, train_cfg):
         fine_tune(trec_sample["pool"].iloc[:0], trec_sample["dev"], train_cfg)
 
 
-def test_auto_max_length_fits_the_longest_text_up_to_the_cap():
-    from transformers import AutoTokenizer
+def test_auto_max_length_fits_the_longest_text_up_to_the_cap(tokenizer):
+    from frugal.modeling import AUTO_MAX_LENGTH_CAP, fitted_max_length
 
-    from frugal.modeling import AUTO_MAX_LENGTH_CAP, fitted_max_length, pretrained_encoder_path
-
-    tokenizer = AutoTokenizer.from_pretrained(pretrained_encoder_path())
     assert fitted_max_length(32, ["a b c"], tokenizer) == 32  # a number is used as given
     assert fitted_max_length("auto", ["What is a cat ?", "Why ?"], tokenizer) == 8  # 7 -> 8
     assert fitted_max_length("auto", ["word " * 20], tokenizer) == 24  # 22 tokens -> 24

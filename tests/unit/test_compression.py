@@ -101,6 +101,9 @@ def clf():
     return new_classifier(["DESC", "HUM", "LOC", "NUM"], max_length=24)
 
 
+GROUP = 64  # feed-forward channels per pruning / sensitivity group (compress.channel_group)
+
+
 TEXTS = [
     "Who wrote Hamlet ?",
     "How far is the Moon from the Earth ?",
@@ -113,6 +116,7 @@ LABELS = ["HUM", "NUM", "LOC", "DESC", "NUM", "HUM"]
 
 
 def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reported(clf):
+    config = clf.model.config
     fisher = fisher_diagonal(clf.model, token_batches(clf, TEXTS, 1), plannable_tensors(clf.model))
     assert set(fisher) == set(plannable_tensors(clf.model))
     assert all((f >= 0).all() for f in fisher.values())
@@ -124,16 +128,20 @@ def test_sensitivity_measures_grow_as_bits_shrink_and_their_agreement_is_reporte
     kl = table.pivot(index="tensor", columns="bits", values="kl")
     assert (kl >= -1e-6).all().all() and kl[2].mean() > kl[8].mean()
     subgroups = subgroup_sensitivity(
-        clf.model, fisher, [2, 8], n_heads=12, group_size=64, block_size=BLOCK
-    )
+        clf.model, fisher, [2, 8], n_heads=config.num_attention_heads, group_size=GROUP,
+        block_size=BLOCK,
+    )  # fmt: skip
     # heads and channel groups partition their tensor: their predictions add up to its own
     query = "bert.encoder.layer.0.attention.self.query.weight"
     heads = subgroups[(subgroups["tensor"] == query) & (subgroups["bits"] == 2)]
-    assert len(heads) == 12 and set(heads["kind"]) == {"head"}
+    assert len(heads) == config.num_attention_heads and set(heads["kind"]) == {"head"}
     whole = table[(table["tensor"] == query) & (table["bits"] == 2)]["fisher_loss"].item()
     assert heads["fisher_loss"].sum() == pytest.approx(whole, rel=1e-4)
     ffn = "bert.encoder.layer.0.intermediate.dense.weight"
-    assert (subgroups[(subgroups["tensor"] == ffn) & (subgroups["bits"] == 8)]).shape[0] == 24
+    channel_groups = config.intermediate_size // GROUP
+    assert (subgroups[(subgroups["tensor"] == ffn) & (subgroups["bits"] == 8)]).shape[0] == (
+        channel_groups
+    )
     agreement = sensitivity_agreement(table)
     assert set(agreement) == {"fisher_vs_kl", "fisher_vs_loss_change", "fisher_vs_accuracy_drop"}
     assert agreement["fisher_vs_kl"] > 0  # both rank the 2-bit tensors above the 8-bit ones
@@ -174,7 +182,7 @@ def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):
     assert len(losses) == 17  # a step count, across reshuffled passes over the 6 texts
     assert kl_to_teacher(student) < kl_to_teacher(post_training)
     params = dict(student.model.named_parameters())
-    name = "bert.encoder.layer.2.attention.self.query.weight"
+    name = "bert.encoder.layer.1.attention.self.query.weight"
     assert torch.allclose(params[name], fake_quantize(params[name], 2, BLOCK), atol=1e-6)
     assert not torch.equal(params[name], dict(clf.model.named_parameters())[name])
 
@@ -187,7 +195,7 @@ def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identicall
     names = plannable_tensors(clf.model)
     bits = {name: 4 for name in names}
     bits["bert.encoder.layer.1.attention.self.key.weight"] = 0
-    bits["bert.encoder.layer.3.intermediate.dense.weight"] = 8
+    bits["bert.encoder.layer.0.intermediate.dense.weight"] = 8
     bits["bert.embeddings.word_embeddings.weight"] = 2
     quantized = copy.deepcopy(clf)
     apply_bits(quantized.model, bits, BLOCK)
@@ -199,10 +207,11 @@ def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identicall
         pruned = "bert.encoder.layer.1.attention.self.key.weight"
         assert not any(k.startswith(pruned) for k in keys)  # stored as absent
         four = "bert.encoder.layer.0.attention.self.query.weight"
-        assert stored.get_tensor(f"{four}.codes").numel() == 384 * 384 // 2
-        assert stored.get_tensor(f"{four}.scale").shape == (384, 384 // BLOCK)
+        hidden, vocab = clf.model.config.hidden_size, clf.model.config.vocab_size
+        assert stored.get_tensor(f"{four}.codes").numel() == hidden * hidden // 2
+        assert stored.get_tensor(f"{four}.scale").shape == (hidden, -(-hidden // BLOCK))
         table = "bert.embeddings.word_embeddings.weight"
-        assert stored.get_tensor(f"{table}.codes").numel() == 30522 * 384 // 4
+        assert stored.get_tensor(f"{table}.codes").numel() == vocab * hidden // 4
     floats, loaded_bits = load_float(tmp_path / "m")
     assert loaded_bits == bits
     loaded = dict(floats.model.named_parameters())
@@ -257,9 +266,13 @@ def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, t
     from frugal.runtime import OnnxClassifier
 
     fisher = fisher_diagonal(clf.model, token_batches(clf, TEXTS, 1), plannable_tensors(clf.model))
-    groups = structure_groups(clf.model, fisher, group_size=64)
+    config = clf.model.config
+    n_layers, n_heads = config.num_hidden_layers, config.num_attention_heads
+    channel_groups = config.intermediate_size // GROUP
+    groups = structure_groups(clf.model, fisher, group_size=GROUP)
     heads = groups[(groups["layer"] == 0) & (groups["kind"] == "head")]
-    assert len(heads) == 12 and len(groups[groups["kind"] == "channels"]) == 6 * 1536 // 64
+    assert len(heads) == n_heads
+    assert len(groups[groups["kind"] == "channels"]) == n_layers * channel_groups
     params = dict(clf.model.named_parameters())
     layer0 = [f"bert.encoder.layer.0.attention.{m}.weight" for m in
               ("self.query", "self.key", "self.value", "output.dense")]  # fmt: skip
@@ -272,17 +285,19 @@ def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, t
     nearly_all = choose_structure(groups, 0.99)  # every layer keeps a head and a channel group
     kept = nearly_all.groupby(["layer", "kind"]).size().to_dict()
     assert kept == {
-        (layer, kind): n for layer in range(6) for kind, n in (("head", 11), ("channels", 23))
+        (layer, kind): n
+        for layer in range(n_layers)
+        for kind, n in (("head", n_heads - 1), ("channels", channel_groups - 1))
     }
 
     pruned = copy.deepcopy(clf)
-    prune_structure(pruned.model, removed, group_size=64)
+    prune_structure(pruned.model, removed, group_size=GROUP)
     zeroed = copy.deepcopy(clf)  # the same structures cut out by zeroing what reads them
     with torch.no_grad():
         for row in removed.itertuples():
             layer = zeroed.model.bert.encoder.layer[row.layer]
             dense = layer.attention.output.dense if row.kind == "head" else layer.output.dense
-            size = 32 if row.kind == "head" else 64
+            size = config.hidden_size // n_heads if row.kind == "head" else GROUP
             dense.weight[:, row.group * size : (row.group + 1) * size] = 0
     assert torch.allclose(logits_of(pruned, TEXTS), logits_of(zeroed, TEXTS), atol=1e-4)
     n_before = sum(p.numel() for p in clf.model.parameters())

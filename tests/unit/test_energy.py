@@ -139,7 +139,8 @@ def test_streaming_runs_the_encoder_more_often_than_batch_on_the_same_text():
     assert streaming[query].calls == len(text.split()) == 9
     assert streaming[query].rows > 5 * batch[query].rows
     costs = {c.name: c for c in tensor_costs(clf.model, streaming, n_requests=1)}
-    assert costs[f"{query}.weight"].bytes_read == 9 * 384 * 384 * 4
+    hidden = clf.model.config.hidden_size
+    assert costs[f"{query}.weight"].bytes_read == 9 * hidden * hidden * 4
     assert not any("pooler" in name for name in costs)  # the mean-pooling head has none
     assert component_of("bert.encoder.layer.3.output.dense.weight") == "feed_forward"
     assert component_of("bert.encoder.layer.3.attention.output.dense.weight") == "attention"
@@ -168,7 +169,8 @@ def test_layers_and_components_partition_the_total():
     assert (batch.workload, batch.requests, streaming.requests) == ("batch", 2, 8)
     report = batch.reports["test"]
     layers = report.by_layer()
-    assert list(layers.index) == ["embeddings", *[f"layer.{i}" for i in range(6)], "head"]
+    n_layers = clf.model.config.num_hidden_layers
+    assert list(layers.index) == ["embeddings", *[f"layer.{i}" for i in range(n_layers)], "head"]
     every = batch.by_layer()  # every profile's layers, as the profile stage's layers.csv
     assert list(every.columns[:3]) == ["workload", "profile", "layer"]
     assert len(every) == 2 * len(layers) and set(every["workload"]) == {"batch"}
@@ -188,14 +190,14 @@ def test_layers_and_components_partition_the_total():
     assert summary["dram_share"]["big"]["batch"] == 0  # everything fits on chip
 
 
-def tiny_classifier():
+@pytest.fixture
+def toy_classifier(tokenizer):
     """The project's classifier class at toy size (2 layers of width 8), with the real MiniLM
     WordPiece tokenizer: counts depend on shapes, so a small model counts like the big one."""
-    from transformers import AutoTokenizer, BertConfig
+    from transformers import BertConfig
 
-    from frugal.modeling import MeanPoolingClassifier, pretrained_encoder_path
+    from frugal.modeling import MeanPoolingClassifier
 
-    tokenizer = AutoTokenizer.from_pretrained(pretrained_encoder_path())
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=8,
@@ -223,8 +225,8 @@ TEXTS = [
 
 
 @pytest.mark.parametrize("workload", ["batch", "streaming"])
-def test_counting_each_length_once_equals_running_every_request(workload):
-    model, tokenizer = tiny_classifier()
+def test_counting_each_length_once_equals_running_every_request(workload, toy_classifier):
+    model, tokenizer = toy_classifier
     max_length = 16
     if workload == "batch":
         requests = TEXTS
@@ -255,15 +257,17 @@ def test_milp_constraints_never_touch_the_process_warning_filters(monkeypatch):
     """scipy guards a dense constraint matrix with catch_warnings() + simplefilter("error"),
     which leaked "error" process-wide when plans were solved on parallel threads (a later MLflow
     warning then crashed `compress`). Our constraints are sparse, so that block never runs."""
+    import warnings
+
     import numpy as np
-    import scipy.optimize._constraints as constraints
+    from scipy.optimize import LinearConstraint
 
     from frugal.energy import linear_constraint
 
-    def forbidden():
-        raise AssertionError("catch_warnings() called")
+    def forbidden(self):
+        raise AssertionError("catch_warnings() entered")
 
-    monkeypatch.setattr(constraints, "catch_warnings", forbidden)
-    with pytest.raises(AssertionError):
-        constraints.LinearConstraint(np.ones((1, 3)), 0, 1)  # the dense path does call it
+    monkeypatch.setattr(warnings.catch_warnings, "__enter__", forbidden)
+    with pytest.raises(AssertionError, match="catch_warnings"):
+        LinearConstraint(np.ones((1, 3)), 0, 1)  # the dense path does enter it
     assert linear_constraint(np.ones((1, 3)), 0, 1).A.shape == (1, 3)

@@ -12,9 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import TINY_OVERRIDES, free_port, make_repo_copy, project_env
-
-pytestmark = pytest.mark.slow
+from tests.e2e.conftest import TINY_OVERRIDES, free_port, make_repo_copy, project_env
 
 
 def _wait_for(url: str, proc: subprocess.Popen, seconds: float) -> None:

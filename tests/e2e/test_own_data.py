@@ -11,12 +11,9 @@ import json
 import subprocess
 
 import pandas as pd
-import pytest
 import yaml
 
-from tests.conftest import TINY_OVERRIDES, make_repo_copy, project_env
-
-pytestmark = pytest.mark.slow
+from tests.e2e.conftest import TINY_OVERRIDES, make_repo_copy, project_env
 
 CLASSES = ["movie_review", "news_editorial", "product_review", "tweet"]
 OWN_DATA = {

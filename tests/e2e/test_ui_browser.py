@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, project_env
-
-pytestmark = pytest.mark.slow
+from tests.conftest import ROOT
+from tests.e2e.conftest import free_port, project_env
 
 CHROMIUM = shutil.which("chromium")
 

@@ -1,10 +1,9 @@
-"""`frugal forecast`: the JSON contract other tools parse, and clean failures on bad input."""
+"""`frugal forecast`: the JSON contract other tools parse, and clean failures on bad input.
+(The same command as its own process: tests/e2e/test_entry_points.py.)"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,6 @@ import pandas as pd
 import pytest
 
 from frugal.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +22,6 @@ def points_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("points") / "points.csv"
     pd.DataFrame({"n_labels": n_labels, "score": score}).to_csv(path, index=False)
     return path
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "frugal.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def assert_band(band: dict, keys: tuple[str, ...] = ("score", "low", "high")) -> None:
@@ -71,13 +58,6 @@ def test_target_adds_labels_for_target(
     assert out_of_reach["n_labels"] is None
 
 
-def test_forecast_runs_as_a_module(points_csv: Path) -> None:
-    completed = run_cli("forecast", str(points_csv), "--at", "5000", "--target", "0.8")
-    assert completed.returncode == 0, completed.stderr
-    result = json.loads(completed.stdout)
-    assert set(result) == {"forecasts", "max_score", "labels_for_target", "method", "calibration"}
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -90,14 +70,15 @@ def test_forecast_runs_as_a_module(points_csv: Path) -> None:
     ids=["missing-column", "non-numeric", "score-1.5", "two-sizes", "missing-file"],
 )
 def test_bad_input_exits_2_with_one_line_and_no_traceback(
-    tmp_path: Path, content: str | None, message: str
+    tmp_path: Path, content: str | None, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "points.csv"
     if content is not None:
         path.write_text(content)
-    completed = run_cli("forecast", str(path), "--at", "1000")
-    assert completed.returncode == 2
-    assert completed.stdout == ""
-    assert message in completed.stderr
-    assert "Traceback" not in completed.stderr
-    assert len(completed.stderr.strip().splitlines()) == 1
+    code = main(["forecast", str(path), "--at", "1000"])  # an uncaught exception fails here
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import yaml
 
 from frugal.source import fingerprint
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def _ingest(source: str) -> dict:
@@ -42,9 +36,3 @@ def test_fingerprint_covers_a_folder_source_and_the_params(tmp_path):
 def test_trec_and_missing_sources(tmp_path):
     assert fingerprint(_ingest("trec"))["files"] != "missing"  # the packaged file's md5
     assert fingerprint(_ingest(str(tmp_path / "absent.csv")))["files"] == "missing"
-
-
-def test_the_stage_command_writes_the_fingerprint(tmp_path):
-    out = tmp_path / "source.json"
-    subprocess.run([sys.executable, "-m", "frugal.source", "--out", str(out)], cwd=ROOT, check=True)
-    assert json.loads(out.read_text()) == json.loads(json.dumps(fingerprint(_ingest("trec"))))

@@ -1,5 +1,6 @@
 """Measured CPU figures: RAPL reading (real files laid out as the kernel does), stored bytes,
-and a real timing run of a saved classifier in a fresh process."""
+and a clear error for a missing model. (A real timing run of a saved classifier in a fresh
+process: tests/e2e/test_pretrained_model.py.)"""
 
 from pathlib import Path
 
@@ -48,23 +49,6 @@ def test_weights_bytes_counts_the_served_graph_only(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{}" * 100)
     (tmp_path / "model.onnx").write_bytes(b"y" * 24)
     assert weights_bytes(tmp_path) == 24
-
-
-def test_measuring_a_saved_model_gives_real_timings_and_labels_rapl(tmp_path, trec_sample):
-    from frugal.modeling import new_classifier, save_classifier
-
-    save_classifier(new_classifier(["a", "b"], max_length=24), tmp_path / "m")
-    workload = tmp_path / "texts.parquet"
-    pd.concat(trec_sample.values()).head(40).to_parquet(workload)
-    result = measure_in_fresh_process(tmp_path / "m", workload, 1, 10, 16)
-    assert result.latency_requests == 10 and result.throughput_texts == 40
-    assert 0 < result.latency_ms_p50 <= result.latency_ms_p95
-    assert result.throughput_per_s > 0 and result.cpu_ms_per_text > 0
-    # loading the model and running it costs memory on top of the bare runtime
-    assert result.peak_rss_mb > result.runtime_rss_mb + 20
-    assert result.weights_bytes == (tmp_path / "m" / "model.onnx").stat().st_size
-    assert result.rapl.startswith(("measured:", "unavailable:"))
-    assert (result.rapl_joules_per_text is None) == result.rapl.startswith("unavailable:")
 
 
 def test_measuring_a_missing_model_fails_with_its_path(tmp_path):

@@ -1,7 +1,6 @@
-"""The task-runner switch (`orchestration` in params.yaml): threads by default, Dask as a config
-change. On a local Dask cluster of 2 worker processes, the sample stage's strategies × seeds
-give exactly the curves the default thread pool gave, and the compress stage's candidate plans
-and variants exactly the same files."""
+"""The Dask task runner as a config change: on a local Dask cluster of 2 worker processes, the
+sample stage's strategies × seeds give exactly the curves the default thread pool gave, and the
+compress stage's candidate plans and variants exactly the same files."""
 
 from __future__ import annotations
 
@@ -11,31 +10,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
-from prefect.task_runners import ThreadPoolTaskRunner
-from prefect_dask import DaskTaskRunner
 
-from frugal.config import OrchestrationConfig
-from orchestration.runner import task_runner
-from tests.conftest import project_env
-
-
-def test_threads_by_default_and_dask_binds_loopback():
-    threads = task_runner(OrchestrationConfig(task_runner="threads", workers=3))
-    assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
-    dask = task_runner(OrchestrationConfig(task_runner="dask", workers=2))
-    assert isinstance(dask, DaskTaskRunner)
-    assert dask.cluster_kwargs["n_workers"] == 2 and dask.cluster_kwargs["host"] == "127.0.0.1"
-    remote = task_runner(
-        OrchestrationConfig(task_runner="dask", workers=2, dask_address="tcp://10.0.0.5:8786")
-    )
-    assert remote.address == "tcp://10.0.0.5:8786"
-
-
-def test_dask_address_without_dask_is_refused():
-    with pytest.raises(ValueError, match="only used with task_runner: dask"):
-        OrchestrationConfig(task_runner="threads", workers=2, dask_address="tcp://x:8786")
+from tests.e2e.conftest import project_env
 
 
 def _on_dask(repo: Path, tmp_path: Path, stage: str, edit) -> str:
@@ -61,7 +38,6 @@ def _on_dask(repo: Path, tmp_path: Path, stage: str, edit) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.mark.slow
 def test_sampling_on_a_local_dask_cluster_equals_the_thread_pool(tiny_pipeline, tmp_path):
     repo = tiny_pipeline.repo
 
@@ -86,7 +62,6 @@ def test_sampling_on_a_local_dask_cluster_equals_the_thread_pool(tiny_pipeline, 
     )
 
 
-@pytest.mark.slow
 def test_compression_plans_on_a_local_dask_cluster_equal_the_thread_pool(tiny_pipeline, tmp_path):
     """Candidate plans and variants (one with distillation) as Dask tasks: the same plan
     table and byte-identical variant files as the thread pool's run in the tiny pipeline."""
