@@ -1,8 +1,6 @@
 """Shared entry-point plumbing for `python -m flows.<stage>` (what each DVC stage runs) and
 `python -m flows.pipeline`."""
 
-from __future__ import annotations
-
 import argparse
 import logging
 import sys

@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 from prefect import flow
 
 from flows.common import run_stage

@@ -12,7 +12,7 @@ import yaml
 
 import flows.pipeline as pipeline
 from flows.pipeline import STAGES, frugal_pipeline
-from frugal.config import Params
+from frugal.config import Params, load_params
 from frugal.errors import ParamsError
 from tests.conftest import ROOT
 
@@ -31,12 +31,17 @@ def test_unknown_until_is_refused_before_any_stage_runs(tmp_path, monkeypatch):
 
 
 def test_every_stage_flow_takes_the_parsed_params_not_a_path():
+    params = load_params(ROOT / "params.yaml")
     for stage in STAGES[1:]:  # `source` is not a flow
         flow = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
         parameters = inspect.signature(flow.fn).parameters
         assert list(parameters)[0] == "params", stage
-        assert parameters["params"].annotation in (Params, "Params"), stage
+        # the class itself, not the string "Params": a flow run served by a deployment
+        # validates its parameters where that name does not resolve (pydantic: "not fully
+        # defined"), so flows/ modules do not use `from __future__ import annotations`
+        assert parameters["params"].annotation is Params, stage
         assert "params_path" not in parameters, stage
+        flow.validate_parameters({"params": params})
 
 
 class _StageRecorder:
