@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,16 +44,8 @@ TOLERANCE_PT = 0.5  # point errors this close are equally good: the cheaper conf
 COLUMNS = ["order", "fraction", "seed", "n_labels", "dev", "test", "steps", "seconds"]
 
 
-def accuracy(classifier, frame: pd.DataFrame) -> float:
-    from frugal.modeling import predict_proba
-
-    probs = predict_proba(classifier, frame["text"].tolist())
-    predicted = np.asarray(classifier.labels)[probs.argmax(axis=1)]
-    return float((predicted == frame["label"].astype(str).to_numpy()).mean())
-
-
 def run(root: Path, seeds: list[int], fractions: list[float], output: Path) -> None:
-    from frugal.training import curve_subset, fine_tune
+    from frugal.training import classifier_accuracy, curve_subset, fine_tune
 
     params = load_params(root / "params.yaml")
     labeled = pd.read_parquet(root / params.forecast.labeled_data)
@@ -85,8 +76,8 @@ def run(root: Path, seeds: list[int], fractions: list[float], output: Path) -> N
             "fraction": fraction,
             "seed": seed,
             "n_labels": len(train),
-            "dev": round(accuracy(result.classifier, dev), 6),
-            "test": round(accuracy(result.classifier, test), 6),
+            "dev": round(classifier_accuracy(result.classifier, dev), 6),
+            "test": round(classifier_accuracy(result.classifier, test), 6),
             "steps": result.steps,
             "seconds": round(time.perf_counter() - started, 1),
         }

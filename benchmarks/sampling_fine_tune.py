@@ -24,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +38,8 @@ SUMMARY = RESULTS / "sampling_fine_tune.json"
 COLUMNS = ["strategy", "budget", "seed", "labels", "dev", "test", "proxy_dev", "steps", "seconds"]
 
 
-def accuracy(classifier, frame: pd.DataFrame) -> float:
-    from frugal.modeling import predict_proba
-
-    probs = predict_proba(classifier, frame["text"].tolist())
-    predicted = np.asarray(classifier.labels)[probs.argmax(axis=1)]
-    return float((predicted == frame["label"].astype(str).to_numpy()).mean())
-
-
 def run(strategies: list[str], budgets: list[int], seeds: list[int], output: Path) -> None:
-    from frugal.training import fine_tune
+    from frugal.training import classifier_accuracy, fine_tune
 
     params = load_params(Path("params.yaml"))
     dev = pd.read_parquet(params.train.dev_data)
@@ -71,8 +62,8 @@ def run(strategies: list[str], budgets: list[int], seeds: list[int], output: Pat
                     "budget": budget,
                     "seed": seed,
                     "labels": len(labeled),
-                    "dev": round(accuracy(result.classifier, dev), 6),
-                    "test": round(accuracy(result.classifier, test), 6),
+                    "dev": round(classifier_accuracy(result.classifier, dev), 6),
+                    "test": round(classifier_accuracy(result.classifier, test), 6),
                     "proxy_dev": round(bought.curve[-1].accuracy, 6),
                     "steps": result.steps,
                     "seconds": round(time.perf_counter() - started, 1),

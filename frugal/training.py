@@ -150,6 +150,13 @@ def fine_tune(
 CURVE_ORDERS = ("rounds", "random")
 
 
+def classifier_accuracy(clf: Classifier, frame: pd.DataFrame) -> float:
+    """Share of `frame`'s rows (columns text, label) whose likeliest class is the label."""
+    probs = predict_proba(clf, frame["text"].tolist())
+    predicted = np.asarray(clf.labels)[probs.argmax(axis=1)]
+    return float((predicted == frame["label"].astype(str).to_numpy()).mean())
+
+
 def curve_subset(labeled: pd.DataFrame, fraction: float, order: str, seed: int) -> pd.DataFrame:
     """The learning curve's training set at `fraction` of `labeled` (in buying order).
 
@@ -181,19 +188,16 @@ def learning_curve_points(
 
     Columns: fraction, seed, n_labels, score, steps, train_seconds. `progress(row)` after each.
     """
-    truth = evaluation["label"].astype(str).to_numpy()
     rows = []
     for fraction in sorted(set(fractions)):
         for seed in seeds:
             subset = curve_subset(labeled, fraction, order, seed)
             result = fine_tune(subset, dev, cfg.model_copy(update={"seed": seed}))
-            probs = predict_proba(result.classifier, evaluation["text"].tolist())
-            predicted = np.asarray(result.classifier.labels)[probs.argmax(axis=1)]
             row = {
                 "fraction": fraction,
                 "seed": seed,
                 "n_labels": len(subset),
-                "score": float((predicted == truth).mean()),
+                "score": classifier_accuracy(result.classifier, evaluation),
                 "steps": result.steps,
                 "train_seconds": round(result.train_seconds, 1),
             }
