@@ -244,6 +244,8 @@ class ContinualConfig(_Section):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    warmup_fraction: float = Field(ge=0, lt=1)
     max_length: MaxLength
     threads: int = Field(ge=1)
     seed: int

@@ -41,6 +41,7 @@ import torch
 from frugal.config import CONTINUAL_METHODS, ContinualConfig
 from frugal.errors import DataError
 from frugal.fisher import classifier_fisher_trace_scores, fisher_diagonal
+from frugal.loop import Batcher, Optimization, train_steps
 from frugal.modeling import Classifier, new_classifier, predict_proba, token_batches
 from frugal.quantize import plannable_tensors
 from frugal.training import seed_everything
@@ -216,53 +217,45 @@ def train_on(
     consolidation: Consolidation | None = None,
     progress: Callable[[int, int], None] = lambda *_: None,
 ) -> tuple[int, list[float]]:
-    """Train `clf` in place on `data` for `cfg.epochs` (AdamW, linear warm-up and decay), with
+    """Train `clf` in place on `data` for `cfg.epochs` (the shared loop, `frugal.loop`), with
     the consolidation penalty if given (dynamic λ: set at each epoch from the last). Returns
     the optimizer steps and the λ each step used."""
     seed_everything(cfg.seed)
-    model, tokenizer = clf.model, clf.tokenizer
+    model = clf.model
     index = {label: i for i, label in enumerate(clf.labels)}
-    encoded = tokenizer(
-        data["text"].tolist(), truncation=True, max_length=clf.max_length, padding=False
-    )["input_ids"]
+    batcher = Batcher(clf, data["text"].tolist())
     targets = torch.tensor([index[str(y)] for y in data["label"]])
-    total = cfg.epochs * math.ceil(len(data) / cfg.batch_size)
-    warmup = max(1, int(0.1 * total))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup + 1)))
-    )
-    generator = torch.Generator().manual_seed(cfg.seed)
+    per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total = cfg.epochs * per_epoch
     lambdas: list[float] = []
     weight = 0.0 if consolidation is None else consolidation.weight or 0.0
-    step = 0
+    sums = {"cross_entropy": 0.0, "penalty": 0.0}  # over the current epoch
+
+    def loss_of(indices: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[indices])
+        if consolidation is None:
+            return loss
+        with torch.set_grad_enabled(weight > 0):
+            omega = consolidation.penalty(model)
+        sums["cross_entropy"] += float(loss.detach())
+        sums["penalty"] += float(omega.detach())
+        lambdas.append(weight)
+        return loss + weight * omega if weight > 0 else loss
+
+    def after_step(step: int, _: float) -> bool:
+        nonlocal weight
+        progress(step, total)
+        if step % per_epoch == 0 and consolidation is not None and consolidation.weight is None:
+            weight = dynamic_lambda(sums["cross_entropy"], sums["penalty"])  # means: counts cancel
+            sums.update(cross_entropy=0.0, penalty=0.0)
+        return False
+
+    how = Optimization(cfg.learning_rate, cfg.weight_decay, cfg.warmup_fraction, cfg.batch_size)
+    generator = torch.Generator().manual_seed(cfg.seed)
     model.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(data), generator=generator).tolist()
-        ce_sum = omega_sum = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
-            loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[idx])
-            if consolidation is not None:
-                with torch.set_grad_enabled(weight > 0):
-                    omega = consolidation.penalty(model)
-                ce_sum += float(loss.detach())
-                omega_sum += float(omega.detach())
-                lambdas.append(weight)
-                if weight > 0:
-                    loss = loss + weight * omega
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            progress(step, total)
-        if consolidation is not None and consolidation.weight is None:
-            weight = dynamic_lambda(ce_sum, omega_sum)  # means: the batch counts cancel
+    steps = train_steps(model, batcher, loss_of, total, how, generator, after_step)
     model.eval()
-    return step, lambdas
+    return steps, lambdas
 
 
 def train_initial(

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from transformers import get_linear_schedule_with_warmup
 
 from frugal.config import TrainConfig
 from frugal.errors import DataError
+from frugal.loop import Batcher, Optimization, train_steps
 from frugal.modeling import Classifier, new_classifier, predict_proba
 
 
@@ -65,6 +65,16 @@ def _label_set(train: pd.DataFrame, dev: pd.DataFrame) -> tuple[list[str], list[
     return labels, sorted(set(labels) - seen)
 
 
+@dataclass
+class _Best:
+    """The best dev checkpoint so far, and the evaluations since it (early stopping)."""
+
+    accuracy: float = -1.0
+    step: int = 0
+    state: dict | None = None
+    stale: int = 0
+
+
 def fine_tune(
     train: pd.DataFrame,
     dev: pd.DataFrame,
@@ -80,12 +90,9 @@ def fine_tune(
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.threads)
     clf = new_classifier(labels, cfg.max_length, train["text"].tolist())
-    model, tokenizer = clf.model, clf.tokenizer
+    model = clf.model
     label_ids = {label: i for i, label in enumerate(labels)}
-
-    encoded = tokenizer(
-        train["text"].tolist(), truncation=True, max_length=clf.max_length, padding=False
-    )["input_ids"]
+    batcher = Batcher(clf, train["text"].tolist())
     targets = torch.tensor([label_ids[str(y)] for y in train["label"]])
     dev_texts, dev_y = dev["text"].tolist(), dev["label"].astype(str).map(label_ids).to_numpy()
 
@@ -93,58 +100,39 @@ def fine_tune(
     # About ten dev evaluations per run; patience counts only in the second half of the
     # schedule, once the dev score has stopped jumping around after warm-up.
     eval_every = cfg.eval_every_steps or max(1, total // 10)
-    warmup_steps = int(cfg.warmup_fraction * total)
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": cfg.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total)
-    generator = torch.Generator().manual_seed(cfg.seed)
-
-    best_acc, best_step, best_state, stale = -1.0, 0, None, 0
+    best = _Best()
     history: list[dict[str, float]] = []
-    step, running_loss = 0, 0.0
+    running_loss = 0.0
+
+    def loss_of(indices: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(model(**batch).logits, targets[indices])
+
+    def after_step(step: int, loss: float) -> bool:
+        nonlocal running_loss
+        running_loss = 0.9 * running_loss + 0.1 * loss if step > 1 else loss
+        info = {"loss": running_loss}
+        if step % eval_every == 0 or step == total:
+            dev_acc = float((predict_proba(clf, dev_texts).argmax(1) == dev_y).mean())
+            history.append({"step": step, "train_loss": running_loss, "dev_accuracy": dev_acc})
+            info["dev_accuracy"] = dev_acc
+            if dev_acc > best.accuracy:
+                best.accuracy, best.step, best.stale = dev_acc, step, 0
+                best.state = copy.deepcopy(model.state_dict())
+            elif step >= total // 2:
+                best.stale += 1
+        if progress:
+            progress(step, total, info)
+        return best.stale >= cfg.early_stopping_patience
+
+    how = Optimization(cfg.learning_rate, cfg.weight_decay, cfg.warmup_fraction, cfg.batch_size)
+    generator = torch.Generator().manual_seed(cfg.seed)
     started = time.perf_counter()
     model.train()
-    while step < total and stale < cfg.early_stopping_patience:
-        order = torch.randperm(len(train), generator=generator).tolist()
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
-            loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[idx])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            running_loss = 0.9 * running_loss + 0.1 * loss.item() if step > 1 else loss.item()
-            info = {"loss": running_loss}
-            if step % eval_every == 0 or step == total:
-                dev_acc = float((predict_proba(clf, dev_texts).argmax(1) == dev_y).mean())
-                history.append({"step": step, "train_loss": running_loss, "dev_accuracy": dev_acc})
-                info["dev_accuracy"] = dev_acc
-                if dev_acc > best_acc:
-                    best_acc, best_step, stale = dev_acc, step, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                elif step >= total // 2:
-                    stale += 1
-            if progress:
-                progress(step, total, info)
-            if step >= total or stale >= cfg.early_stopping_patience:
-                break
+    step = train_steps(model, batcher, loss_of, total, how, generator, after_step)
     seconds = time.perf_counter() - started
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.state)
     model.eval()
-    return TrainResult(clf, best_acc, best_step, step, total, seconds, history, unseen)
+    return TrainResult(clf, best.accuracy, best.step, step, total, seconds, history, unseen)
 
 
 CURVE_ORDERS = ("rounds", "random")

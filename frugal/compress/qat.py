@@ -20,7 +20,8 @@ import torch
 from torch.nn.utils import parametrize
 
 from frugal.energy import FLOAT_BITS
-from frugal.modeling import Classifier, logits_of, token_batches
+from frugal.loop import Batcher, Optimization, train_steps
+from frugal.modeling import Classifier, logits_of
 from frugal.quantize import fake_quantize, quantize_activations, ste
 
 # Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
@@ -162,38 +163,27 @@ def distill(
     model = clf.model
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    total = steps
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / max(total, 1))
+    batcher = Batcher(clf, texts)
     losses: list[float] = []
+
+    def loss_of(_: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad():
+            target = torch.log_softmax(teacher(**batch).logits, -1)
+        student = torch.log_softmax(model(**batch).logits, -1)
+        return torch.nn.functional.kl_div(student, target, log_target=True, reduction="batchmean")
+
+    def after_step(step: int, loss: float) -> bool:
+        losses.append(loss)
+        if progress:
+            progress(step, steps, loss)
+        return False
+
+    how = Optimization(learning_rate, weight_decay=0.0, warmup_fraction=0.0, batch_size=batch_size)
     with (
         quantization_aware(model, bits, block_size),
         quantized_activations(model, activation_bits, block_size, bits),
     ):
         model.eval()  # no dropout: the student should match the teacher's deployed function
-        while len(losses) < total:
-            order = torch.randperm(len(texts), generator=generator).tolist()
-            for start in range(0, len(order), batch_size):
-                if len(losses) == total:
-                    break
-                batch = next(
-                    token_batches(
-                        clf, [texts[i] for i in order[start : start + batch_size]], batch_size
-                    )
-                )
-                with torch.no_grad():
-                    target = torch.log_softmax(teacher(**batch).logits, -1)
-                student = torch.log_softmax(model(**batch).logits, -1)
-                loss = torch.nn.functional.kl_div(
-                    student, target, log_target=True, reduction="batchmean"
-                )
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(float(loss.detach()))
-                if progress:
-                    progress(len(losses), total, losses[-1])
+        train_steps(model, batcher, loss_of, steps, how, generator, after_step)
     model.eval()
     return losses

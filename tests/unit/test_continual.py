@@ -41,6 +41,8 @@ def _cfg(**overrides) -> ContinualConfig:
         "epochs": 2,
         "batch_size": 8,
         "learning_rate": 1e-4,
+        "weight_decay": 0.01,
+        "warmup_fraction": 0.1,
         "max_length": 24,
         "threads": 2,
         "seed": 0,
