@@ -25,7 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from frugal.curves import FAMILY_NAMES, fit_curve  # noqa: E402
+from frugal.curve_families import FAMILY_NAMES  # noqa: E402
+from frugal.curves import fit_curve  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/benchmarks/peer_learning_curves.csv")
 DEFAULT_OWN = ROOT / "benchmarks" / "results" / "trec_learning_curve.csv"

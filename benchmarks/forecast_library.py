@@ -15,7 +15,7 @@ Protocol, written down before any figure was read:
     distinct n), forecast every point at 55-100% of it. Error = mean |forecast - truth| over
     those points, in accuracy points, per curve. A data set counts once: its curves' errors
     are averaged, so a data set with 20 learners weighs no more than one with 2.
-  * Methods, every family fitted the same way (`frugal.curves.fit_bases`: weighted least
+  * Methods, every family fitted the same way (`frugal.conformal.fit_bases`: weighted least
     squares, several starts, bounds): `last` (the score at the largest fitted n), `ipl` (inverse
     power law), `paper` (mean of exponential, inverse power and pow4: the paper's ensemble),
     `select` (the selection rule `fit_curve` used before this benchmark), and every
@@ -56,17 +56,16 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from frugal.curves import (  # noqa: E402
+from frugal.conformal import (  # noqa: E402
     CALIBRATION_PATH,
-    FAMILY_NAMES,
     HORIZON_BINS,
     conformal_quantiles,
     fit_bases,
-    fit_curve,
     horizon_bin,
     load_calibration,
-    validate_points,
 )
+from frugal.curve_families import FAMILY_NAMES  # noqa: E402
+from frugal.curves import fit_curve, validate_points  # noqa: E402
 
 LCDB_PIN = "lcdb==0.1.0"
 LCDB_MEMBER = "lcdb-0.1.0/lcdb/database-accuracy.csv"

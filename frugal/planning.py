@@ -24,7 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from frugal.curves import CalibratedForecast, CurveForecast, fit_curve
+from frugal.conformal import CalibratedForecast
+from frugal.curves import CurveForecast, fit_curve
 from frugal.errors import FrugalError
 
 

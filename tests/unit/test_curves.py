@@ -6,20 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from frugal.curves import (
-    FAMILY_NAMES,
+from frugal.conformal import (
     HORIZON_BINS,
     CalibratedForecast,
-    CurveForecast,
     conformal_quantiles,
     fit_bases,
-    fit_curve,
-    forecast_report,
     horizon_bin,
     load_calibration,
     parse_method,
-    validate_points,
 )
+from frugal.curve_families import FAMILY_NAMES
+from frugal.curves import CurveForecast, fit_curve, forecast_report, validate_points
 from frugal.errors import DataError
 
 TRUE_A, TRUE_B, TRUE_C = 0.9, 0.5, 0.4
