@@ -49,7 +49,7 @@ DIRECT = r"""
 import json, sys, time
 from pathlib import Path
 import pandas as pd
-from frugal import data
+from frugal import data, files
 from frugal.config import load_params
 from frugal.modeling import save_classifier
 from frugal.training import fine_tune, learning_curve_points
@@ -60,19 +60,19 @@ from frugal.modeling import embed_texts
 
 started = time.perf_counter()
 p = load_params("params.yaml")
-data.write_parquet_atomic(data.ingest(p.ingest), p.ingest.output)
+files.write_parquet_atomic(data.ingest(p.ingest), p.ingest.output)
 raw = pd.read_parquet(p.ingest.output)
-data.write_splits_atomic(data.split(raw, p.prepare.dev_fraction, p.prepare.test_fraction, p.prepare.seed), p.prepare.output_dir)
+files.write_splits_atomic(data.split(raw, p.prepare.dev_fraction, p.prepare.test_fraction, p.prepare.seed), p.prepare.output_dir)
 for split in data.SPLITS:
     frame = pd.read_parquet(p.embed.splits_dir / f"{split}.parquet")
     vectors = embed_texts(frame["text"].tolist(), p.embed.max_length, p.embed.batch_size, p.embed.threads)
-    data.write_embeddings_atomic(frame["id"].tolist(), vectors, p.embed.output_dir / f"{split}.npz")
+    files.write_embeddings_atomic(frame["id"].tolist(), vectors, p.embed.output_dir / f"{split}.npz")
 inputs = sampling.load_inputs(p.sample)
 for strategy in p.sample.compare:
     for seed in p.sample.seeds:
         sampling.simulate(inputs, p.sample, strategy, seed)
 labeled, _ = sampling.buy_labels(inputs, read_annotations(p.sample.annotations), p.sample)
-data.write_parquet_atomic(labeled, p.sample.output)
+files.write_parquet_atomic(labeled, p.sample.output)
 points = learning_curve_points(labeled, pd.read_parquet(p.train.dev_data), pd.read_parquet(p.forecast.eval_data), p.forecast.fractions, p.forecast.seeds, p.train)
 fit_curve(points[["n_labels", "score"]])
 result = fine_tune(pd.read_parquet(p.train.labeled_data), pd.read_parquet(p.train.dev_data), p.train)

@@ -12,12 +12,9 @@ Pure Python (no Prefect, no MLflow, no printing). Every problem with the input r
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +23,9 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from frugal.data import read_utf8
 from frugal.errors import DataError
+from frugal.files import write_text_atomic
+from frugal.readers import read_utf8
 
 ANNOTATION_COLUMNS = ("id", "label", "round", "source")
 IMPORT_SUFFIXES = (".csv", ".json")
@@ -148,7 +146,7 @@ def merge_annotations(path: Path, new_rows: pd.DataFrame, source: str) -> MergeR
         [source] * len(new_rows),
     )
     store = pd.concat([existing, added], ignore_index=True)
-    _write_atomic(path, _store_csv(store), encoding="utf-8")
+    write_text_atomic(path, _store_csv(store), encoding="utf-8")
     return MergeResult(added=len(added), round=round_no, store=path)
 
 
@@ -183,14 +181,14 @@ def write_batch(
     writer.writerow(["id", "text", "label"])
     writer.writerows([record_id, text, ""] for record_id, text in zip(ids, texts, strict=True))
     # A byte-order mark makes Excel open the file as UTF-8 instead of the local code page.
-    _write_atomic(paths["csv"], buffer.getvalue(), encoding="utf-8-sig")
+    write_text_atomic(paths["csv"], buffer.getvalue(), encoding="utf-8-sig")
     tasks = [
         {"data": {"text": text, "frugal_id": record_id}}
         for record_id, text in zip(ids, texts, strict=True)
     ]
     tasks_json = json.dumps(tasks, ensure_ascii=False, indent=2) + "\n"
-    _write_atomic(paths["label_studio"], tasks_json, encoding="utf-8")
-    _write_atomic(paths["label_config"], _label_config(labels), encoding="utf-8")
+    write_text_atomic(paths["label_studio"], tasks_json, encoding="utf-8")
+    write_text_atomic(paths["label_config"], _label_config(labels), encoding="utf-8")
     return paths
 
 
@@ -512,25 +510,6 @@ def _read_csv_records(path: Path) -> tuple[list[str], list[tuple[int, list[str]]
 
 
 # --- writing and small helpers ------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, text: str, encoding: str) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over `path`: readers
-    see the old file or the new one, never a partial one. The temporary file never survives."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(name)
-    try:
-        with os.fdopen(handle, "w", encoding=encoding, newline="") as file:
-            os.chmod(temp, 0o644)  # mkstemp's owner-only mode is not what a data file wants
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
 
 
 def _store_csv(store: pd.DataFrame) -> str:

@@ -23,6 +23,7 @@ from frugal.compress.qat import KERNEL_BITS
 from frugal.energy import FLOAT_BITS, WORKLOADS, DeviceProfile, WorkloadEnergy, model_energy
 from frugal.errors import FrugalError
 from frugal.export import export_onnx
+from frugal.files import write_json
 from frugal.modeling import META_FILE, Classifier, MeanPoolingClassifier, load_classifier
 from frugal.quantize import INT_BITS, dequantize, pack_codes, symmetric_codes, unpack_codes
 from frugal.runtime import ONNX_FILE, check_plan, executed_widths, load_graph
@@ -68,7 +69,7 @@ def save_compressed(
     clf.model.config.save_pretrained(out_dir)
     clf.tokenizer.save_pretrained(out_dir)
     meta = {"labels": clf.labels, "max_length": clf.max_length}
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_json(meta, out_dir / META_FILE)
     record = {
         "bits": bits,
         "block_size": block_size,
@@ -76,7 +77,7 @@ def save_compressed(
         "execution": execution,
         "plan": plan,
     }
-    (out_dir / PLAN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_json(record, out_dir / PLAN_FILE)
     export_onnx(clf, bits, out_dir / ONNX_FILE, block_size, KERNEL_BITS[execution])
 
 

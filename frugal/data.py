@@ -1,6 +1,6 @@
 """Data: load, validate, subsample, split and write labeled text.
 
-Pure functions of data -> data (plus two atomic writers); no Prefect, no MLflow, no printing.
+Pure functions of data -> data (reading: `frugal.readers`; writing: `frugal.files`); no Prefect, no MLflow, no printing.
 Every problem with the input raises `DataError` saying what is wrong, where, and how to fix it;
 what is resolved rather than refused (texts with conflicting labels) is logged as a warning on
 the `frugal.data` logger.
@@ -8,25 +8,17 @@ the `frugal.data` logger.
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
-import json
 import logging
 import math
-import os
-import re
-import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from frugal.config import ConflictPolicy, IngestConfig
 from frugal.errors import DataError
+from frugal.readers import SHOWN, as_str, excerpt, read_source, row_numbers
 from frugal.source import TREC_FILE, TREC_PACKAGE, TREC_SOURCE, trec_path
 
 logger = logging.getLogger(__name__)
@@ -35,19 +27,6 @@ logger = logging.getLogger(__name__)
 # TREC's rarest fine class (NUM:ord) has exactly 3 distinct questions, so 3 keeps it usable.
 MIN_PER_CLASS = 3
 SPLITS = ("pool", "dev", "test")
-FILE_SUFFIXES = (".csv", ".parquet", ".jsonl")
-# mkstemp creates files readable by their owner only; outputs are ordinary files.
-_FILE_MODE = 0o644
-# How many offending rows / values an error message lists before "...".
-_SHOWN = 5
-# Longest excerpt of a text or line quoted in a message, in characters.
-_EXCERPT_CHARS = 60
-# A line break as the csv module sees one (it also splits on a bare carriage return).
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_CSV_QUOTE_FIX = (
-    "check quoting: close the quote, or, if the quote belongs to the text, put the whole field "
-    'in quotes and double every quote inside it (e.g. "He said ""hi""",HUM)'
-)
 
 
 def load_trec(labels: Literal["coarse", "fine"]) -> pd.DataFrame:
@@ -98,42 +77,6 @@ def load_trec(labels: Literal["coarse", "fine"]) -> pd.DataFrame:
     )
 
 
-def read_source(source: str | Path, text_column: str, label_column: str) -> pd.DataFrame:
-    """Read a user data set and rename its columns to `text` and `label`.
-
-    `source` is a `.csv`, `.parquet` or `.jsonl` (one JSON object per line) file, or a folder
-    written by Hugging Face `datasets` `save_to_disk`. For a `DatasetDict` the "train" split is
-    used if there is one, otherwise all splits are concatenated (this pipeline makes its own
-    pool/dev/test split). `ClassLabel` label ids become their names. Optional `id` and `domain`
-    columns are kept. Labels become strings; missing values stay missing for `validate_raw`.
-    A CSV whose quoting reads as something else than meant is refused (`_check_csv_quoting`).
-    """
-    path = Path(source)
-    if not path.exists():
-        raise DataError(
-            f"{path}: data file not found; check ingest.source in params.yaml (a path relative "
-            f"to the repository root, or '{TREC_SOURCE}' for the bundled TREC questions)"
-        )
-    if path.is_dir():
-        frame = _read_hf_folder(path, label_column)
-    else:
-        suffix = path.suffix.lower()
-        if suffix not in FILE_SUFFIXES:
-            raise DataError(
-                f"{path}: unsupported file type '{path.suffix or '(none)'}'; use one of "
-                f"{', '.join(FILE_SUFFIXES)} or a Hugging Face save_to_disk folder"
-            )
-        if suffix == ".parquet":
-            frame = _read_parquet(path)
-        else:
-            text = read_utf8(path)
-            if suffix == ".csv":
-                frame = _parse_csv(text, path, label_column)
-            else:
-                frame = _parse_jsonl(text, path)
-    return _select_columns(frame, text_column, label_column, str(path))
-
-
 def validate_raw(
     df: pd.DataFrame, source_desc: str, min_per_class: int, conflicts: ConflictPolicy
 ) -> pd.DataFrame:
@@ -153,24 +96,24 @@ def validate_raw(
             "Set ingest.text_column / ingest.label_column in params.yaml to the right names"
         )
     df = df.reset_index(drop=True)
-    texts = [value.strip() if value is not None else None for value in _as_str(df["text"])]
+    texts = [value.strip() if value is not None else None for value in as_str(df["text"])]
     empty_rows = [i for i, text in enumerate(texts) if not text]
     if empty_rows:
         raise DataError(
             f"{source_desc}: {len(empty_rows)} row(s) with empty or whitespace-only text "
-            f"(rows {_rows(empty_rows)}); fill in the text or delete those rows"
+            f"(rows {row_numbers(empty_rows)}); fill in the text or delete those rows"
         )
-    labels = [value.strip() if value is not None else None for value in _as_str(df["label"])]
+    labels = [value.strip() if value is not None else None for value in as_str(df["label"])]
     unlabeled_rows = [i for i, label in enumerate(labels) if not label]
     if unlabeled_rows:
         raise DataError(
             f"{source_desc}: {len(unlabeled_rows)} row(s) with a missing label "
-            f"(rows {_rows(unlabeled_rows)}); label them or delete those rows"
+            f"(rows {row_numbers(unlabeled_rows)}); label them or delete those rows"
         )
     ids = _validated_ids(df, source_desc)
     clean = pd.DataFrame({"id": ids, "text": texts, "label": labels})
     if "domain" in df.columns:
-        clean["domain"] = _as_str(df["domain"])
+        clean["domain"] = as_str(df["domain"])
     clean = resolve_label_conflicts(clean, conflicts, source_desc)
     _check_class_counts(Counter(clean["label"]), source_desc, min_per_class)
     return clean
@@ -291,320 +234,6 @@ def split(
     return splits
 
 
-def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write `df` to `path` via a temporary file in the same folder and an atomic rename, so a
-    failure never leaves a partial file (an existing file at `path` stays as it was)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _write_temp_parquet(df, path)
-    os.replace(temp, path)
-    return path
-
-
-def write_splits_atomic(splits: Mapping[str, pd.DataFrame], out_dir: str | Path) -> dict[str, Path]:
-    """Write each split to `out_dir/<name>.parquet`, all or nothing.
-
-    Every split is first written to a temporary file; only when all writes have succeeded are
-    they renamed into place, so a failed write leaves no new file and no partial one behind.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    temps: dict[str, Path] = {}
-    try:
-        for name, frame in splits.items():
-            temps[name] = _write_temp_parquet(frame, out_dir / f"{name}.parquet")
-    except BaseException:
-        _remove(temps.values())
-        raise
-    paths = {name: out_dir / f"{name}.parquet" for name in temps}
-    for name, temp in temps.items():
-        os.replace(temp, paths[name])
-    return paths
-
-
-def write_embeddings_atomic(ids: list[str], embeddings: np.ndarray, path: str | Path) -> Path:
-    """Save row ids and their embeddings (float32) as one .npz, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            os.chmod(name, _FILE_MODE)
-            np.savez(out, ids=np.asarray(ids, dtype=str), embeddings=embeddings.astype(np.float32))
-        os.replace(name, path)
-    except BaseException:
-        _remove([Path(name)])
-        raise
-    return path
-
-
-def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Row ids and embeddings written by `write_embeddings_atomic`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no cached embeddings; run `dvc repro embed` first")
-    with np.load(path, allow_pickle=False) as saved:
-        return saved["ids"].tolist(), saved["embeddings"]
-
-
-# --- reading -----------------------------------------------------------------------------------
-
-
-def read_utf8(path: Path) -> str:
-    """A text file's contents; unreadable or non-UTF-8 bytes are a `DataError` naming the byte,
-    its offset and line, and how to re-save the file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the file ({err.strerror}); check the path") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}: not valid UTF-8: byte 0x{data[err.start]:02x} at byte offset {err.start} "
-            f"(line {line}); re-save the file as UTF-8 (in Excel: 'CSV UTF-8 (comma "
-            f"delimited)'), e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`"
-        ) from None
-
-
-def _parse_csv(text: str, path: Path, label_column: str) -> pd.DataFrame:
-    _check_csv_quoting(text, path, label_column)
-    try:
-        # All strings, no "NA" -> NaN guessing: a label called "NA" stays a label.
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise DataError(
-            f"{path}: the CSV file is empty; it needs a header row and data rows"
-        ) from None
-    except (pd.errors.ParserError, ValueError) as err:
-        raise DataError(
-            f"{path}: not a valid CSV file ({err}); check quoting and delimiters"
-        ) from None
-
-
-def _check_csv_quoting(text: str, path: Path, label_column: str) -> None:
-    """Refuse a CSV whose quoting pandas would read, but as something the writer did not mean.
-
-    A quote that opens a field runs to the next quote, line breaks included. A quote left open
-    therefore either runs to the end of the file (pandas fails without saying where), is closed
-    by a later quote that more text follows (`... 27" wide,NUM`, which pandas glues on), or is
-    closed by a later quote right before a ',' or a line end - then the rows in between silently
-    become one text with the last row's label. The first two break strict CSV syntax and are
-    refused as such. The third is recognised by its trace: a line inside a quoted multi-line
-    field that, read on its own, is a complete row - the header's number of fields (for the
-    field's first line: the fields from its column on) - whose label field is, character for
-    character, a label that some row of the file has. Prose
-    broken over lines rarely looks like that (a comma in prose is followed by a space, so
-    "Overall, positive" does not give the label "positive"); if it really does, the data can
-    be saved as .jsonl or .parquet, which have no quoting to get wrong.
-    Lines are counted from 1 and include the header, as in a text editor.
-    """
-    lines = io.StringIO(text, newline="").readlines()  # the line breaks the csv module sees
-    # A whole file can be one legitimate field; the default limit (128 KiB) would reject it.
-    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    try:
-        multi_line_fields, known_labels, header = _scan_csv(lines, path, label_column)
-        if header is None or label_column not in header or len(header) < 2:
-            return  # nothing to compare with; the missing column is reported later
-        label_index = header.index(label_column)
-        for first_line, column, value in multi_line_fields:
-            for offset, line in enumerate(_LINE_BREAK.split(value)):
-                # The field's first line continues its own row from `column`; later lines
-                # would each be a row of their own.
-                start = column if offset == 0 else 0
-                as_row = next(csv.reader([line]), [])
-                if (
-                    label_index >= start
-                    and len(as_row) == len(header) - start
-                    and as_row[label_index - start] in known_labels
-                ):
-                    raise DataError(
-                        f"{path}, line {first_line}: a quoted field starts here and runs over "
-                        f"{len(_LINE_BREAK.split(value))} lines, and line {first_line + offset} "
-                        f"inside it reads as a complete row ({_excerpt(line)}): a quote was "
-                        "probably left open and the rows after it merged into one text; "
-                        f"{_CSV_QUOTE_FIX}. If those line breaks do belong to the text, save "
-                        "the data as .jsonl or .parquet instead"
-                    )
-    finally:
-        csv.field_size_limit(previous_limit)
-
-
-def _scan_csv(
-    lines: list[str], path: Path, label_column: str
-) -> tuple[list[tuple[int, int, str]], set[str], list[str] | None]:
-    """Read `lines` as strict CSV: the fields that span lines (first line, column, value), the
-    values of the label column as written, and the header (None for a file of blank lines)."""
-    reader = csv.reader(lines, strict=True)
-    header: list[str] | None = None
-    label_index: int | None = None
-    multi_line_fields: list[tuple[int, int, str]] = []
-    known_labels: set[str] = set()
-    while True:
-        first_line = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return multi_line_fields, known_labels, header
-        except csv.Error as err:
-            raise _broken_quote_error(lines, path, first_line, reader.line_num, err) from None
-        if not fields:
-            continue  # a blank line
-        if header is None:
-            header = fields
-            label_index = fields.index(label_column) if label_column in fields else None
-            continue
-        if label_index is not None and len(fields) == len(header):
-            known_labels.add(fields[label_index])
-        line = first_line
-        for column, value in enumerate(fields):
-            breaks = len(_LINE_BREAK.findall(value))
-            if breaks:
-                multi_line_fields.append((line, column, value))
-            line += breaks
-
-
-def _broken_quote_error(
-    lines: list[str], path: Path, record_line: int, error_line: int, err: csv.Error
-) -> DataError:
-    """Where the quoted field that broke strict reading starts: re-read its record leniently
-    (as pandas does) and find the field holding the error, or the last one at end of file."""
-    at_end = "unexpected end of data" in str(err)
-    fields = next(csv.reader(lines[record_line - 1 :]), [""])
-    spans: list[tuple[int, int]] = []
-    line = record_line
-    for value in fields:
-        breaks = len(_LINE_BREAK.findall(value))
-        spans.append((line, line + breaks))
-        line += breaks
-    if at_end:
-        field_line = spans[-1][0]
-        what = "the quote that opens a field on this line is never closed: the file ends inside it"
-    else:
-        field_line = next(
-            (first for first, last in spans if first <= error_line <= last), error_line
-        )
-        where = "" if field_line == error_line else f" on line {error_line}"
-        what = (
-            f"a quoted field that starts on this line is closed{where} by a quote followed by "
-            "more text instead of ',' or a line end"
-        )
-    return DataError(
-        f"{path}, line {field_line}: not a valid CSV file: {what} "
-        f"({_excerpt(lines[field_line - 1].rstrip())}); {_CSV_QUOTE_FIX}"
-    )
-
-
-def _parse_jsonl(text: str, path: Path) -> pd.DataFrame:
-    records: list[dict[str, Any]] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(
-                f"{path}, line {line_number}: not valid JSON ({err.msg}); a .jsonl file holds "
-                "one JSON object per line"
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(
-                f"{path}, line {line_number}: expected a JSON object like "
-                '{"text": ..., "label": ...}, got ' + type(record).__name__
-            )
-        records.append(record)
-    if not records:
-        raise DataError(f"{path}: the JSON lines file holds no records")
-    return pd.DataFrame.from_records(records)
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
-        raise DataError(f"{path}: cannot read the Parquet file ({err}); re-export it") from None
-
-
-def _read_hf_folder(path: Path, label_column: str) -> pd.DataFrame:
-    import datasets  # heavy: only loaded for a Hugging Face source
-
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: a folder, but not one written by Hugging Face `save_to_disk`; point "
-            f"ingest.source at such a folder or at a {', '.join(FILE_SUFFIXES)} file"
-        ) from None
-    if isinstance(loaded, datasets.DatasetDict):
-        if "train" in loaded:
-            dataset = loaded["train"]
-        else:
-            dataset = datasets.concatenate_datasets([loaded[name] for name in loaded])
-    else:
-        dataset = loaded
-    frame = dataset.to_pandas()
-    assert isinstance(frame, pd.DataFrame)  # to_pandas only yields an iterator when batched
-    feature = dataset.features.get(label_column)
-    if isinstance(feature, datasets.ClassLabel) and label_column in frame.columns:
-        # -1 marks an unlabeled row in ClassLabel columns: keep it missing.
-        frame[label_column] = [
-            feature.int2str(int(value)) if value is not None and value >= 0 else None
-            for value in frame[label_column]
-        ]
-    return frame
-
-
-def _select_columns(
-    frame: pd.DataFrame, text_column: str, label_column: str, source_desc: str
-) -> pd.DataFrame:
-    missing = [column for column in (text_column, label_column) if column not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source_desc}: missing column(s) {missing}; columns found: {list(frame.columns)}. "
-            "Set ingest.text_column / ingest.label_column in params.yaml to the right names"
-        )
-    selected = pd.DataFrame({"text": frame[text_column], "label": _as_str(frame[label_column])})
-    for optional in ("id", "domain"):
-        if optional in frame.columns and optional not in (text_column, label_column):
-            selected[optional] = frame[optional]
-    return selected.reset_index(drop=True)
-
-
-# --- validation helpers ------------------------------------------------------------------------
-
-
-def _as_str(values: Iterable[Any]) -> list[str | None]:
-    """Values as strings, missing ones as None; integral floats (ints upcast by a missing value)
-    lose their `.0`."""
-    converted: list[str | None] = []
-    for value in values:
-        if value is None or value is pd.NA or value is pd.NaT:
-            converted.append(None)
-        elif isinstance(value, float | np.floating):
-            if math.isnan(value):
-                converted.append(None)
-            else:
-                converted.append(str(int(value)) if float(value).is_integer() else str(value))
-        else:
-            converted.append(str(value))
-    return converted
-
-
-def _rows(positions: list[int]) -> str:
-    shown = ", ".join(str(position + 1) for position in positions[:_SHOWN])
-    return shown + (", ..." if len(positions) > _SHOWN else "")
-
-
-def _excerpt(text: str) -> str:
-    """`text` quoted for a message, cut to `_EXCERPT_CHARS` characters."""
-    if len(text) > _EXCERPT_CHARS:
-        text = text[: _EXCERPT_CHARS - 3] + "..."
-    return repr(text)
-
-
 def _text_key(text: str) -> str:
     """What makes two texts the same text: equal once whitespace is collapsed and case ignored
     (a model given one can tell the other's label, so they must share a label and a split)."""
@@ -620,13 +249,13 @@ def _conflicts_message(
 ) -> str:
     labels = df["label"].tolist()
     examples = []
-    for positions in conflicting[:_SHOWN]:
+    for positions in conflicting[:SHOWN]:
         counts = Counter(labels[position] for position in positions).most_common()
         tally = ", ".join(f"{count} {label}" for label, count in counts)
         examples.append(
-            f"{_excerpt(df['text'].iloc[positions[0]])} (rows {_rows(positions)}: {tally})"
+            f"{excerpt(df['text'].iloc[positions[0]])} (rows {row_numbers(positions)}: {tally})"
         )
-    more = "; ..." if len(conflicting) > _SHOWN else ""
+    more = "; ..." if len(conflicting) > SHOWN else ""
     if policy == "keep":
         outcome = "all rows kept (ingest.conflicts: keep)"
     else:
@@ -637,7 +266,7 @@ def _conflicts_message(
         )
         outcome = (
             f"{rule} (ingest.conflicts: {policy}): {len(dropped)} row(s) dropped "
-            f"(rows {_rows(dropped)})"
+            f"(rows {row_numbers(dropped)})"
         )
     rows = sum(len(positions) for positions in conflicting)
     return (
@@ -652,19 +281,19 @@ def _validated_ids(df: pd.DataFrame, source_desc: str) -> list[str]:
     if "id" not in df.columns:
         width = max(5, len(str(len(df) - 1)))
         return [f"row-{i:0{width}d}" for i in range(len(df))]
-    ids = [value.strip() if value is not None else None for value in _as_str(df["id"])]
+    ids = [value.strip() if value is not None else None for value in as_str(df["id"])]
     blank = [i for i, value in enumerate(ids) if not value]
     if blank:
         raise DataError(
-            f"{source_desc}: {len(blank)} row(s) with an empty id (rows {_rows(blank)}); give "
+            f"{source_desc}: {len(blank)} row(s) with an empty id (rows {row_numbers(blank)}); give "
             "every row a unique id or drop the id column to have ids generated"
         )
     counts = Counter(ids)
     repeated = [value for value, count in counts.items() if count > 1]
     if repeated:
         examples = ", ".join(
-            f"'{value}' (rows {_rows([i for i, v in enumerate(ids) if v == value])})"
-            for value in repeated[:_SHOWN]
+            f"'{value}' (rows {row_numbers([i for i, v in enumerate(ids) if v == value])})"
+            for value in repeated[:SHOWN]
         )
         raise DataError(
             f"{source_desc}: {len(repeated)} id value(s) used more than once: {examples}; ids "
@@ -682,8 +311,8 @@ def _check_class_counts(counts: Counter[str], source_desc: str, min_per_class: i
         )
     small = sorted((count, label) for label, count in counts.items() if count < min_per_class)
     if small:
-        listed = ", ".join(f"'{label}': {count}" for count, label in small[:_SHOWN])
-        more = ", ..." if len(small) > _SHOWN else ""
+        listed = ", ".join(f"'{label}': {count}" for count, label in small[:SHOWN])
+        more = ", ..." if len(small) > SHOWN else ""
         raise DataError(
             f"{source_desc}: {len(small)} class(es) with fewer than {min_per_class} examples, "
             f"too few to stratify into pool/dev/test ({listed}{more}); add examples, merge "
@@ -718,27 +347,3 @@ def _stratified_subsample(
 
 def _round_half_up(value: float) -> int:
     return int(math.floor(value + 0.5))
-
-
-# --- writing -----------------------------------------------------------------------------------
-
-
-def _write_temp_parquet(df: pd.DataFrame, final_path: Path) -> Path:
-    handle, name = tempfile.mkstemp(
-        dir=final_path.parent, prefix=f".{final_path.name}.", suffix=".tmp"
-    )
-    os.close(handle)
-    os.chmod(name, _FILE_MODE)
-    temp = Path(name)
-    try:
-        df.to_parquet(temp, index=False)
-    except BaseException:
-        _remove([temp])
-        raise
-    return temp
-
-
-def _remove(paths: Iterable[Path]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()

@@ -30,6 +30,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 
 from frugal.errors import FrugalError
+from frugal.files import write_json
 
 META_FILE = "frugal.json"  # label order and the max input length the model was trained with
 
@@ -129,7 +130,7 @@ def save_classifier(clf: Classifier, out_dir: Path) -> None:
     clf.model.save_pretrained(staging, safe_serialization=True)
     clf.tokenizer.save_pretrained(staging)
     meta = {"labels": clf.labels, "max_length": clf.max_length}
-    (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_json(meta, staging / META_FILE)
     from frugal.export import export_onnx  # export imports this module
 
     export_onnx(clf, {}, staging / "model.onnx", block_size=64)  # float: no block is used

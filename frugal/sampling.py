@@ -50,8 +50,8 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 
 from frugal.config import SampleConfig
-from frugal.data import read_embeddings
 from frugal.errors import DataError
+from frugal.files import read_embeddings
 from frugal.fisher import fisher_trace_scores
 
 STRATEGIES = (

@@ -5,7 +5,6 @@ variants are independent: the flow maps them over the task runner."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from frugal.compress.sensitivity import least_sensitive_heads
 from frugal.compress.variants import build_variant
 from frugal.compressed import save_compressed
 from frugal.config import CompressConfig, Params
+from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, load_classifier
 from orchestration import tracking
@@ -157,7 +157,7 @@ def publish_task(
             v.name: {k: val for k, val in v.plan.items() if k != "resident"} for v in saved
         },
     }
-    cfg.report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(summary, cfg.report)
 
     c = tracking.client(params.tracking)
     c.log_artifact(parent_run_id, str(cfg.report), "reports")

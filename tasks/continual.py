@@ -4,7 +4,6 @@ of the last step is the registered model's `current` version)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from prefect import get_run_logger, task
 
 from frugal.config import Params
 from frugal.continual import domain_steps, run_continual, summarize_methods
+from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, save_classifier
 from frugal.plots import plot_continual
@@ -109,7 +109,7 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
             r.row() | {"per_class": r.per_class, "forgetting": r.forgetting} for r in records
         ],
     }
-    cfg.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(report, cfg.report)
     for path in (cfg.report, cfg.steps_report, cfg.plot):
         c.log_artifact(parent_run_id, str(path), "reports")
     return cfg.report

@@ -9,13 +9,14 @@ from prefect import task
 
 from frugal import data
 from frugal.config import IngestConfig, PrepareConfig
+from frugal.files import write_parquet_atomic, write_splits_atomic
 
 
 @task(name="ingest")
 def ingest_task(cfg: IngestConfig) -> Path:
     """Read and validate the source, write data/raw.parquet atomically."""
     raw = data.ingest(cfg)
-    data.write_parquet_atomic(raw, cfg.output)
+    write_parquet_atomic(raw, cfg.output)
     return cfg.output
 
 
@@ -24,4 +25,4 @@ def prepare_task(raw_path: Path, cfg: PrepareConfig) -> dict[str, Path]:
     """Stratified, seeded pool/dev/test split of the raw data."""
     raw = pd.read_parquet(raw_path)
     splits = data.split(raw, cfg.dev_fraction, cfg.test_fraction, cfg.seed)
-    return data.write_splits_atomic(splits, cfg.output_dir)
+    return write_splits_atomic(splits, cfg.output_dir)

@@ -8,7 +8,8 @@ import pandas as pd
 from prefect import task
 
 from frugal.config import EmbedConfig
-from frugal.data import SPLITS, write_embeddings_atomic
+from frugal.data import SPLITS
+from frugal.files import write_embeddings_atomic
 from frugal.modeling import embed_texts
 
 

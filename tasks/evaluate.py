@@ -20,6 +20,7 @@ from frugal.evaluation import (
     compare_models,
     plot_confusion,
 )
+from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.plots import plot_pareto
 from frugal.runtime import OnnxClassifier
@@ -98,8 +99,8 @@ def evaluate_task(
     c.log_artifact(parent_run_id, str(cfg.pareto_plot), "reports")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(json.dumps(comparison.summary, indent=2) + "\n", encoding="utf-8")
-    cfg.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(comparison.summary, cfg.output)
+    write_json(report, cfg.report)
     pd.concat(predictions).to_csv(cfg.predictions, index=False)
     c.log_artifact(parent_run_id, str(cfg.output), "reports")
     c.log_artifact(parent_run_id, str(cfg.report), "reports")

@@ -3,14 +3,13 @@ torch: the points come from the learning_curve stage)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 from prefect import task
 
 from frugal.config import Params
 from frugal.curves import fit_curve, forecast_report
+from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.plots import plot_forecast
 from orchestration import tracking
@@ -31,7 +30,7 @@ def forecast_task(params: Params, parent_run_id: str) -> dict:
         "points": {"order": cfg.order, "fractions": cfg.fractions, "seeds": cfg.seeds},
     }
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(report, cfg.output)
     grid = np.geomspace(points["n_labels"].min(), max(at) * 1.5, 200)
     plot_forecast(
         points,

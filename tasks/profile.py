@@ -3,7 +3,6 @@ and measured CPU figures of every model, as tables, a plot, reports/profile.json
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +12,7 @@ from frugal import energy
 from frugal.compressed import model_energy_of
 from frugal.config import Params
 from frugal.errors import DataError
+from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.measure import measure_in_fresh_process
 from frugal.plots import plot_energy_layers
@@ -68,6 +68,6 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
             c.log_artifact(run_id, str(path), "profile")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    cfg.output.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(summary, cfg.output)
     c.log_artifact(parent_run_id, str(cfg.output), "reports")
     return cfg.output

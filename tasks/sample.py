@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 from prefect import task
 
 from frugal import sampling
 from frugal.annotation import read_annotations
 from frugal.config import Params, SampleConfig
-from frugal.data import write_parquet_atomic
+from frugal.files import write_json, write_parquet_atomic
 from frugal.hashing import data_md5
 from frugal.plots import plot_annotation_curves
 from orchestration import tracking
@@ -69,7 +67,7 @@ def sample_report_task(
         path.parent.mkdir(parents=True, exist_ok=True)
     sampling.mean_curves(rounds).round(6).to_csv(cfg.curve, index=False)
     rounds.round(6).to_csv(cfg.rounds, index=False)
-    cfg.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_json(summary, cfg.summary)
     plot_annotation_curves(
         rounds, cfg.plot, f"annotation curves ({len(set(rounds['seed']))} seeds)"
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
 
 from frugal.config import Params
+from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import save_classifier
 from frugal.training import fine_tune
@@ -47,9 +47,7 @@ def train_task(
         "train_seconds": round(result.train_seconds, 1),
     }
     history_path.parent.mkdir(parents=True, exist_ok=True)
-    history_path.write_text(
-        json.dumps({**summary, "history": result.history}, indent=2) + "\n", encoding="utf-8"
-    )
+    write_json({**summary, "history": result.history}, history_path)
 
     run_id = tracking.nested_run(
         params,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from frugal import annotation
+from frugal import files
 from frugal.annotation import (
     ANNOTATION_COLUMNS,
     ImportResult,
@@ -429,7 +429,7 @@ def test_interrupted_merge_keeps_the_old_store_and_a_rerun_succeeds(
     def interrupt(*args, **kwargs):
         raise interruption
 
-    monkeypatch.setattr(annotation.os, step, interrupt)
+    monkeypatch.setattr(files.os, step, interrupt)
     with pytest.raises(type(interruption)):
         _import(second, store, pool, labels)
     monkeypatch.undo()

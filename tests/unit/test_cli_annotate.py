@@ -12,7 +12,7 @@ import yaml
 from frugal.annotation import read_annotations
 from frugal.cli import main
 from frugal.config import load_params
-from frugal.data import write_embeddings_atomic, write_parquet_atomic
+from frugal.files import write_embeddings_atomic, write_parquet_atomic
 from frugal.modeling import embed_texts
 from frugal.sampling import buy_labels, load_inputs
 from tests.conftest import ROOT

@@ -14,14 +14,13 @@ from frugal.data import (
     MIN_PER_CLASS,
     ingest,
     load_trec,
-    read_source,
     resolve_label_conflicts,
     split,
     validate_raw,
-    write_parquet_atomic,
-    write_splits_atomic,
 )
 from frugal.errors import DataError
+from frugal.files import write_parquet_atomic, write_splits_atomic
+from frugal.readers import read_source
 
 COARSE = {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}
 QUESTIONS = {
