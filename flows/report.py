@@ -4,16 +4,15 @@ from prefect import flow
 
 from flows.common import run_stage
 from frugal.config import Params
+from orchestration.tracking import Tracker, pipeline_run
 from tasks.report import report_task
-from tasks.tracking_tasks import open_pipeline_run
 
 
 @flow(name="report")
-def report_flow(params: Params, parent_run_id: str | None = None) -> Path:
+def report_flow(params: Params, tracker: Tracker) -> Path:
     """Every figure of the run on one HTML page, logged to the MLflow parent run."""
-    parent_run_id = parent_run_id or open_pipeline_run(params)
-    return report_task(params, parent_run_id)
+    return report_task(params, tracker)
 
 
 if __name__ == "__main__":
-    run_stage(report_flow)
+    run_stage(report_flow, pipeline_run)

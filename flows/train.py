@@ -4,22 +4,15 @@ from prefect import flow
 
 from flows.common import run_stage
 from frugal.config import Params
-from tasks.tracking_tasks import open_pipeline_run
+from orchestration.tracking import Tracker, pipeline_run
 from tasks.train import train_task
 
 
 @flow(name="train")
-def train_flow(params: Params, parent_run_id: str | None = None) -> Path:
+def train_flow(params: Params, tracker: Tracker) -> Path:
     """Fine-tune the pretrained encoder on the labeled set; log and register the model."""
-    parent_run_id = parent_run_id or open_pipeline_run(params)
-    return train_task(
-        params.train.labeled_data,
-        params.train.dev_data,
-        params,
-        parent_run_id,
-        params.train.history,
-    )
+    return train_task(params.train, tracker)
 
 
 if __name__ == "__main__":
-    run_stage(train_flow)
+    run_stage(train_flow, pipeline_run)

@@ -98,6 +98,7 @@ class SampleConfig(_Section):
 
 class ForecastConfig(_Section):
     labeled_data: Path
+    pool_data: Path
     eval_data: Path
     order: Literal["rounds", "random"]
     fractions: list[float] = Field(min_length=3)
@@ -141,6 +142,7 @@ class EvaluateConfig(_Section):
     seed: int
     test_data: Path
     dev_data: Path  # the champion is chosen here; test is only reported
+    profile_report: Path  # energy.output: the profile stage's figures
     batch_size: int = Field(ge=1)
     threads: int = Field(ge=1)
     output: Path

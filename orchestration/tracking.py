@@ -2,7 +2,8 @@
 
 Prefect runs tasks in worker threads while MLflow's active run is per thread, so nothing
 here relies on the fluent "active run". One parent run per pipeline execution; one nested
-run per model.
+run per model. Tasks log through a `Tracker` (the client and the parent run); the parent
+run's life, from the first tracked stage to the last, is `pipeline_run`'s alone.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import hashlib
 import importlib.metadata
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from frugal.config import Params, TrackingConfig
-from frugal.hashing import file_md5
+from frugal.hashing import data_md5, file_md5
 from orchestration.env import ROOT
 
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
@@ -231,3 +235,65 @@ def set_alias(cfg: TrackingConfig, run_id: str, alias: str) -> str:
     version = max(versions, key=lambda v: int(v.version)).version
     c.set_registered_model_alias(cfg.registered_model, alias, version)
     return str(version)
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """What a tracked task logs through: this execution's parent run and the MLflow client.
+    `params` are kept for the runs it creates (each holds every parameter of params.yaml)."""
+
+    params: Params
+    parent_run_id: str
+
+    @property
+    def client(self) -> MlflowClient:
+        return client(self.params.tracking)
+
+    def nested_run(self, run_name: str, tags: dict[str, str]) -> str:
+        """A child run of the parent run (see `nested_run`)."""
+        return nested_run(self.params, self.parent_run_id, run_name, tags)
+
+    def model_run(self, model_dir: Path, stage: str) -> str:
+        """The run that logged the model in `model_dir` (see `model_run`)."""
+        return model_run(self.params, self.parent_run_id, model_dir, stage)
+
+    def register(self, run_id: str, model_dir: Path, registered_model: str | None = None) -> str:
+        """Log and register the model in `model_dir` under `run_id` (default registered name:
+        tracking.registered_model); returns the new version."""
+        return log_and_register_model(self._registry(registered_model), run_id, model_dir)
+
+    def set_alias(self, run_id: str, alias: str, registered_model: str | None = None) -> str:
+        return set_alias(self._registry(registered_model), run_id, alias)
+
+    def log_reports(self, *paths: Path) -> None:
+        """Attach files to the parent run under reports/."""
+        c = self.client
+        for path in paths:
+            c.log_artifact(self.parent_run_id, str(path), "reports")
+
+    def _registry(self, registered_model: str | None) -> TrackingConfig:
+        cfg = self.params.tracking
+        return (
+            cfg.model_copy(update={"registered_model": registered_model})
+            if registered_model
+            else cfg
+        )
+
+
+@contextmanager
+def pipeline_run(
+    params: Params, execution_id: str | None = None, last: bool = True
+) -> Iterator[Tracker]:
+    """The parent run of this execution, open while the block runs: found by commit × params ×
+    raw-data hash (plus the Prefect flow-run id when the whole pipeline is one flow), or
+    created. The one owner of its life: an error marks it FAILED; the block that runs the last
+    stage (`last`) marks it FINISHED. Each DVC stage is its own process and finds the same run;
+    only `report`, dvc.yaml's last stage, finishes it."""
+    run_id = parent_run(params, data_md5(params.ingest.output), execution_id)
+    try:
+        yield Tracker(params, run_id)
+    except BaseException:
+        finish_run(params.tracking, run_id, "FAILED")
+        raise
+    if last:
+        finish_run(params.tracking, run_id)

@@ -30,6 +30,7 @@ from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, load_classifier
 from orchestration import tracking
 from orchestration.progress import Bars
+from orchestration.tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def publish_task(
     analysis: Analysis,
     candidates: list[Candidate],
     saved: list[Saved],
-    parent_run_id: str,
+    tracker: Tracker,
 ) -> list[Path]:
     """Swap the staged variants in (a failure before this keeps the previous set), write the
     reports, then log and register every variant in MLflow."""
@@ -159,16 +160,13 @@ def publish_task(
     }
     write_json(summary, cfg.report)
 
-    c = tracking.client(params.tracking)
-    c.log_artifact(parent_run_id, str(cfg.report), "reports")
-    c.log_artifact(parent_run_id, str(cfg.sensitivity_report), "reports")
+    tracker.log_reports(cfg.report, cfg.sensitivity_report)
+    c = tracker.client
     base_md5 = file_md5(params.train.output_dir / "model.safetensors")
     out = []
     for variant in saved:
         model_dir = cfg.output_dir / variant.name
-        run_id = tracking.nested_run(
-            params,
-            parent_run_id,
+        run_id = tracker.nested_run(
             run_name=variant.name,
             tags={
                 "frugal.stage": "compress",
@@ -184,6 +182,6 @@ def publish_task(
         c.log_metric(run_id, "planned_mean_bits", variant.plan["mean_bits"])
         c.log_metric(run_id, "predicted_loss", variant.plan["predicted_loss"])
         c.log_dict(run_id, variant.plan | {"bits": variant.bits}, "compression/plan.json")
-        tracking.log_and_register_model(params.tracking, run_id, model_dir)
+        tracker.register(run_id, model_dir)
         out.append(model_dir)
     return out

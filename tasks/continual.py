@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
-from frugal.config import Params
+from frugal.config import ContinualConfig
 from frugal.continual import domain_steps, run_continual, summarize_methods
 from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
@@ -20,13 +20,14 @@ from frugal.modeling import Classifier, save_classifier
 from frugal.plots import plot_continual
 from orchestration import tracking
 from orchestration.progress import Bars
+from orchestration.tracking import Tracker
 
 CURRENT_ALIAS = "current"
 
 
 @task(name="continual")
-def continual_task(params: Params, parent_run_id: str) -> Path:
-    cfg = params.continual
+def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
+    """Every method through every domain step; every step's model logged and registered."""
     logger = get_run_logger()
     torch.set_num_threads(cfg.threads)
     steps = domain_steps(pd.read_parquet(cfg.pool_data), cfg.steps)
@@ -40,7 +41,6 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
     for data, path in zip(steps, step_files, strict=True):
         data.to_parquet(path, index=False)
 
-    registry = params.tracking.model_copy(update={"registered_model": cfg.registered_model})
     staging = cfg.output_dir.with_name(cfg.output_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     run_ids: dict[tuple[str, int], str] = {}
@@ -50,9 +50,7 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
         """Save, log and register every step's model; keep the last ccfi one on disk."""
         model_dir = staging / f"{method}_step{step}"
         save_classifier(clf, model_dir)
-        run_id = tracking.nested_run(
-            params,
-            parent_run_id,
+        run_id = tracker.nested_run(
             run_name=f"continual-{method}-step{step}",
             tags={
                 "frugal.stage": "continual",
@@ -63,7 +61,7 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
                 f"dvc.md5.step_{step}": data_md5(step_files[step]),
             },
         )
-        tracking.log_and_register_model(registry, run_id, model_dir)
+        tracker.register(run_id, model_dir, cfg.registered_model)
         run_ids[(method, step)] = run_id
         if not (method == "ccfi" and step == last):
             shutil.rmtree(model_dir)
@@ -71,7 +69,7 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
     with Bars() as bars:
         records = run_continual(steps, test, cfg, on_model, log=logger.info, progress=bars)
 
-    c = tracking.client(params.tracking)
+    c = tracker.client
     for record in records:
         run_id = run_ids[(record.method, record.step)]
         c.log_metric(run_id, "average_accuracy", record.average_accuracy)
@@ -89,7 +87,7 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
     if final.is_dir():  # ccfi ran: it is the updated model
         shutil.rmtree(cfg.output_dir, ignore_errors=True)
         final.rename(cfg.output_dir)
-        tracking.set_alias(registry, run_ids[("ccfi", last)], CURRENT_ALIAS)
+        tracker.set_alias(run_ids[("ccfi", last)], CURRENT_ALIAS, cfg.registered_model)
     shutil.rmtree(staging, ignore_errors=True)
 
     table = pd.DataFrame([r.row() for r in records])
@@ -110,6 +108,5 @@ def continual_task(params: Params, parent_run_id: str) -> Path:
         ],
     }
     write_json(report, cfg.report)
-    for path in (cfg.report, cfg.steps_report, cfg.plot):
-        c.log_artifact(parent_run_id, str(path), "reports")
+    tracker.log_reports(cfg.report, cfg.steps_report, cfg.plot)
     return cfg.report

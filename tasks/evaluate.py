@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from frugal.config import Params
+from frugal.config import EvaluateConfig
 from frugal.errors import DataError
 from frugal.evaluation import (
     baseline_differences,
@@ -25,27 +25,27 @@ from frugal.hashing import data_md5
 from frugal.plots import plot_pareto
 from frugal.runtime import OnnxClassifier
 from orchestration import tracking
+from orchestration.tracking import Tracker
 
 
 @task(name="evaluate")
-def evaluate_task(
-    model_dirs: list[Path], test_path: Path, params: Params, parent_run_id: str
-) -> Path:
-    cfg = params.evaluate
-    profile = _read_profile(params.energy.output)
+def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker) -> Path:
+    """Every model as it serves on dev and test; differences to the first (the base model),
+    champion and Pareto front; logged per model and to the parent run."""
+    profile = _read_profile(cfg.profile_report)
     missing = [m.name for m in model_dirs if m.name not in profile]
     if missing:
         raise DataError(
-            f"{params.energy.output} has no profile of {missing}; run `dvc repro profile`"
+            f"{cfg.profile_report} has no profile of {missing}; run `dvc repro profile`"
         )
-    test = pd.read_parquet(test_path)
+    test = pd.read_parquet(cfg.test_data)
     dev = pd.read_parquet(cfg.dev_data)
-    test_md5 = data_md5(test_path)
+    test_md5 = data_md5(cfg.test_data)
     correct: dict[str, np.ndarray] = {}
     dev_correct: dict[str, np.ndarray] = {}
     report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
-    c = tracking.client(params.tracking)
+    c = tracker.client
     run_ids: dict[str, str] = {}
     for model_dir in model_dirs:
         name = model_dir.name
@@ -71,7 +71,7 @@ def evaluate_task(
         plot_path = cfg.plots_dir / f"confusion_{name}.png"
         plot_confusion(metrics["confusion"], clf.labels, f"{name}: test confusion", plot_path)
 
-        run_id = tracking.model_run(params, parent_run_id, model_dir, "evaluate")
+        run_id = tracker.model_run(model_dir, "evaluate")
         c.set_tag(run_id, "dvc.md5.test", test_md5)
         run_ids[name] = run_id
 
@@ -94,19 +94,17 @@ def evaluate_task(
         c.log_dict(run_id, metrics, "evaluation/metrics.json")
         c.log_artifact(run_id, str(cfg.plots_dir / f"confusion_{name}.png"), "evaluation")
     if comparison.champion is not None:
-        tracking.set_alias(params.tracking, run_ids[comparison.champion], tracking.CHAMPION_ALIAS)
+        tracker.set_alias(run_ids[comparison.champion], tracking.CHAMPION_ALIAS)
     plot_pareto(comparison.points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
-    c.log_artifact(parent_run_id, str(cfg.pareto_plot), "reports")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     write_json(comparison.summary, cfg.output)
     write_json(report, cfg.report)
     pd.concat(predictions).to_csv(cfg.predictions, index=False)
-    c.log_artifact(parent_run_id, str(cfg.output), "reports")
-    c.log_artifact(parent_run_id, str(cfg.report), "reports")
+    tracker.log_reports(cfg.pareto_plot, cfg.output, cfg.report)
     for name, metrics in report.items():
-        c.log_metric(parent_run_id, f"{name}.test_accuracy", metrics["accuracy"])
-        c.log_metric(parent_run_id, f"{name}.test_macro_f1", metrics["macro_f1"])
+        c.log_metric(tracker.parent_run_id, f"{name}.test_accuracy", metrics["accuracy"])
+        c.log_metric(tracker.parent_run_id, f"{name}.test_macro_f1", metrics["macro_f1"])
     return cfg.output
 
 

@@ -7,20 +7,19 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from frugal.config import Params
+from frugal.config import ForecastConfig
 from frugal.curves import fit_curve, forecast_report
 from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.plots import plot_forecast
-from orchestration import tracking
+from orchestration.tracking import Tracker
 
 
 @task(name="forecast")
-def forecast_task(params: Params, parent_run_id: str) -> dict:
+def forecast_task(cfg: ForecastConfig, tracker: Tracker) -> dict:
     """Fit learning curves to the measured points; forecast budgets, maximum and target."""
-    cfg = params.forecast
     points = pd.read_csv(cfg.points)
-    pool_size = len(pd.read_parquet(params.sample.pool_data))
+    pool_size = len(pd.read_parquet(cfg.pool_data))
     curve = fit_curve(points[["n_labels", "score"]])
     at = sorted({*cfg.at, pool_size})
     report = {
@@ -40,13 +39,11 @@ def forecast_task(params: Params, parent_run_id: str) -> dict:
         f"learning curve forecast (fitted on {len(points)} fine-tuning runs)",
     )
 
-    run_id = tracking.nested_run(
-        params,
-        parent_run_id,
+    run_id = tracker.nested_run(
         run_name="forecast",
         tags={"frugal.stage": "forecast", "dvc.md5.labeled": data_md5(cfg.labeled_data)},
     )
-    c = tracking.client(params.tracking)
+    c = tracker.client
     for row in points.itertuples():
         c.log_metric(run_id, f"accuracy.seed{row.seed}", row.score, step=int(row.n_labels))
     for entry in report["forecasts"]:

@@ -10,24 +10,24 @@ from prefect import get_run_logger, task
 
 from frugal import energy
 from frugal.compressed import model_energy_of
-from frugal.config import Params
+from frugal.config import EnergyConfig
 from frugal.errors import DataError
 from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.measure import measure_in_fresh_process
 from frugal.plots import plot_energy_layers
-from orchestration import tracking
+from orchestration.tracking import Tracker
 
 
 @task(name="profile")
-def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> Path:
-    cfg = params.energy
+def profile_task(model_dirs: list[Path], cfg: EnergyConfig, tracker: Tracker) -> Path:
+    """Modeled energy (every profile × workload) and measured CPU figures of every model."""
     if not cfg.workload_data.is_file():
         raise DataError(f"{cfg.workload_data}: workload data not found; run `dvc repro prepare`")
     texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
     profiles = [energy.device_profile(name, p) for name, p in cfg.profiles.items()]
     logger = get_run_logger()
-    c = tracking.client(params.tracking)
+    c = tracker.client
     summary: dict[str, dict] = {}
     for model_dir in model_dirs:
         name = model_dir.name
@@ -54,7 +54,7 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
             measured.rapl,
         )
 
-        run_id = tracking.model_run(params, parent_run_id, model_dir, "profile")
+        run_id = tracker.model_run(model_dir, "profile")
         c.set_tag(run_id, "dvc.md5.workload", data_md5(cfg.workload_data))
         for profile, by_workload in modeled["uj_per_utterance"].items():
             for workload, uj in by_workload.items():
@@ -69,5 +69,5 @@ def profile_task(model_dirs: list[Path], params: Params, parent_run_id: str) -> 
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     write_json(summary, cfg.output)
-    c.log_artifact(parent_run_id, str(cfg.output), "reports")
+    tracker.log_reports(cfg.output)
     return cfg.output

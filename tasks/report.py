@@ -11,10 +11,12 @@ from prefect import task
 
 from frugal.config import Params
 from frugal.errors import DataError
+from frugal.files import write_text_atomic
 from frugal.hashing import data_md5
 from frugal.planning import PlanError, plan_from_reports
 from frugal.report import ReportInputs, champion, render
 from orchestration import tracking
+from orchestration.tracking import Tracker
 
 
 def _read(path: Path, stage: str) -> dict:
@@ -24,7 +26,8 @@ def _read(path: Path, stage: str) -> dict:
 
 
 @task(name="report")
-def report_task(params: Params, parent_run_id: str) -> Path:
+def report_task(params: Params, tracker: Tracker) -> Path:
+    """Every figure of the run on one HTML page (it reads every stage's reports: all params)."""
     ev = params.evaluate
     metrics = _read(ev.output, "evaluate")
     best = champion(metrics) or params.train.output_dir.name
@@ -51,20 +54,16 @@ def report_task(params: Params, parent_run_id: str) -> Path:
             "Continual updates": params.continual.plot,
         },
         provenance={
-            "MLflow parent run": parent_run_id,
+            "MLflow parent run": tracker.parent_run_id,
             "raw data md5": data_md5(params.ingest.output),
             "git commit": tracking.git_commit()[0],
         },
     )
     out = params.report.output
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(out.name + ".partial")
-    temp.write_text(render(inputs), encoding="utf-8")
-    temp.replace(out)
-    c = tracking.client(params.tracking)
-    c.log_artifact(parent_run_id, str(out), "reports")
+    write_text_atomic(out, render(inputs))
+    tracker.log_reports(out)
     if plan is not None:
-        c.log_dict(parent_run_id, plan, "reports/plan.json")
+        tracker.client.log_dict(tracker.parent_run_id, plan, "reports/plan.json")
     return out
 
 

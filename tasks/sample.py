@@ -7,11 +7,11 @@ from prefect import task
 
 from frugal import sampling
 from frugal.annotation import read_annotations
-from frugal.config import Params, SampleConfig
+from frugal.config import SampleConfig
 from frugal.files import write_json, write_parquet_atomic
 from frugal.hashing import data_md5
 from frugal.plots import plot_annotation_curves
-from orchestration import tracking
+from orchestration.tracking import Tracker
 
 
 @task(name="simulate-strategy")
@@ -35,14 +35,13 @@ def buy_labels_task(cfg: SampleConfig) -> tuple[pd.DataFrame, float | None]:
 
 @task(name="sample-report")
 def sample_report_task(
-    params: Params,
+    cfg: SampleConfig,
     curves: list[pd.DataFrame],
     bought: pd.DataFrame,
     full: float | None,
-    parent_run_id: str,
+    tracker: Tracker,
 ) -> dict:
     """Annotation curves (CSV for dvc plots, PNG), summary JSON; all logged to MLflow."""
-    cfg = params.sample
     rounds = pd.concat(curves or [bought], ignore_index=True)
     labeled = pd.read_parquet(cfg.output)
     summary = {
@@ -72,13 +71,11 @@ def sample_report_task(
         rounds, cfg.plot, f"annotation curves ({len(set(rounds['seed']))} seeds)"
     )
 
-    run_id = tracking.nested_run(
-        params,
-        parent_run_id,
+    run_id = tracker.nested_run(
         run_name="sample",
         tags={"frugal.stage": "sample", "dvc.md5.labeled": data_md5(cfg.output)},
     )
-    c = tracking.client(params.tracking)
+    c = tracker.client
     means = rounds.groupby(["strategy", "n_labels"])["accuracy"].mean()
     for (strategy, n_labels), accuracy in means.items():
         c.log_metric(run_id, f"proxy_accuracy.{strategy}", float(accuracy), step=int(n_labels))

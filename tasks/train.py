@@ -7,21 +7,20 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 
-from frugal.config import Params
+from frugal.config import TrainConfig
 from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import save_classifier
 from frugal.training import fine_tune
 from orchestration import tracking
 from orchestration.progress import Bars
+from orchestration.tracking import Tracker
 
 
 @task(name="train")
-def train_task(
-    labeled_path: Path, dev_path: Path, params: Params, parent_run_id: str, history_path: Path
-) -> Path:
-    cfg = params.train
-    labeled, dev = pd.read_parquet(labeled_path), pd.read_parquet(dev_path)
+def train_task(cfg: TrainConfig, tracker: Tracker) -> Path:
+    """Fine-tune on the bought labels, keep the best checkpoint on dev; save, log, register."""
+    labeled, dev = pd.read_parquet(cfg.labeled_data), pd.read_parquet(cfg.dev_data)
     logger = get_run_logger()
     with Bars() as bars:
 
@@ -46,26 +45,23 @@ def train_task(
         "planned_steps": result.planned_steps,
         "train_seconds": round(result.train_seconds, 1),
     }
-    history_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json({**summary, "history": result.history}, history_path)
+    write_json({**summary, "history": result.history}, cfg.history)
 
-    run_id = tracking.nested_run(
-        params,
-        parent_run_id,
+    run_id = tracker.nested_run(
         run_name=cfg.output_dir.name,
         tags={
             "frugal.stage": "train",
             tracking.MODEL_DIR_TAG: str(cfg.output_dir),
             tracking.MODEL_HASH_TAG: file_md5(cfg.output_dir / "model.onnx"),
-            "dvc.md5.labeled": data_md5(labeled_path),
-            "dvc.md5.dev": data_md5(dev_path),
+            "dvc.md5.labeled": data_md5(cfg.labeled_data),
+            "dvc.md5.dev": data_md5(cfg.dev_data),
         },
     )
-    c = tracking.client(params.tracking)
+    c = tracker.client
     for point in result.history:
         c.log_metric(run_id, "dev_accuracy", point["dev_accuracy"], step=int(point["step"]))
         c.log_metric(run_id, "train_loss", point["train_loss"], step=int(point["step"]))
     for key, value in summary.items():
         c.log_metric(run_id, key, float(value))
-    tracking.log_and_register_model(params.tracking, run_id, cfg.output_dir)
+    tracker.register(run_id, cfg.output_dir)
     return cfg.output_dir

@@ -339,6 +339,10 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     model_out = lock["stages"]["train"]["outs"][0]
     assert data_md5(repo / "models/base") == model_out["md5"]
     assert parent.info.status == "FINISHED"
+    # ... finished by the last stage, after `continual` logged its models into it
+    runs = client.search_runs([run.info.experiment_id])
+    continual = [r.info.start_time for r in runs if r.data.tags.get("frugal.stage") == "continual"]
+    assert continual and parent.info.end_time >= max(continual)
     # the stages of one `dvc repro` share the parent run
     runs = client.search_runs([run.info.experiment_id])
     assert sum("mlflow.parentRunId" not in r.data.tags for r in runs) == 1

@@ -78,6 +78,21 @@ def test_every_imported_repo_module_is_a_dep_of_its_stage() -> None:
     )
 
 
+def test_no_code_dep_is_stale() -> None:
+    # a code dep nothing imports reruns the stage for nothing, and one that no longer exists
+    # stops `dvc repro` ("No such file or directory")
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    stale = [
+        (name, dep)
+        for name, stage in stages.items()
+        for dep in stage.get("deps", [])
+        if dep.endswith(".py") and dep not in imported_closure(_entry(stage["cmd"]))
+    ]
+    assert not stale, "dvc.yaml lists code deps its stage does not import:\n" + "\n".join(
+        f"  {stage}: {module}" for stage, module in stale
+    )
+
+
 def test_the_check_finds_a_real_hole() -> None:
     # train's flow imports frugal.training: the closure the check relies on must contain it
     closure = imported_closure(ROOT / "flows" / "train.py")

@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 import flows.pipeline as pipeline
+from flows.common import is_tracked
 from flows.pipeline import STAGES, frugal_pipeline
 from frugal.config import Params, load_params
 from frugal.errors import ParamsError
+from orchestration.tracking import Tracker
 from tests.conftest import ROOT
 
 
@@ -32,8 +34,10 @@ def test_unknown_until_is_refused_before_any_stage_runs(tmp_path, monkeypatch):
 
 def test_every_stage_flow_takes_the_parsed_params_not_a_path():
     params = load_params(ROOT / "params.yaml")
+    tracked = []
     for stage in STAGES[1:]:  # `source` is not a flow
-        flow = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
+        flow = pipeline.FLOWS[stage]
+        assert flow is getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
         parameters = inspect.signature(flow.fn).parameters
         assert list(parameters)[0] == "params", stage
         # the class itself, not the string "Params": a flow run served by a deployment
@@ -41,43 +45,67 @@ def test_every_stage_flow_takes_the_parsed_params_not_a_path():
         # defined"), so flows/ modules do not use `from __future__ import annotations`
         assert parameters["params"].annotation is Params, stage
         assert "params_path" not in parameters, stage
-        flow.validate_parameters({"params": params})
+        arguments = {"params": params}
+        if is_tracked(flow):  # ... and, if it logs to MLflow, the execution's tracker
+            assert list(parameters) == ["params", "tracker"], stage
+            assert parameters["tracker"].annotation is Tracker, stage
+            arguments["tracker"] = Tracker(params, "parent-run-id")
+            tracked.append(stage)
+        flow.validate_parameters(arguments)
+    assert tracked == [s for s in STAGES[STAGES.index("sample") :] if s != "learning_curve"]
+    assert tracked[-1] == "report"  # the last stage, which finishes the parent run under DVC
 
 
 class _StageRecorder:
-    """Stands in for a stage's flow: records the params object it was called with."""
+    """Stands in for a stage's flow (same signature): records what it was called with."""
 
     def __init__(self, stage: str, calls: list) -> None:
         self.stage, self.calls = stage, calls
+        self.fn = pipeline.FLOWS[stage].fn
 
     def with_options(self, **_options) -> _StageRecorder:
         return self
 
-    def __call__(self, params: Params, parent_run_id: str | None = None) -> str:
-        self.calls.append((self.stage, params))
+    def __call__(self, params: Params, tracker: Tracker | None = None) -> str:
+        self.calls.append((self.stage, params, tracker))
         return self.stage
 
 
 def test_params_are_parsed_once_and_every_stage_gets_the_same_object(monkeypatch):
-    # given the pipeline with every stage's flow, the lock and MLflow stubbed out
-    parsed, calls, fingerprints = [], [], []
+    # given the pipeline with every stage's flow, the lock and MLflow's parent run stubbed out
+    parsed, calls, fingerprints, runs = [], [], [], []
     parse = pipeline.parse_params
     monkeypatch.setattr(
         pipeline, "parse_params", lambda *args: parsed.append(parse(*args)) or parsed[-1]
     )
     for stage in STAGES[1:]:
-        monkeypatch.setattr(pipeline, f"{stage}_flow", _StageRecorder(stage, calls))
+        monkeypatch.setitem(pipeline.FLOWS, stage, _StageRecorder(stage, calls))
     monkeypatch.setattr(pipeline, "repo_lock", contextlib.nullcontext)
     monkeypatch.setattr(
         pipeline, "write_fingerprint", lambda ingest, _: fingerprints.append(ingest)
     )
-    monkeypatch.setattr(pipeline, "open_pipeline_run", lambda params, execution_id: "parent")
-    monkeypatch.setattr(pipeline, "close_pipeline_run", lambda *args: None)
+
+    @contextlib.contextmanager
+    def pipeline_run(params, execution_id):
+        runs.append(("open", len(calls)))
+        yield Tracker(params, "parent")
+        runs.append(("finish", len(calls)))
+
+    monkeypatch.setattr(pipeline, "pipeline_run", pipeline_run)
     # when it runs with an override
     result = frugal_pipeline.fn(str(ROOT / "params.yaml"), {"train": {"epochs": 1}})
     # then params.yaml was validated once, and each stage, in dvc.yaml's order, got that object
     assert len(parsed) == 1 and parsed[0].train.epochs == 1
-    assert [stage for stage, _ in calls] == list(STAGES[1:]) and result == "report"
-    assert all(params is parsed[0] for _, params in calls)
+    assert [stage for stage, _, _ in calls] == list(STAGES[1:]) and result == "report"
+    assert all(params is parsed[0] for _, params, _ in calls)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert fingerprints == [raw["ingest"]]  # the file's values, as the `source` stage writes
+    # one parent run, opened after the data stages (its key hashes the raw data), finished
+    # after the last stage; every tracked stage logged under it, the others got no tracker
+    first_tracked = STAGES.index("sample") - 1
+    assert runs == [("open", first_tracked), ("finish", len(STAGES) - 1)]
+    for stage, _, tracker in calls:
+        flow = pipeline.FLOWS[stage]
+        assert (tracker.parent_run_id if is_tracked(flow) else tracker) == (
+            "parent" if is_tracked(flow) else None
+        ), stage
