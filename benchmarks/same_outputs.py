@@ -1,0 +1,85 @@
+"""Did a change alter what the pipeline produces? Compares every stage output of two
+repositories after `dvc repro` (e.g. a clone at the commit before a redesign and one after),
+by the md5 DVC recorded for it in each dvc.lock: files and whole model folders alike.
+
+    python benchmarks/same_outputs.py BEFORE_REPO AFTER_REPO
+
+Prints a table (stage, output, same or not) and writes benchmarks/results/same_outputs.json.
+Outputs that hold wall-clock measurements (the profile stage's latency and throughput, and
+the evaluate report that quotes them) differ between any two runs; the table says so, and
+`--ignore` drops them from the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "benchmarks" / "results" / "same_outputs.json"
+TIMED = ("reports/profile.json", "reports/metrics.json", "reports/report.html")
+
+
+def stage_outputs(repo: Path) -> dict[tuple[str, str], str]:
+    """(stage, output path) -> md5, from `repo`'s dvc.lock."""
+    lock = repo / "dvc.lock"
+    if not lock.is_file():
+        raise SystemExit(f"{lock}: not found; run `dvc repro` in {repo} first")
+    stages = yaml.safe_load(lock.read_text(encoding="utf-8"))["stages"]
+    return {
+        (stage, out["path"]): out["md5"]
+        for stage, entry in stages.items()
+        for out in entry.get("outs", [])
+    }
+
+
+def compare(before: Path, after: Path, ignore: tuple[str, ...] = ()) -> dict:
+    old, new = stage_outputs(before), stage_outputs(after)
+    rows = []
+    for key in sorted(set(old) | set(new)):
+        stage, path = key
+        rows.append(
+            {
+                "stage": stage,
+                "output": path,
+                "before": old.get(key),
+                "after": new.get(key),
+                "same": old.get(key) == new.get(key),
+                "timed": path in TIMED,
+            }
+        )
+    counted = [r for r in rows if r["output"] not in ignore]
+    return {
+        "before": str(before),
+        "after": str(after),
+        "identical": all(r["same"] for r in counted),
+        "ignored": list(ignore),
+        "outputs": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--ignore", nargs="*", default=list(TIMED), help="outputs not judged")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args()
+    result = compare(args.before, args.after, tuple(args.ignore))
+    args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"{'stage':<15} {'output':<45} same")
+    for row in result["outputs"]:
+        note = " (wall-clock figures)" if row["timed"] else ""
+        print(f"{row['stage']:<15} {row['output']:<45} {'yes' if row['same'] else 'NO'}{note}")
+    print(
+        f"\nidentical (ignoring {', '.join(result['ignored']) or 'nothing'}): {result['identical']}"
+    )
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
