@@ -205,7 +205,17 @@ VARIANTS = (
 )
 
 
-CONTINUAL_METHODS = ("finetune", "random_replay", "fisher_replay", "ewc", "ccfi", "full_retrain")
+CONTINUAL_METHODS = (  # frugal/continual.py has a recipe for each
+    "finetune",
+    "ewc",
+    "random_replay",
+    "fisher_replay",
+    "ccfi",
+    "mixed_replay",
+    "mixed_distill",
+    "mixed_distill_head",
+    "full_retrain",
+)
 
 
 class CompressConfig(_Section):
@@ -241,6 +251,7 @@ class ContinualConfig(_Section):
     steps: list[list[str]] | Literal["auto"] = Field(min_length=2)
     methods: list[Literal[CONTINUAL_METHODS]] = Field(min_length=1)
     memory_fraction: float = Field(gt=0, le=1)
+    typical_share: float = Field(ge=0, le=1)  # mixed memory: herded share, rest Fisher
     fisher_texts: int = Field(ge=1)
     ewc_lambda: float = Field(gt=0)
     epochs: int = Field(ge=1)

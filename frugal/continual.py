@@ -22,6 +22,13 @@ encoder: the upper bound); and `fisher_replay`, CCFI without the consolidation p
 ablation: which half helps). Step 0 (the initial domains) is trained once, the same way as
 `full_retrain`, and shared by every method.
 
+Methods aimed at what CCFI misses (issue 19), each adding one part, so their differences are
+an ablation: `mixed_replay` keeps a memory that covers each class, not only its boundary
+(herding + Fisher: `frugal.exemplars`); `mixed_distill` also distils the old model's logits
+on every batch (LwF / iCaRL; weighted as BiC, from the share of old classes); and
+`mixed_distill_head` also freezes the old classes' rows of the head, where most forgetting of
+a pretrained encoder's classifier happens (Zheng et al. 2023). Every method is a `Recipe`.
+
 Pure: data frames and models in, models and numbers out; no Prefect, MLflow or files.
 """
 
@@ -30,7 +37,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,15 +47,39 @@ import torch
 
 from frugal.config import CONTINUAL_METHODS, ContinualConfig
 from frugal.errors import DataError
-from frugal.fisher import classifier_fisher_trace_scores, fisher_diagonal
+from frugal.exemplars import MemoryKind, keep_exemplars
+from frugal.fisher import fisher_diagonal
 from frugal.loop import Batcher, Optimization, train_steps
 from frugal.modeling import Classifier, new_classifier, predict_proba, token_batches
 from frugal.quantize import plannable_tensors
 from frugal.training import seed_everything
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a method updates a model when a domain arrives."""
+
+    memory: MemoryKind = "none"  # old exemplars kept per class and replayed (`frugal.exemplars`)
+    penalty: Literal["none", "ewc", "dwc"] = "none"  # EWC: fixed λ; dwc: CCFI's dynamic λ
+    distill: bool = False  # match the old model's logits on every batch (weight: BiC's)
+    protect_head: bool = False  # the old classes' rows of the head are not trained
+    retrain: bool = False  # from the pretrained encoder on all data seen (the upper bound)
+
+
+RECIPES: dict[str, Recipe] = {
+    "finetune": Recipe(),
+    "ewc": Recipe(penalty="ewc"),
+    "random_replay": Recipe(memory="random"),
+    "fisher_replay": Recipe(memory="fisher"),
+    "ccfi": Recipe(memory="fisher", penalty="dwc"),
+    "mixed_replay": Recipe(memory="mixed"),
+    "mixed_distill": Recipe(memory="mixed", distill=True),
+    "mixed_distill_head": Recipe(memory="mixed", distill=True, protect_head=True),
+    "full_retrain": Recipe(retrain=True),
+}
 METHODS = CONTINUAL_METHODS
-REPLAY = ("random_replay", "fisher_replay", "ccfi")  # methods that keep old exemplars
-FISHER_MEMORY = ("fisher_replay", "ccfi")  # ... chosen by their Fisher information
+assert tuple(RECIPES) == METHODS, "config.CONTINUAL_METHODS and RECIPES differ"
+DISTILL_TEMPERATURE = 2.0  # softened old-class logits, as in LwF / BiC
 
 
 def auto_steps(domains: pd.Series) -> list[list[str]]:
@@ -143,31 +174,6 @@ def expand_head(clf: Classifier, labels: list[str], seed: int) -> Classifier:
     return Classifier(model, clf.tokenizer, list(labels), clf.max_length)
 
 
-def memory_budget(counts: Mapping[str, int], fraction: float) -> dict[str, int]:
-    """Exemplars kept per class: `fraction` of its examples, at least one."""
-    return {label: max(1, math.floor(fraction * n)) for label, n in counts.items()}
-
-
-def select_exemplars(
-    data: pd.DataFrame,
-    fraction: float,
-    scores: np.ndarray | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Per class, `fraction` of its rows: the highest `scores` (Fisher), or random when
-    `scores` is None."""
-    budget = memory_budget(data["label"].astype(str).value_counts().to_dict(), fraction)
-    rng = np.random.default_rng(seed)
-    kept = []
-    for label, rows in data.groupby(data["label"].astype(str)).indices.items():
-        if scores is None:
-            chosen = rng.choice(rows, size=budget[label], replace=False)
-        else:
-            chosen = rows[np.argsort(-scores[rows], kind="stable")[: budget[label]]]
-        kept.extend(chosen.tolist())
-    return data.iloc[sorted(kept)].reset_index(drop=True)
-
-
 def dynamic_lambda(cross_entropy: float, penalty: float) -> float:
     """DWC: the consolidation weight that makes the penalty as large as the cross-entropy (their
     means over the last epoch); 0 while the weights have not moved from the anchor."""
@@ -216,10 +222,15 @@ def train_on(
     cfg: ContinualConfig,
     consolidation: Consolidation | None = None,
     progress: Callable[[int, int], None] = lambda *_: None,
+    teacher: Classifier | None = None,
+    protect_rows: int = 0,
 ) -> tuple[int, list[float]]:
     """Train `clf` in place on `data` for `cfg.epochs` (the shared loop, `frugal.loop`), with
-    the consolidation penalty if given (dynamic λ: set at each epoch from the last). Returns
-    the optimizer steps and the λ each step used."""
+    the consolidation penalty if given (dynamic λ: set at each epoch from the last); with a
+    `teacher` (the old model), distilled on its classes' logits at every batch, weighted as BiC
+    (Wu et al. 2019): (1 − w)·CE + w·KD, w = old classes / all classes, the share of what the
+    model knows that the update must keep; with `protect_rows`, the head's first rows (the old
+    classes) get no gradient. Returns the optimizer steps and the λ each step used."""
     seed_everything(cfg.seed)
     model = clf.model
     index = {label: i for i, label in enumerate(clf.labels)}
@@ -231,8 +242,18 @@ def train_on(
     weight = 0.0 if consolidation is None else consolidation.weight or 0.0
     sums = {"cross_entropy": 0.0, "penalty": 0.0}  # over the current epoch
 
+    known = len(teacher.labels) if teacher is not None else 0
+    kd_weight = known / len(clf.labels)
+
     def loss_of(indices: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        loss = torch.nn.functional.cross_entropy(model(**batch).logits, targets[indices])
+        logits = model(**batch).logits
+        loss = torch.nn.functional.cross_entropy(logits, targets[indices])
+        if teacher is not None:
+            with torch.no_grad():
+                old = torch.log_softmax(teacher.model(**batch).logits / DISTILL_TEMPERATURE, -1)
+            new = torch.log_softmax(logits[:, :known] / DISTILL_TEMPERATURE, -1)
+            kd = torch.nn.functional.kl_div(new, old, log_target=True, reduction="batchmean")
+            loss = (1 - kd_weight) * loss + kd_weight * DISTILL_TEMPERATURE**2 * kd
         if consolidation is None:
             return loss
         with torch.set_grad_enabled(weight > 0):
@@ -242,8 +263,18 @@ def train_on(
         lambdas.append(weight)
         return loss + weight * omega if weight > 0 else loss
 
+    head = model.classifier
+    kept_rows = (
+        head.weight[:protect_rows].detach().clone(),
+        head.bias[:protect_rows].detach().clone(),
+    )
+
     def after_step(step: int, _: float) -> bool:
         nonlocal weight
+        if protect_rows:  # also undo AdamW's decoupled weight decay on those rows
+            with torch.no_grad():
+                head.weight[:protect_rows] = kept_rows[0]
+                head.bias[:protect_rows] = kept_rows[1]
         progress(step, total)
         if step % per_epoch == 0 and consolidation is not None and consolidation.weight is None:
             weight = dynamic_lambda(sums["cross_entropy"], sums["penalty"])  # means: counts cancel
@@ -252,8 +283,22 @@ def train_on(
 
     how = Optimization(cfg.learning_rate, cfg.weight_decay, cfg.warmup_fraction, cfg.batch_size)
     generator = torch.Generator().manual_seed(cfg.seed)
+    hooks = []
+    if protect_rows:
+        mask = torch.ones(len(clf.labels), 1)
+        mask[:protect_rows] = 0.0
+        hooks = [
+            head.weight.register_hook(lambda grad: grad * mask),
+            head.bias.register_hook(lambda grad: grad * mask[:, 0]),
+        ]
+    if teacher is not None:
+        teacher.model.eval()
     model.train()
-    steps = train_steps(model, batcher, loss_of, total, how, generator, after_step)
+    try:
+        steps = train_steps(model, batcher, loss_of, total, how, generator, after_step)
+    finally:
+        for hook in hooks:
+            hook.remove()
     model.eval()
     return steps, lambdas
 
@@ -284,27 +329,36 @@ def update(
     """One domain update by `method` from the `old` model: `new` is the arriving data,
     `memory` the old exemplars this method kept, `seen` all old data (only full retraining and
     EWC's Fisher read it). `progress(step, total)` after every optimizer step."""
-    if method not in METHODS:
+    if method not in RECIPES:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    recipe = RECIPES[method]
     labels = check_update(old.labels, new)
     check_memory(memory, old.labels)
     started = time.perf_counter()
-    if method == "full_retrain":
+    if recipe.retrain:
         result = train_initial(pd.concat([seen, new]), cfg, old.max_length, progress)
         # keep the head's label order stable across steps
         return UpdateResult(
             _reorder(result.classifier, labels), result.seconds, result.steps, len(seen) + len(new)
         )
     consolidation = None
-    if method == "ewc":  # Fisher of the old model on (a sample of) the old data, fixed λ
+    if recipe.penalty == "ewc":  # Fisher of the old model on (a sample of) the old data, fixed λ
         sample = seen.sample(n=min(len(seen), cfg.fisher_texts), random_state=cfg.seed)
         consolidation = Consolidation.of(old, sample["text"].tolist(), cfg.ewc_lambda)
-    elif method == "ccfi":  # Fisher on (a sample of) every old class's exemplars, dynamic λ
+    elif recipe.penalty == "dwc":  # Fisher on (a sample of) every old class's exemplars, dynamic λ
         sample = memory.sample(n=min(len(memory), cfg.fisher_texts), random_state=cfg.seed)
         consolidation = Consolidation.of(old, sample["text"].tolist(), None)
     clf = expand_head(old, labels, cfg.seed)
-    data = new if method in ("finetune", "ewc") else pd.concat([new, memory])
-    steps, lambdas = train_on(clf, data.reset_index(drop=True), cfg, consolidation, progress)
+    data = new if recipe.memory == "none" else pd.concat([new, memory])
+    steps, lambdas = train_on(
+        clf,
+        data.reset_index(drop=True),
+        cfg,
+        consolidation,
+        progress,
+        teacher=old if recipe.distill else None,
+        protect_rows=len(old.labels) if recipe.protect_head else 0,
+    )
     return UpdateResult(clf, time.perf_counter() - started, steps, len(data), lambdas)
 
 
@@ -320,17 +374,6 @@ def _reorder(clf: Classifier, labels: list[str]) -> Classifier:
     clf.model.config.id2label = dict(enumerate(labels))
     clf.model.config.label2id = {label: i for i, label in enumerate(labels)}
     return Classifier(clf.model, clf.tokenizer, list(labels), clf.max_length)
-
-
-def keep_exemplars(
-    method: str, clf: Classifier, data: pd.DataFrame, fraction: float, seed: int
-) -> pd.DataFrame:
-    """The exemplars of `data` (one step's arrivals) `method` keeps after training on it:
-    Fisher-scored under the new model (ccfi, fisher_replay), random otherwise."""
-    if method in FISHER_MEMORY:
-        batches = token_batches(clf, data["text"].tolist(), 64)
-        return select_exemplars(data, fraction, classifier_fisher_trace_scores(clf.model, batches))
-    return select_exemplars(data, fraction, None, seed)
 
 
 def per_class_accuracy(clf: Classifier, test: pd.DataFrame) -> dict[str, float]:
@@ -420,11 +463,7 @@ def run_continual(
     pending: dict[str, float] = {}  # choosing step 0's exemplars counts in the first update
     for method in cfg.methods:
         started = time.perf_counter()
-        memory[method] = (
-            keep_exemplars(method, initial.classifier, steps[0], cfg.memory_fraction, cfg.seed)
-            if method in REPLAY
-            else steps[0].iloc[:0]
-        )
+        memory[method] = _keep(method, initial.classifier, steps[0], cfg)
         pending[method] = time.perf_counter() - started
     seen = steps[0]
     for index, new in enumerate(steps[1:], start=1):
@@ -440,9 +479,9 @@ def run_continual(
                 lambda done, total: progress(f"step {index} {method}", done, total),  # noqa: B023
             )
             seconds = result.seconds + pending.pop(method, 0.0)
-            if method in REPLAY:
+            if RECIPES[method].memory != "none":
                 started = time.perf_counter()
-                kept = keep_exemplars(method, result.classifier, new, cfg.memory_fraction, cfg.seed)
+                kept = _keep(method, result.classifier, new, cfg)
                 memory[method] = pd.concat([memory[method], kept], ignore_index=True)
                 seconds += time.perf_counter() - started
             models[method] = result.classifier
@@ -469,6 +508,12 @@ def run_continual(
             )
         seen = pd.concat([seen, new], ignore_index=True)
     return records
+
+
+def _keep(method: str, clf: Classifier, data: pd.DataFrame, cfg: ContinualConfig) -> pd.DataFrame:
+    """The exemplars of one step's `data` that `method` keeps (none for methods without memory)."""
+    kind = RECIPES[method].memory
+    return keep_exemplars(kind, clf, data, cfg.memory_fraction, cfg.typical_share, cfg.seed)
 
 
 def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:

@@ -13,20 +13,23 @@ import torch
 
 from frugal.config import ContinualConfig
 from frugal.continual import (
+    METHODS,
+    RECIPES,
     Consolidation,
     auto_steps,
     domain_steps,
     dynamic_lambda,
     expand_head,
     forgetting,
-    select_exemplars,
+    run_continual,
     summarize_methods,
     train_on,
     update,
 )
 from frugal.errors import DataError
+from frugal.exemplars import head_view, herding_order, select_exemplars
 from frugal.fisher import classifier_fisher_trace_scores
-from frugal.modeling import new_classifier, token_batches
+from frugal.modeling import logits_of, new_classifier, token_batches
 
 
 def _cfg(**overrides) -> ContinualConfig:
@@ -36,6 +39,7 @@ def _cfg(**overrides) -> ContinualConfig:
         "steps": [["DESC", "HUM"], ["LOC"]],
         "methods": ["ccfi"],
         "memory_fraction": 0.1,
+        "typical_share": 0.5,
         "fisher_texts": 8,
         "ewc_lambda": 100.0,
         "epochs": 2,
@@ -88,9 +92,9 @@ def test_fisher_score_is_the_heads_fisher_trace(two_class):
 def test_exemplars_are_the_top_scores_of_each_class_within_the_budget():
     data = pd.DataFrame({"text": list("abcdefghijkl"), "label": ["x"] * 10 + ["y"] * 2})
     scores = np.array([0.1, 0.9, 0.2, 0.8, 0.3, 0.0, 0.5, 0.4, 0.6, 0.7, 0.1, 0.2])
-    kept = select_exemplars(data, 0.2, scores)
+    kept = select_exemplars(data, 0.2, "fisher", scores)
     assert kept["text"].tolist() == ["b", "d", "l"]  # 2 of 10 x's, 1 of 2 y's (at least one)
-    random = select_exemplars(data, 0.2, None, seed=1)
+    random = select_exemplars(data, 0.2, "random", seed=1)
     assert random["label"].value_counts().to_dict() == {"x": 2, "y": 1}
 
 
@@ -192,3 +196,93 @@ def test_auto_steps_start_with_the_larger_domains_and_add_one_per_step(trec):
         int((trec["domain"] == "LOC").sum()),
         int((trec["domain"] == "ABBR").sum()),
     ]
+
+
+def test_herding_picks_the_examples_whose_mean_is_the_class_mean():
+    # four corners of a square and two outliers on one side: herding first takes the point
+    # nearest the mean, then pairs that keep the running mean on it; a boundary pick would not
+    features = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1], [3, 0.1], [3, -0.1], [0.2, 0.0]])
+    order = herding_order(features, 3)
+    x = features / np.linalg.norm(features, axis=1, keepdims=True)
+    assert len(set(order.tolist())) == 3
+    chosen_mean = x[order].mean(0)
+    for other in ([4, 5, 0], [0, 1, 4]):
+        assert np.linalg.norm(chosen_mean - x.mean(0)) <= np.linalg.norm(
+            x[other].mean(0) - x.mean(0)
+        )
+
+
+def test_mixed_memory_herds_a_share_and_takes_the_boundary_for_the_rest():
+    data = pd.DataFrame({"text": list("abcdefghij"), "label": ["x"] * 10})
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(10, 4))
+    scores = np.arange(10, dtype=float)  # j has the largest Fisher trace
+    kept = select_exemplars(data, 0.4, "mixed", scores, features, typical_share=0.5)
+    typical = set(data["text"].iloc[herding_order(features, 2)])
+    assert len(kept) == 4 and typical <= set(kept["text"])
+    boundary = set(kept["text"]) - typical
+    rest = [t for t in "jihgfedcba" if t not in typical]
+    assert boundary == set(rest[:2])  # the largest traces among the rest
+    assert set(select_exemplars(data, 0.4, "mixed", scores, features, 0.0)["text"]) == set("jihg")
+
+
+def test_head_view_gives_the_features_and_probabilities_the_fisher_trace_reads(two_class):
+    clf, train, _ = two_class
+    features, probs = head_view(clf, train["text"].tolist())
+    trace = (1 - (probs**2).sum(1)) * ((features**2).sum(1) + 1)
+    expected = classifier_fisher_trace_scores(
+        clf.model, token_batches(clf, train["text"].tolist(), 64)
+    )
+    np.testing.assert_allclose(trace, expected, rtol=1e-5)
+
+
+def test_protected_head_rows_do_not_move_and_distillation_keeps_the_old_outputs(
+    two_class, trec_sample
+):
+    clf, train, held = two_class
+    new = trec_sample["pool"][trec_sample["pool"]["label"] == "LOC"].reset_index(drop=True)
+    labels = [*clf.labels, "LOC"]
+    cfg = _cfg(epochs=3, learning_rate=1e-3)
+
+    def updated(**kwargs):
+        student = expand_head(clf, labels, 0)
+        train_on(student, new, cfg, **kwargs)
+        return student
+
+    protected = updated(protect_rows=2)
+    assert torch.equal(protected.model.classifier.weight[:2], clf.model.classifier.weight)
+    assert torch.equal(protected.model.classifier.bias[:2], clf.model.classifier.bias)
+    free = updated()
+    assert not torch.equal(free.model.classifier.weight[:2], clf.model.classifier.weight)
+
+    # the old classes' distribution on old questions stays closer to the old model's
+    def drift(student) -> float:
+        texts = held["text"].tolist()
+        old = torch.log_softmax(logits_of(clf, texts), -1)
+        now = torch.log_softmax(logits_of(student, texts)[:, :2], -1)
+        return float(torch.nn.functional.kl_div(now, old, log_target=True, reduction="batchmean"))
+
+    assert drift(updated(teacher=clf)) < drift(free)
+
+
+def test_every_method_runs_every_step_and_keeps_its_memory_budget(trec_sample):
+    # given three small domains arriving in two steps
+    pool = trec_sample["pool"]
+    steps = [
+        pool[pool["label"].isin(["DESC", "HUM"])].reset_index(drop=True),
+        pool[pool["label"] == "LOC"].reset_index(drop=True),
+        pool[pool["label"] == "NUM"].reset_index(drop=True),
+    ]
+    cfg = _cfg(methods=list(METHODS), epochs=1, memory_fraction=0.2, fisher_texts=4)
+    # when every method updates through both steps
+    records = run_continual(steps, trec_sample["test"], cfg)
+    # then each reached every class, and each replay method kept at most its share of old data
+    last = {r.method: r for r in records if r.step == 2}
+    assert set(last) == set(METHODS)
+    seen = pd.concat(steps[:2])
+    for method, record in last.items():
+        assert set(record.classes) == {"DESC", "HUM", "LOC", "NUM"}, method
+        if RECIPES[method].memory == "none":
+            assert record.memory_examples == 0, method
+        else:
+            assert 0 < record.memory_examples <= 0.2 * len(seen) + 3, method  # ≥ 1 per class
