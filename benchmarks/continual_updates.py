@@ -71,9 +71,10 @@ def main() -> None:
     ]
     pool = pd.read_parquet(ROOT / cfg.pool_data)
     test = pd.read_parquet(ROOT / cfg.test_data)
+    dev = pd.read_parquet(ROOT / cfg.dev_data)
     for seed in args.seeds or []:
         run_cfg = cfg.model_copy(update={"seed": seed})
-        records = run_continual(domain_steps(pool, cfg.steps), test, run_cfg, log=print)
+        records = run_continual(domain_steps(pool, cfg.steps), dev, test, run_cfg, log=print)
         frames.append(pd.DataFrame([r.row() for r in records]).assign(seed=seed))
     steps = pd.concat(frames, ignore_index=True)
     summary = goals(steps)

@@ -247,11 +247,13 @@ class CompressConfig(_Section):
 
 class ContinualConfig(_Section):
     pool_data: Path
+    dev_data: Path
     test_data: Path
     steps: list[list[str]] | Literal["auto"] = Field(min_length=2)
     methods: list[Literal[CONTINUAL_METHODS]] = Field(min_length=1)
     memory_fraction: float = Field(gt=0, le=1)
     typical_share: float = Field(ge=0, le=1)  # mixed memory: herded share, rest Fisher
+    max_time_share: float = Field(gt=0)  # the shipped method's update time / full retraining's
     fisher_texts: int = Field(ge=1)
     ewc_lambda: float = Field(gt=0)
     epochs: int = Field(ge=1)

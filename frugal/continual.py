@@ -37,7 +37,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -65,6 +65,11 @@ class Recipe:
     protect_head: bool = False  # the old classes' rows of the head are not trained
     retrain: bool = False  # from the pretrained encoder on all data seen (the upper bound)
 
+    @property
+    def reads_old_data(self) -> bool:
+        """Whether an update reads the old data itself (not a bounded memory of it)."""
+        return self.retrain or self.penalty == "ewc"
+
 
 RECIPES: dict[str, Recipe] = {
     "finetune": Recipe(),
@@ -80,6 +85,11 @@ RECIPES: dict[str, Recipe] = {
 METHODS = CONTINUAL_METHODS
 assert tuple(RECIPES) == METHODS, "config.CONTINUAL_METHODS and RECIPES differ"
 DISTILL_TEMPERATURE = 2.0  # softened old-class logits, as in LwF / BiC
+SHIPPED_RULE = (
+    "the highest dev average accuracy after the last step among the methods that keep at most "
+    "continual.memory_fraction of the old data and take at most continual.max_time_share of "
+    "full retraining's update time"
+)
 
 
 def auto_steps(domains: pd.Series) -> list[list[str]]:
@@ -405,6 +415,7 @@ class StepRecord:
     classes: list[str]  # every class the model knows after this step
     per_class: dict[str, float]  # test accuracy per class
     average_accuracy: float  # mean of per_class: every class seen so far counts the same
+    dev_average_accuracy: float  # the same on dev: what the shipped method is chosen on
     forgetting: dict[str, float]  # per old class: best earlier accuracy − now
     seconds: float
     train_examples: int
@@ -417,6 +428,7 @@ class StepRecord:
             "step": self.step,
             "n_classes": len(self.classes),
             "average_accuracy": self.average_accuracy,
+            "dev_average_accuracy": self.dev_average_accuracy,
             "mean_forgetting": float(np.mean(list(self.forgetting.values())))
             if self.forgetting
             else 0.0,
@@ -428,6 +440,7 @@ class StepRecord:
 
 def run_continual(
     steps: list[pd.DataFrame],
+    dev: pd.DataFrame,
     test: pd.DataFrame,
     cfg: ContinualConfig,
     on_model: Callable[[str, int, Classifier], None] = lambda *_: None,
@@ -436,7 +449,8 @@ def run_continual(
 ) -> list[StepRecord]:
     """Step 0 trains on `steps[0]` (shared by every method); each later step updates every
     method's model with that step's data. `on_model(method, step, classifier)` sees every model
-    (step 0 as method "initial"); `progress(phase, done, total)` follows every training."""
+    (step 0 as method "initial"); `progress(phase, done, total)` follows every training.
+    Every model is scored on `test` (reported) and `dev` (chosen on)."""
     torch.set_num_threads(cfg.threads)
     log(f"step 0: training on {len(steps[0])} examples of {sorted(set(steps[0]['label']))}")
     initial = train_initial(
@@ -451,6 +465,7 @@ def run_continual(
             initial.classifier.labels,
             accuracy0,
             float(np.mean(list(accuracy0.values()))),
+            _dev_average(initial.classifier, dev),
             {},
             initial.seconds,
             initial.train_examples,
@@ -495,6 +510,7 @@ def run_continual(
                     result.classifier.labels,
                     accuracy,
                     float(np.mean(list(accuracy.values()))),
+                    _dev_average(result.classifier, dev),
                     forgetting(history[method]),
                     seconds,
                     result.train_examples,
@@ -508,6 +524,10 @@ def run_continual(
             )
         seen = pd.concat([seen, new], ignore_index=True)
     return records
+
+
+def _dev_average(clf: Classifier, dev: pd.DataFrame) -> float:
+    return float(np.mean(list(per_class_accuracy(clf, dev).values())))
 
 
 def _keep(method: str, clf: Classifier, data: pd.DataFrame, cfg: ContinualConfig) -> pd.DataFrame:
@@ -527,6 +547,7 @@ def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:
     for method in last.index:
         out[method] = {
             "final_average_accuracy": float(last.loc[method, "average_accuracy"]),
+            "final_dev_average_accuracy": float(last.loc[method, "dev_average_accuracy"]),
             "final_mean_forgetting": float(last.loc[method, "mean_forgetting"]),
             "update_seconds": float(seconds[method]),
         }
@@ -537,3 +558,34 @@ def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:
             )
             out[method]["time_vs_full_retrain"] = float(seconds[method] / seconds["full_retrain"])
     return out
+
+
+def choose_shipped(summary: Mapping[str, Mapping], max_time_share: float) -> tuple[str, str]:
+    """The method to ship (`SHIPPED_RULE`) from `summarize_methods`' summary, and why. Methods
+    that read the old data itself (full retraining, EWC's Fisher) are out of the memory
+    budget; the time budget applies where full retraining ran to compare with."""
+    eligible = {
+        method: entry
+        for method, entry in summary.items()
+        if not RECIPES[method].reads_old_data
+        and entry.get("time_vs_full_retrain", 0.0) <= max_time_share
+    }
+    if not eligible:
+        raise DataError(
+            "continual: no method keeps within the memory and time budget "
+            f"(max_time_share {max_time_share}); add one of "
+            f"{[m for m in METHODS if not RECIPES[m].reads_old_data]} to continual.methods"
+        )
+    best = max(eligible, key=lambda m: eligible[m]["final_dev_average_accuracy"])
+    others = ", ".join(
+        f"{m} {100 * e['final_dev_average_accuracy']:.2f}%"
+        for m, e in sorted(
+            eligible.items(), key=lambda item: -item[1]["final_dev_average_accuracy"]
+        )
+        if m != best
+    )
+    reason = (
+        f"{best}: dev average accuracy {100 * eligible[best]['final_dev_average_accuracy']:.2f}% "
+        f"after the last step, the highest within budget" + (f" (then {others})" if others else "")
+    )
+    return best, reason

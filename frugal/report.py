@@ -123,6 +123,9 @@ def continual_table(continual: Mapping) -> pd.DataFrame:
             {
                 "method": method,
                 "final average accuracy": f"{s['final_average_accuracy']:.2%}",
+                "dev": f"{s['final_dev_average_accuracy']:.2%}"
+                if "final_dev_average_accuracy" in s
+                else "–",
                 "gap to full retrain, pt": "–" if gap is None else f"{gap:+.2f}",
                 "mean forgetting, pt": f"{100 * s['final_mean_forgetting']:.1f}",
                 "update time": f"{s['update_seconds']:.0f} s"
@@ -130,6 +133,17 @@ def continual_table(continual: Mapping) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _shipped(continual: Mapping) -> str:
+    """Which method's model ships (models/continual, alias `current`) and why."""
+    shipped = continual.get("shipped")
+    if not shipped:
+        return ""
+    return (
+        f"<p>Shipped: <b>{html.escape(shipped['method'])}</b> (alias <code>current</code>). "
+        f"Rule: {html.escape(shipped['rule'])}. {html.escape(shipped['why'])}.</p>"
+    )
 
 
 def _plan_section(plan: Mapping | None) -> list[str]:
@@ -193,6 +207,7 @@ def render(inputs: ReportInputs) -> str:
     if inputs.continual:
         parts += [
             "<h2>Continual updates</h2>",
+            _shipped(inputs.continual),
             _table(continual_table(inputs.continual)),
             _figure(inputs.plots, "Continual updates"),
         ]

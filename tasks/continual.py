@@ -1,6 +1,7 @@
 """Task of the continual stage: split the labeled pool into domains that arrive one step at a
-time, update a model with every method, and track each step's model in MLflow (the ccfi model
-of the last step is the registered model's `current` version)."""
+time, update a model with every method, and track each step's model in MLflow. The method
+chosen on dev (`frugal.continual.choose_shipped`) ships: its last-step model is
+continual.output_dir and the registered model's `current` version."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ import torch
 from prefect import get_run_logger, task
 
 from frugal.config import ContinualConfig
-from frugal.continual import domain_steps, run_continual, summarize_methods
+from frugal.continual import (
+    SHIPPED_RULE,
+    choose_shipped,
+    domain_steps,
+    run_continual,
+    summarize_methods,
+)
 from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, save_classifier
@@ -32,6 +39,7 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
     torch.set_num_threads(cfg.threads)
     steps = domain_steps(pd.read_parquet(cfg.pool_data), cfg.steps)
     test = pd.read_parquet(cfg.test_data)
+    dev = pd.read_parquet(cfg.dev_data)
 
     # each step's arriving data is a file of its own: DVC versions it, MLflow records its hash
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +55,7 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
     last = len(steps) - 1
 
     def on_model(method: str, step: int, clf: Classifier) -> None:
-        """Save, log and register every step's model; keep the last ccfi one on disk."""
+        """Save, log and register every step's model; keep each method's last one on disk."""
         model_dir = staging / f"{method}_step{step}"
         save_classifier(clf, model_dir)
         run_id = tracker.nested_run(
@@ -63,16 +71,17 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
         )
         tracker.register(run_id, model_dir, cfg.registered_model)
         run_ids[(method, step)] = run_id
-        if not (method == "ccfi" and step == last):
+        if step != last:
             shutil.rmtree(model_dir)
 
     with Bars() as bars:
-        records = run_continual(steps, test, cfg, on_model, log=logger.info, progress=bars)
+        records = run_continual(steps, dev, test, cfg, on_model, log=logger.info, progress=bars)
 
     c = tracker.client
     for record in records:
         run_id = run_ids[(record.method, record.step)]
         c.log_metric(run_id, "average_accuracy", record.average_accuracy)
+        c.log_metric(run_id, "dev_average_accuracy", record.dev_average_accuracy)
         c.log_metric(run_id, "update_seconds", record.seconds)
         c.log_metric(run_id, "train_examples", record.train_examples)
         c.log_metric(run_id, "memory_examples", record.memory_examples)
@@ -83,14 +92,15 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
         if record.lambdas:
             c.log_metric(run_id, "consolidation_lambda_median", float(np.median(record.lambdas)))
 
-    final = staging / f"ccfi_step{last}"
-    if final.is_dir():  # ccfi ran: it is the updated model
-        shutil.rmtree(cfg.output_dir, ignore_errors=True)
-        final.rename(cfg.output_dir)
-        tracker.set_alias(run_ids[("ccfi", last)], CURRENT_ALIAS, cfg.registered_model)
-    shutil.rmtree(staging, ignore_errors=True)
-
     table = pd.DataFrame([r.row() for r in records])
+    summary = summarize_methods(table)
+    shipped, reason = choose_shipped(summary, cfg.max_time_share)
+    logger.info("shipped: %s", reason)
+    shutil.rmtree(cfg.output_dir, ignore_errors=True)
+    (staging / f"{shipped}_step{last}").rename(cfg.output_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    tracker.set_alias(run_ids[(shipped, last)], CURRENT_ALIAS, cfg.registered_model)
+
     for path in (cfg.report, cfg.steps_report, cfg.plot):
         path.parent.mkdir(parents=True, exist_ok=True)
     table.round(6).to_csv(cfg.steps_report, index=False)
@@ -102,7 +112,8 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
         ],
         "memory_fraction": cfg.memory_fraction,
         "step_examples": [len(s) for s in steps],
-        "summary": summarize_methods(table),
+        "summary": summary,
+        "shipped": {"method": shipped, "rule": SHIPPED_RULE, "why": reason},
         "records": [
             r.row() | {"per_class": r.per_class, "forgetting": r.forgetting} for r in records
         ],

@@ -17,6 +17,7 @@ from frugal.continual import (
     RECIPES,
     Consolidation,
     auto_steps,
+    choose_shipped,
     domain_steps,
     dynamic_lambda,
     expand_head,
@@ -35,11 +36,13 @@ from frugal.modeling import logits_of, new_classifier, token_batches
 def _cfg(**overrides) -> ContinualConfig:
     values = {
         "pool_data": "p",
+        "dev_data": "d",
         "test_data": "t",
         "steps": [["DESC", "HUM"], ["LOC"]],
         "methods": ["ccfi"],
         "memory_fraction": 0.1,
         "typical_share": 0.5,
+        "max_time_share": 0.3,
         "fisher_texts": 8,
         "ewc_lambda": 100.0,
         "epochs": 2,
@@ -130,29 +133,52 @@ def test_method_summary_compares_the_last_step_with_full_retraining():
     table = pd.DataFrame(
         [
             {"method": "initial", "step": 0, "average_accuracy": 0.9, "mean_forgetting": 0.0,
-             "seconds": 50.0},
+             "seconds": 50.0, "dev_average_accuracy": 0.91},
             {"method": "ccfi", "step": 1, "average_accuracy": 0.8, "mean_forgetting": 0.1,
-             "seconds": 2.0},
+             "seconds": 2.0, "dev_average_accuracy": 0.82},
             {"method": "full_retrain", "step": 1, "average_accuracy": 0.85,
-             "mean_forgetting": 0.02, "seconds": 20.0},
+             "mean_forgetting": 0.02, "seconds": 20.0, "dev_average_accuracy": 0.86},
             {"method": "ccfi", "step": 2, "average_accuracy": 0.78, "mean_forgetting": 0.12,
-             "seconds": 3.0},
+             "seconds": 3.0, "dev_average_accuracy": 0.79},
             {"method": "full_retrain", "step": 2, "average_accuracy": 0.84,
-             "mean_forgetting": 0.03, "seconds": 30.0},
+             "mean_forgetting": 0.03, "seconds": 30.0, "dev_average_accuracy": 0.85},
         ]
     )  # fmt: skip
     summary = summarize_methods(table)
     assert list(summary) == ["ccfi", "full_retrain"]
     assert summary["ccfi"] == {
         "final_average_accuracy": 0.78,
+        "final_dev_average_accuracy": 0.79,
         "final_mean_forgetting": 0.12,
         "update_seconds": 5.0,
         "gap_to_full_retrain_pt": pytest.approx(6.0),
         "time_vs_full_retrain": 0.1,
     }
     without = summarize_methods(table[table["method"] != "full_retrain"])
-    assert set(without["ccfi"]) == {"final_average_accuracy", "final_mean_forgetting",
-                                    "update_seconds"}  # fmt: skip
+    assert set(without["ccfi"]) == {"final_average_accuracy", "final_dev_average_accuracy",
+                                    "final_mean_forgetting", "update_seconds"}  # fmt: skip
+
+
+def test_the_shipped_method_is_the_best_on_dev_within_the_memory_and_time_budget():
+    def entry(dev: float, time_share: float | None = None) -> dict:
+        out = {"final_dev_average_accuracy": dev}
+        return out if time_share is None else out | {"time_vs_full_retrain": time_share}
+
+    summary = {
+        "full_retrain": entry(0.95, 1.0),  # reads all old data: out of the memory budget
+        "ewc": entry(0.94, 0.1),  # ... its Fisher reads the old data too
+        "mixed_distill": entry(0.93, 0.4),  # over the time budget
+        "random_replay": entry(0.90, 0.2),
+        "ccfi": entry(0.88, 0.25),
+    }
+    method, why = choose_shipped(summary, max_time_share=0.3)
+    assert method == "random_replay"
+    assert why.startswith("random_replay: dev average accuracy 90.00%") and "ccfi 88.00%" in why
+    assert choose_shipped(summary, max_time_share=0.5)[0] == "mixed_distill"
+    # without full retraining to compare with, the time budget cannot apply
+    assert choose_shipped({"ccfi": entry(0.8), "finetune": entry(0.7)}, 0.3)[0] == "ccfi"
+    with pytest.raises(DataError, match="no method keeps within the memory and time budget"):
+        choose_shipped({"full_retrain": entry(0.95, 1.0)}, 0.3)
 
 
 def test_new_head_outputs_extend_the_old_ones(two_class):
@@ -275,7 +301,7 @@ def test_every_method_runs_every_step_and_keeps_its_memory_budget(trec_sample):
     ]
     cfg = _cfg(methods=list(METHODS), epochs=1, memory_fraction=0.2, fisher_texts=4)
     # when every method updates through both steps
-    records = run_continual(steps, trec_sample["test"], cfg)
+    records = run_continual(steps, trec_sample["dev"], trec_sample["test"], cfg)
     # then each reached every class, and each replay method kept at most its share of old data
     last = {r.method: r for r in records if r.step == 2}
     assert set(last) == set(METHODS)
