@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frugal.config import load_params  # noqa: E402
-from frugal.continual import domain_steps, run_continual  # noqa: E402
+from frugal.continual import run_continual  # noqa: E402
+from frugal.domains import domain_steps  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "continual_updates.json"
 

@@ -254,6 +254,12 @@ class ContinualConfig(_Section):
     memory_fraction: float = Field(gt=0, le=1)
     typical_share: float = Field(ge=0, le=1)  # mixed memory: herded share, rest Fisher
     max_time_share: float = Field(gt=0)  # the shipped method's update time / full retraining's
+    update_source: Path | None = None  # new-domain rows arriving last (data/updates/...)
+    update_text_column: str
+    update_label_column: str
+    update_conflicts: ConflictPolicy
+    update_dev_fraction: float = Field(gt=0, lt=1)
+    update_test_fraction: float = Field(gt=0, lt=1)
     fisher_texts: int = Field(ge=1)
     ewc_lambda: float = Field(gt=0)
     epochs: int = Field(ge=1)

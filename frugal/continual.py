@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 
 from frugal.config import CONTINUAL_METHODS, ContinualConfig
+from frugal.domains import check_memory, check_update
 from frugal.errors import DataError
 from frugal.exemplars import MemoryKind, keep_exemplars
 from frugal.fisher import fisher_diagonal
@@ -90,76 +91,6 @@ SHIPPED_RULE = (
     "continual.memory_fraction of the old data and take at most continual.max_time_share of "
     "full retraining's update time"
 )
-
-
-def auto_steps(domains: pd.Series) -> list[list[str]]:
-    """Domains in arrival order derived from the data: all but the two smallest first (at
-    least two, so step 0 is a classifier), then the remaining ones one per step, larger first.
-    TREC coarse gives [ENTY, HUM, DESC, NUM], [LOC], [ABBR]."""
-    sizes = domains.value_counts()
-    order = sorted(sizes.index, key=lambda name: (-sizes[name], name))
-    if len(order) < 3:
-        raise DataError(
-            f"continual: the data has {len(order)} domain(s) {order}; domain updates need at "
-            "least 3 (2 to start, 1 arriving). Add classes, or drop the continual stage"
-        )
-    first = max(2, len(order) - 2)
-    return [order[:first]] + [[name] for name in order[first:]]
-
-
-def domain_steps(
-    pool: pd.DataFrame, steps: list[list[str]] | Literal["auto"]
-) -> list[pd.DataFrame]:
-    """The labeled data arriving at each step: the rows of `pool` whose domain (the `domain`
-    column, else the label) is in that step's list (`auto`: `auto_steps`). Errors name the
-    step: a domain in no row, a domain in two steps."""
-    column = "domain" if "domain" in pool.columns else "label"
-    domains = pool[column].astype(str)
-    if steps == "auto":
-        steps = auto_steps(domains)
-    seen: dict[str, int] = {}
-    out = []
-    for index, names in enumerate(steps):
-        for name in names:
-            if name in seen:
-                raise DataError(
-                    f"continual.steps: domain {name!r} arrives at step {seen[name]} and again "
-                    f"at step {index}; each domain arrives once"
-                )
-            seen[name] = index
-        data = pool[domains.isin(names)]
-        missing = sorted(set(names) - set(domains[domains.isin(names)]))
-        if missing:
-            raise DataError(
-                f"continual.steps[{index}]: no labeled examples of domain {missing}; the "
-                f"{column} column has {sorted(domains.unique())}"
-            )
-        out.append(data.reset_index(drop=True))
-    return out
-
-
-def check_update(old_labels: list[str], new: pd.DataFrame) -> list[str]:
-    """The label set after adding `new` to a model of `old_labels`; a clear error for an empty
-    update or an update that re-labels nothing new."""
-    if new.empty:
-        raise DataError("the new-domain data is empty: nothing to update the model with")
-    added = sorted(set(new["label"].astype(str)) - set(old_labels))
-    if not added:
-        raise DataError(
-            f"the new-domain data only has classes the model already knows "
-            f"({sorted(set(new['label'].astype(str)))}); a domain update must add a class"
-        )
-    return list(old_labels) + added
-
-
-def check_memory(memory: pd.DataFrame, labels: list[str]) -> None:
-    """Old data kept for replay must only hold classes the model was trained on."""
-    unknown = sorted(set(memory["label"].astype(str)) - set(labels))
-    if unknown:
-        raise DataError(
-            f"the old data (memory) has labels {unknown} that the old model never saw "
-            f"(it knows {labels}); old data must come from earlier steps"
-        )
 
 
 def expand_head(clf: Classifier, labels: list[str], seed: int) -> Classifier:

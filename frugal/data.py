@@ -78,12 +78,19 @@ def load_trec(labels: Literal["coarse", "fine"]) -> pd.DataFrame:
 
 
 def validate_raw(
-    df: pd.DataFrame, source_desc: str, min_per_class: int, conflicts: ConflictPolicy
+    df: pd.DataFrame,
+    source_desc: str,
+    min_per_class: int,
+    conflicts: ConflictPolicy,
+    min_classes: int = 2,
+    knobs: str = "ingest.",
 ) -> pd.DataFrame:
     """Check and clean a frame with `text` and `label` (and optional `id`, `domain`) columns.
 
     Text and labels are stripped of surrounding whitespace; empty text, missing labels, repeated
-    ids, fewer than 2 classes and classes with fewer than `min_per_class` examples are errors.
+    ids, fewer than `min_classes` classes and classes with fewer than `min_per_class` examples
+    are errors. Messages name the params.yaml knobs to fix as `knobs` + name (e.g.
+    ingest.label_column).
     Rows without an `id` column get `row-00000`, ... (numbered before any row is dropped).
     One text with several labels is resolved by `conflicts` (see `resolve_label_conflicts`)
     before classes are counted. Returns columns [id, text, label, domain?].
@@ -93,7 +100,7 @@ def validate_raw(
     if missing:
         raise DataError(
             f"{source_desc}: missing column(s) {missing}; columns found: {list(df.columns)}. "
-            "Set ingest.text_column / ingest.label_column in params.yaml to the right names"
+            f"Set {knobs}text_column / {knobs}label_column in params.yaml to the right names"
         )
     df = df.reset_index(drop=True)
     texts = [value.strip() if value is not None else None for value in as_str(df["text"])]
@@ -114,13 +121,13 @@ def validate_raw(
     clean = pd.DataFrame({"id": ids, "text": texts, "label": labels})
     if "domain" in df.columns:
         clean["domain"] = as_str(df["domain"])
-    clean = resolve_label_conflicts(clean, conflicts, source_desc)
-    _check_class_counts(Counter(clean["label"]), source_desc, min_per_class)
+    clean = resolve_label_conflicts(clean, conflicts, source_desc, knobs)
+    _check_class_counts(Counter(clean["label"]), source_desc, min_per_class, min_classes, knobs)
     return clean
 
 
 def resolve_label_conflicts(
-    df: pd.DataFrame, policy: ConflictPolicy, source_desc: str
+    df: pd.DataFrame, policy: ConflictPolicy, source_desc: str, knobs: str = "ingest."
 ) -> pd.DataFrame:
     """Keep, drop or vote on the rows of a text that carries more than one label.
 
@@ -132,7 +139,7 @@ def resolve_label_conflicts(
     policy, the texts and rows are logged as one warning. Rows of texts that agree are never
     touched; the order of rows is kept.
     """
-    keys = [_text_key(text) for text in df["text"]]
+    keys = [text_key(text) for text in df["text"]]
     positions_by_key: dict[str, list[int]] = {}
     for position, key in enumerate(keys):
         positions_by_key.setdefault(key, []).append(position)
@@ -154,7 +161,7 @@ def resolve_label_conflicts(
             ).most_common(2)
             tied = top_count == runner_up_count
             dropped.extend(p for p in positions if tied or labels[p] != top)
-    logger.warning(_conflicts_message(df, conflicting, sorted(dropped), policy, source_desc))
+    logger.warning(_conflicts_message(df, conflicting, sorted(dropped), policy, source_desc, knobs))
     return df.drop(index=dropped).reset_index(drop=True)
 
 
@@ -193,7 +200,7 @@ def split(
     if missing:
         raise DataError(f"split: missing column(s) {missing}; run the ingest stage first")
     df = df.reset_index(drop=True)
-    groups = [_text_key(str(text)) for text in df["text"]]
+    groups = [text_key(str(text)) for text in df["text"]]
     labels_by_group: dict[str, list[str]] = {}
     for group, label in zip(groups, df["label"], strict=True):
         labels_by_group.setdefault(group, []).append(label)
@@ -234,7 +241,7 @@ def split(
     return splits
 
 
-def _text_key(text: str) -> str:
+def text_key(text: str) -> str:
     """What makes two texts the same text: equal once whitespace is collapsed and case ignored
     (a model given one can tell the other's label, so they must share a label and a split)."""
     return " ".join(text.split()).lower()
@@ -246,6 +253,7 @@ def _conflicts_message(
     dropped: list[int],
     policy: ConflictPolicy,
     source_desc: str,
+    knobs: str,
 ) -> str:
     labels = df["label"].tolist()
     examples = []
@@ -257,7 +265,7 @@ def _conflicts_message(
         )
     more = "; ..." if len(conflicting) > SHOWN else ""
     if policy == "keep":
-        outcome = "all rows kept (ingest.conflicts: keep)"
+        outcome = f"all rows kept ({knobs}conflicts: keep)"
     else:
         rule = (
             "all their rows dropped"
@@ -265,14 +273,14 @@ def _conflicts_message(
             else "each text's majority label kept and its other rows dropped, all on a tie"
         )
         outcome = (
-            f"{rule} (ingest.conflicts: {policy}): {len(dropped)} row(s) dropped "
+            f"{rule} ({knobs}conflicts: {policy}): {len(dropped)} row(s) dropped "
             f"(rows {row_numbers(dropped)})"
         )
     rows = sum(len(positions) for positions in conflicting)
     return (
         f"{source_desc}: {len(conflicting)} text(s) carry more than one label across {rows} "
         f"rows (texts compared ignoring case and spacing): {'; '.join(examples)}{more}; "
-        f"{outcome}. Correct those labels in the source, or set ingest.conflicts in params.yaml "
+        f"{outcome}. Correct those labels in the source, or set {knobs}conflicts in params.yaml "
         "to keep, drop or majority"
     )
 
@@ -302,12 +310,14 @@ def _validated_ids(df: pd.DataFrame, source_desc: str) -> list[str]:
     return [value for value in ids if value is not None]
 
 
-def _check_class_counts(counts: Counter[str], source_desc: str, min_per_class: int) -> None:
-    if len(counts) < 2:
+def _check_class_counts(
+    counts: Counter[str], source_desc: str, min_per_class: int, min_classes: int, knobs: str
+) -> None:
+    if len(counts) < min_classes:
         found = ", ".join(f"'{label}'" for label in counts) or "none"
         raise DataError(
             f"{source_desc}: found {len(counts)} class(es) ({found}); a classifier needs at "
-            "least 2 - check ingest.label_column in params.yaml"
+            f"least {min_classes} - check {knobs}label_column in params.yaml"
         )
     small = sorted((count, label) for label, count in counts.items() if count < min_per_class)
     if small:

@@ -36,7 +36,9 @@ _CSV_QUOTE_FIX = (
 )
 
 
-def read_source(source: str | Path, text_column: str, label_column: str) -> pd.DataFrame:
+def read_source(
+    source: str | Path, text_column: str, label_column: str, knobs: str = "ingest."
+) -> pd.DataFrame:
     """Read a user data set and rename its columns to `text` and `label`.
 
     `source` is a `.csv`, `.parquet` or `.jsonl` (one JSON object per line) file, or a folder
@@ -69,7 +71,7 @@ def read_source(source: str | Path, text_column: str, label_column: str) -> pd.D
                 frame = _parse_csv(text, path, label_column)
             else:
                 frame = _parse_jsonl(text, path)
-    return _select_columns(frame, text_column, label_column, str(path))
+    return _select_columns(frame, text_column, label_column, str(path), knobs)
 
 
 def read_utf8(path: Path) -> str:
@@ -280,13 +282,13 @@ def _read_hf_folder(path: Path, label_column: str) -> pd.DataFrame:
 
 
 def _select_columns(
-    frame: pd.DataFrame, text_column: str, label_column: str, source_desc: str
+    frame: pd.DataFrame, text_column: str, label_column: str, source_desc: str, knobs: str
 ) -> pd.DataFrame:
     missing = [column for column in (text_column, label_column) if column not in frame.columns]
     if missing:
         raise DataError(
             f"{source_desc}: missing column(s) {missing}; columns found: {list(frame.columns)}. "
-            "Set ingest.text_column / ingest.label_column in params.yaml to the right names"
+            f"Set {knobs}text_column / {knobs}label_column in params.yaml to the right names"
         )
     selected = pd.DataFrame({"text": frame[text_column], "label": as_str(frame[label_column])})
     for optional in ("id", "domain"):

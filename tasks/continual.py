@@ -14,13 +14,8 @@ import torch
 from prefect import get_run_logger, task
 
 from frugal.config import ContinualConfig
-from frugal.continual import (
-    SHIPPED_RULE,
-    choose_shipped,
-    domain_steps,
-    run_continual,
-    summarize_methods,
-)
+from frugal.continual import SHIPPED_RULE, choose_shipped, run_continual, summarize_methods
+from frugal.domains import domain_steps, update_splits
 from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.modeling import Classifier, save_classifier
@@ -37,9 +32,24 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
     """Every method through every domain step; every step's model logged and registered."""
     logger = get_run_logger()
     torch.set_num_threads(cfg.threads)
-    steps = domain_steps(pd.read_parquet(cfg.pool_data), cfg.steps)
+    pool = pd.read_parquet(cfg.pool_data)
+    steps = domain_steps(pool, cfg.steps)
     test = pd.read_parquet(cfg.test_data)
     dev = pd.read_parquet(cfg.dev_data)
+    if cfg.update_source is not None:  # the user's new-domain rows arrive last
+        update = update_splits(
+            cfg.update_source,
+            cfg.update_text_column,
+            cfg.update_label_column,
+            cfg.update_conflicts,
+            cfg.update_dev_fraction,
+            cfg.update_test_fraction,
+            cfg.seed,
+            known=pd.concat([pool, dev, test]),
+        )
+        steps.append(update["pool"])
+        dev = pd.concat([dev, update["dev"]], ignore_index=True)
+        test = pd.concat([test, update["test"]], ignore_index=True)
 
     # each step's arriving data is a file of its own: DVC versions it, MLflow records its hash
     cfg.data_dir.mkdir(parents=True, exist_ok=True)

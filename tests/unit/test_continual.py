@@ -16,9 +16,7 @@ from frugal.continual import (
     METHODS,
     RECIPES,
     Consolidation,
-    auto_steps,
     choose_shipped,
-    domain_steps,
     dynamic_lambda,
     expand_head,
     forgetting,
@@ -27,6 +25,7 @@ from frugal.continual import (
     train_on,
     update,
 )
+from frugal.domains import auto_steps, domain_steps
 from frugal.errors import DataError
 from frugal.exemplars import head_view, herding_order, select_exemplars
 from frugal.fisher import classifier_fisher_trace_scores
@@ -43,6 +42,11 @@ def _cfg(**overrides) -> ContinualConfig:
         "memory_fraction": 0.1,
         "typical_share": 0.5,
         "max_time_share": 0.3,
+        "update_text_column": "text",
+        "update_label_column": "label",
+        "update_conflicts": "majority",
+        "update_dev_fraction": 0.1,
+        "update_test_fraction": 0.2,
         "fisher_texts": 8,
         "ewc_lambda": 100.0,
         "epochs": 2,
@@ -51,7 +55,7 @@ def _cfg(**overrides) -> ContinualConfig:
         "weight_decay": 0.01,
         "warmup_fraction": 0.1,
         "max_length": 24,
-        "threads": 2,
+        "threads": 1,  # unit configs: one thread (tests/unit/conftest.py)
         "seed": 0,
         "data_dir": "d",
         "output_dir": "o",

@@ -1,0 +1,70 @@
+"""A user's own new-domain file (`continual.update_source`) through the continual stage's
+command: it arrives after the configured steps, every method learns its class, the shipped
+model knows it; a file that cannot be an update is refused in one clear message. Runs on the
+shared tiny pipeline with its outputs, and MLflow store, redirected to a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from tests.e2e.conftest import project_env
+
+WEATHER = [f"will it rain or snow in town number {i} on sunday" for i in range(20)]
+
+
+def _stage(repo, tmp_path, update: str) -> subprocess.CompletedProcess:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["continual"].update(
+        update_source=update,
+        methods=["finetune", "random_replay"],
+        data_dir=str(tmp_path / "continual"),
+        output_dir=str(tmp_path / "models" / "continual"),
+        report=str(tmp_path / "continual.json"),
+        steps_report=str(tmp_path / "continual_steps.csv"),
+        plot=str(tmp_path / "continual.png"),
+    )
+    params["tracking"].update(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "mlruns")
+    )
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return subprocess.run(
+        [sys.executable, "-m", "flows.continual", "--params", str(path)],
+        cwd=repo, env=project_env(repo), capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+
+
+def test_a_users_update_file_arrives_last_and_a_bad_one_is_refused(tiny_pipeline, tmp_path):
+    repo = tiny_pipeline.repo
+    update = repo / "data" / "updates" / "weather.csv"
+    try:
+        # given a file of a new class, with its own column names
+        update.write_text("text,label\n" + "".join(f"{t},WEATHER\n" for t in WEATHER))
+        # when the continual stage runs with it
+        result = _stage(repo, tmp_path, "data/updates/weather.csv")
+        # then it arrived last, and the models of every method, the shipped one too, know it
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads((tmp_path / "continual.json").read_text())
+        assert report["steps"][-1] == ["WEATHER"]
+        last = len(report["steps"]) - 1
+        for record in report["records"]:
+            if record["step"] == last:
+                assert "WEATHER" in record["per_class"], record["method"]
+        shipped = json.loads((tmp_path / "models" / "continual" / "frugal.json").read_text())
+        assert shipped["labels"][-1] == "WEATHER"
+
+        # given a file that only repeats classes the model knows
+        update.write_text("text,label\n" + "".join(f"{t},LOC\n" for t in WEATHER))
+        result = _stage(repo, tmp_path / "bad", "data/updates/weather.csv")
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        assert "weather.csv: its classes ['LOC'] are all classes the model already knows" in (
+            result.stderr
+        )
+    finally:
+        update.unlink(missing_ok=True)
