@@ -254,7 +254,8 @@ class ContinualConfig(_Section):
     memory_fraction: float = Field(gt=0, le=1)
     typical_share: float = Field(ge=0, le=1)  # mixed memory: herded share, rest Fisher
     max_time_share: float = Field(gt=0)  # the shipped method's update time / full retraining's
-    update_source: Path | None = None  # new-domain rows arriving last (data/updates/...)
+    updates_dir: Path  # where update files live: the continual stage's DVC dependency
+    update_source: Path | None = None  # new-domain rows arriving last (in updates_dir)
     update_text_column: str
     update_label_column: str
     update_conflicts: ConflictPolicy

@@ -17,8 +17,6 @@ from frugal.data import MIN_PER_CLASS, split, text_key, validate_raw
 from frugal.errors import DataError
 from frugal.readers import SHOWN, excerpt, read_source
 
-UPDATES_DIR = Path("data/updates")  # where update files live: the continual stage's DVC dep
-
 
 def auto_steps(domains: pd.Series) -> list[list[str]]:
     """Domains in arrival order derived from the data: all but the two smallest first (at
@@ -99,6 +97,7 @@ def update_splits(
     test_fraction: float,
     seed: int,
     known: pd.DataFrame,
+    updates_dir: Path = Path("data/updates"),
 ) -> dict[str, pd.DataFrame]:
     """A user's file of new-domain rows as pool / dev / test: read and validated as `ingest`
     does (the same errors: unreadable file, missing columns, empty texts or labels, a text
@@ -106,9 +105,9 @@ def update_splits(
     least one class the model does not know, and no text of `known` (the labeled data the
     model was built from: a text in both would be trained on and tested on)."""
     source = Path(source)
-    if UPDATES_DIR not in source.parents:
+    if Path(updates_dir) not in source.parents:
         raise DataError(
-            f"continual.update_source {source}: put the file in {UPDATES_DIR}/ (the folder "
+            f"continual.update_source {source}: put the file in {updates_dir}/ (continual.updates_dir, the folder "
             "DVC tracks as the continual stage's input) and point update_source at it"
         )
     if not source.exists():

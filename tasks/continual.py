@@ -46,6 +46,7 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
             cfg.update_test_fraction,
             cfg.seed,
             known=pd.concat([pool, dev, test]),
+            updates_dir=cfg.updates_dir,
         )
         steps.append(update["pool"])
         dev = pd.concat([dev, update["dev"]], ignore_index=True)

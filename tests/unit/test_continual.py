@@ -42,6 +42,7 @@ def _cfg(**overrides) -> ContinualConfig:
         "memory_fraction": 0.1,
         "typical_share": 0.5,
         "max_time_share": 0.3,
+        "updates_dir": "data/updates",
         "update_text_column": "text",
         "update_label_column": "label",
         "update_conflicts": "majority",
