@@ -19,9 +19,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import torch
 
-from frugal.fisher import fisher_trace_scores
+from frugal.fisher import fisher_trace_scores, head_inputs
 from frugal.modeling import Classifier, token_batches
 
 MemoryKind = Literal["none", "random", "fisher", "mixed"]
@@ -33,22 +32,8 @@ def memory_budget(counts: Mapping[str, int], fraction: float) -> dict[str, int]:
 
 
 def head_view(clf: Classifier, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The features the head reads (texts × hidden) and its class probabilities, one batched
-    forward pass in eval mode."""
-    model = clf.model.eval()
-    captured: list[torch.Tensor] = []
-    hook = model.classifier.register_forward_hook(lambda _m, args, _o: captured.append(args[0]))
-    features, probs = [], []
-    try:
-        with torch.inference_mode():
-            for batch in token_batches(clf, texts, 64):
-                probs.append(torch.softmax(model(**batch).logits.float(), -1))
-                features.append(captured.pop().float())
-    finally:
-        hook.remove()
-    if not features:
-        return np.zeros((0, model.classifier.in_features)), np.zeros((0, len(clf.labels)))
-    return torch.cat(features).numpy(), torch.cat(probs).numpy()
+    """The features the head reads (texts × hidden) and its class probabilities."""
+    return head_inputs(clf.model, token_batches(clf, texts, 64))
 
 
 def herding_order(features: np.ndarray, size: int) -> np.ndarray:

@@ -78,24 +78,33 @@ def fisher_trace_scores(
     return (1.0 - (probs**2).sum(-1)) * ((features**2).sum(-1) + 1.0)
 
 
-def classifier_fisher_trace_scores(
+def head_inputs(
     model: torch.nn.Module, batches: Iterable[Mapping[str, torch.Tensor]]
-) -> np.ndarray:
-    """Trace of each text's Fisher information over the parameters of `model`'s head
-    (`model.classifier`): (1 - ‖p‖²)(‖h‖² + 1), h the pooled features the head reads, p its
-    softmax; one score per text of `batches` (`token_batches(clf, texts, 64)`), in order."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The features `model`'s head (`model.classifier`) reads and its softmax, one row per
+    text of `batches` (`token_batches(clf, texts, 64)`), in order; eval mode, no gradient."""
     import torch
 
     with torch.inference_mode():
         model = model.eval()
         captured: list[torch.Tensor] = []
         hook = model.classifier.register_forward_hook(lambda _m, args, _o: captured.append(args[0]))
-        scores = []
+        features, probs = [], []
         try:
             for batch in batches:
-                p = torch.softmax(model(**batch).logits, -1)
-                h = captured.pop()
-                scores.append(fisher_trace_scores(p, h))
+                probs.append(torch.softmax(model(**batch).logits.float(), -1))
+                features.append(captured.pop().float())
         finally:
             hook.remove()
-        return torch.cat(scores).numpy() if scores else np.zeros(0)
+        if not features:
+            return np.zeros((0, model.classifier.in_features)), np.zeros((0, model.num_labels))
+        return torch.cat(features).numpy(), torch.cat(probs).numpy()
+
+
+def classifier_fisher_trace_scores(
+    model: torch.nn.Module, batches: Iterable[Mapping[str, torch.Tensor]]
+) -> np.ndarray:
+    """Trace of each text's Fisher information over the parameters of `model`'s head:
+    (1 - ‖p‖²)(‖h‖² + 1), h the pooled features the head reads, p its softmax (`head_inputs`)."""
+    features, probs = head_inputs(model, batches)
+    return fisher_trace_scores(probs, features)
