@@ -1,13 +1,30 @@
-"""The continual-learning goals of issue 6, measured: per method and step, average test
-accuracy over the classes seen so far, mean forgetting and update wall time; after the last
-step, each method's gap to full retraining and its time as a share of full retraining's.
+"""Continual updates, measured (issue 19): every method, three seeds, several domain orders.
 
-It reads the pipeline's reports/continual.json (the default `dvc repro` run, seed
-`continual.seed`); --seeds reruns the whole sequence here (no MLflow) for each further seed
-(model initialisation, data order, random exemplars) and reports mean and spread. Run with nothing else busy on the CPU: times are goals.
+`run` trains each configuration × seed once with `frugal.continual.run_continual` (no MLflow)
+and appends to two CSVs, so an interrupted run resumes where it stopped:
 
-    dvc repro continual && python benchmarks/continual_updates.py
-    python benchmarks/continual_updates.py --seeds 14 15
+* `continual_updates.csv`: one row per method × step (`StepRecord.row()`): test and dev
+  average accuracy over the classes seen so far (class-balanced: every class counts the
+  same), mean forgetting, update seconds, training and memory examples;
+* `continual_updates_predictions.csv`: after the last step, each method's correctness on
+  every test row, for the bootstrap.
+
+`table` prints, per configuration and method (mean ± std over seeds, after the last step):
+test average accuracy, its gap to full retraining, forgetting, time as a share of full
+retraining's, memory as a share of all the data seen, and a 95% bootstrap CI of the seed-mean
+class-balanced accuracy (test rows resampled, the same rows for every seed); then which
+method the pipeline's dev rule (`frugal.continual.choose_shipped`) ships per seed, and the
+issue's goals for it. Results go to `continual_updates.json`.
+
+Configurations (TREC; `--root` is a repository whose `dvc repro prepare` has run):
+`default` (`continual.steps`: [DESC, ENTY, HUM, NUM], [LOC], [ABBR]), `hum_last` (a large
+class arrives last: [DESC, ENTY, LOC, NUM], [ABBR], [HUM]) and `fine` (TREC's 50 fine labels;
+each step brings the fine classes of its coarse domains, default order).
+
+    python benchmarks/continual_updates.py run --root CLONE --configs default hum_last --seeds 13 14 15
+    python benchmarks/continual_updates.py table
+
+Run with nothing else busy on the CPU: times are goals.
 """
 
 from __future__ import annotations
@@ -17,90 +34,196 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frugal.config import load_params  # noqa: E402
-from frugal.continual import run_continual  # noqa: E402
+from frugal.continual import (  # noqa: E402
+    METHODS,
+    choose_shipped,
+    predict_labels,
+    run_continual,
+    summarize_methods,
+)
+from frugal.data import load_trec  # noqa: E402
 from frugal.domains import domain_steps  # noqa: E402
 
-DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "continual_updates.json"
+RESULTS = ROOT / "benchmarks" / "results"
+STEPS_CSV = RESULTS / "continual_updates.csv"
+PREDICTIONS_CSV = RESULTS / "continual_updates_predictions.csv"
+OUTPUT = RESULTS / "continual_updates.json"
+CONFIGS: dict[str, list[list[str]] | str] = {
+    "default": "auto",
+    "hum_last": [["DESC", "ENTY", "LOC", "NUM"], ["ABBR"], ["HUM"]],
+    "fine": "auto",
+}
+ALL_METHODS = [m for m in METHODS if m != "ewc"]  # ewc: a fixed-λ baseline, out of budget
+BOOTSTRAP = 2000
 
 
-def goals(steps: pd.DataFrame) -> pd.DataFrame:
-    """After the last step, per method (and seed): final average accuracy, its gap to full
-    retraining in points, summed update seconds and their share of full retraining's."""
-    updates = steps[steps["method"] != "initial"]
-    rows = []
-    for seed, runs in updates.groupby("seed"):
-        last = runs[runs["step"] == runs["step"].max()].set_index("method")
-        seconds = runs.groupby("method")["seconds"].sum()
-        for method in last.index:
-            rows.append(
-                {
-                    "seed": seed,
-                    "method": method,
-                    "final_average_accuracy": last.loc[method, "average_accuracy"],
-                    "gap_to_full_retrain_pt": 100
-                    * (
-                        last.loc["full_retrain", "average_accuracy"]
-                        - last.loc[method, "average_accuracy"]
-                    ),
-                    "final_mean_forgetting": last.loc[method, "mean_forgetting"],
-                    "update_seconds": seconds[method],
-                    "time_vs_full_retrain": seconds[method] / seconds["full_retrain"],
-                }
+def fine_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same rows with TREC's fine label (`DESC:manner`) and the coarse class as domain."""
+    fine = load_trec("fine").drop_duplicates("text").set_index("text")["label"]
+    out = frame.assign(domain=frame["label"].astype(str), label=frame["text"].map(fine))
+    missing = out["label"].isna().sum()
+    if missing:
+        raise SystemExit(f"{missing} rows have no fine TREC label: is --root a TREC run?")
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    params = load_params(args.root / "params.yaml")
+    cfg = params.continual
+    splits = {
+        name: pd.read_parquet(args.root / path)
+        for name, path in (("pool", cfg.pool_data), ("dev", cfg.dev_data), ("test", cfg.test_data))
+    }
+    done = (
+        set(map(tuple, pd.read_csv(STEPS_CSV)[["config", "seed"]].values.tolist()))
+        if STEPS_CSV.exists()
+        else set()
+    )
+    for config in args.configs:
+        data = {k: fine_labels(v) for k, v in splits.items()} if config == "fine" else splits
+        steps = domain_steps(data["pool"], CONFIGS[config])
+        for seed in args.seeds:
+            if (config, seed) in done:
+                print(f"{config} seed {seed}: done, skipped")
+                continue
+            run_cfg = cfg.model_copy(update={"seed": seed, "methods": args.methods})
+            last = len(steps) - 1
+            finals: dict[str, np.ndarray] = {}
+            test = data["test"]
+
+            def keep(method: str, step: int, clf, test=test, finals=finals, last=last) -> None:
+                if step == last:
+                    finals[method] = predict_labels(clf, test["text"].tolist())
+
+            records = run_continual(steps, data["dev"], test, run_cfg, on_model=keep, log=print)
+            rows = pd.DataFrame([r.row() for r in records]).assign(config=config, seed=seed)
+            rows["memory_share"] = rows["memory_examples"] / len(data["pool"])
+            predictions = pd.concat(
+                pd.DataFrame(
+                    {
+                        "config": config,
+                        "seed": seed,
+                        "method": method,
+                        "row": np.arange(len(test)),
+                        "label": test["label"].astype(str).to_numpy(),
+                        "correct": (labels == test["label"].astype(str).to_numpy()).astype(int),
+                    }
+                )
+                for method, labels in finals.items()
             )
-    return pd.DataFrame(rows)
+            # predictions first: a unit counts as done once its steps are written
+            predictions.to_csv(
+                PREDICTIONS_CSV, mode="a", header=not PREDICTIONS_CSV.exists(), index=False
+            )
+            rows.to_csv(STEPS_CSV, mode="a", header=not STEPS_CSV.exists(), index=False)
+            print(f"{config} seed {seed}: written")
+
+
+def bootstrap_ci(predictions: pd.DataFrame, seed: int = 0) -> tuple[float, float]:
+    """95% CI of the seed-mean class-balanced accuracy: test rows resampled with replacement
+    (the same draw for every seed of a method), class accuracies averaged, seeds averaged."""
+    rng = np.random.default_rng(seed)
+    table = predictions.pivot_table(index="row", columns="seed", values="correct")
+    labels = predictions.drop_duplicates("row").set_index("row").loc[table.index, "label"]
+    codes, names = pd.factorize(labels)
+    correct = table.to_numpy()
+    estimates = []
+    for _ in range(BOOTSTRAP):
+        draw = rng.integers(0, len(correct), len(correct))
+        counts = np.bincount(codes[draw], minlength=len(names))
+        present = counts > 0
+        per_class = (
+            np.stack(
+                [
+                    np.bincount(codes[draw], weights=correct[draw, s], minlength=len(names))
+                    for s in range(correct.shape[1])
+                ]
+            )[:, present]
+            / counts[present]
+        )
+        estimates.append(per_class.mean(1).mean())
+    low, high = np.percentile(estimates, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def table(args: argparse.Namespace) -> None:
+    steps = pd.read_csv(STEPS_CSV)
+    predictions = pd.read_csv(PREDICTIONS_CSV)
+    max_time_share = load_params(ROOT / "params.yaml").continual.max_time_share
+    out: dict[str, dict] = {}
+    for config, runs in steps.groupby("config", sort=False):
+        per_seed, shipped = [], {}
+        for seed, seed_runs in runs.groupby("seed"):
+            summary = summarize_methods(seed_runs)
+            memory = seed_runs[seed_runs["step"] == seed_runs["step"].max()].set_index("method")
+            for method, entry in summary.items():
+                per_seed.append(
+                    {"seed": seed, "method": method, **entry}
+                    | {"memory_share": float(memory.loc[method, "memory_share"])}
+                )
+            shipped[int(seed)] = choose_shipped(summary, max_time_share)[0]
+        frame = pd.DataFrame(per_seed)
+        columns = [
+            "final_average_accuracy",
+            "final_dev_average_accuracy",
+            "gap_to_full_retrain_pt",
+            "final_mean_forgetting",
+            "time_vs_full_retrain",
+            "memory_share",
+        ]
+        stats = frame.groupby("method", sort=False)[columns].agg(["mean", "std"])
+        methods = {}
+        for method in stats.index:
+            low, high = bootstrap_ci(
+                predictions[(predictions["config"] == config) & (predictions["method"] == method)]
+            )
+            methods[method] = {
+                f"{c}_{s}": round(float(stats.loc[method, (c, s)]), 5)
+                for c in columns
+                for s in ("mean", "std")
+            } | {
+                "test_ci95": [round(low, 5), round(high, 5)],
+                "seeds": int((frame["method"] == method).sum()),
+            }
+        out[config] = {"methods": methods, "shipped_per_seed": shipped}
+        print(f"\n## {config}: mean ± std over seeds {sorted(shipped)}; shipped per seed {shipped}")
+        print(
+            "| method | test avg acc % | 95% CI | gap to full retrain pt | forgetting pt | "
+            "time vs full | memory | dev avg acc % |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for method, m in methods.items():
+            print(
+                f"| {method} | {100 * m['final_average_accuracy_mean']:.2f} ± "
+                f"{100 * np.nan_to_num(m['final_average_accuracy_std']):.2f} | "
+                f"{100 * m['test_ci95'][0]:.1f}–{100 * m['test_ci95'][1]:.1f} | "
+                f"{m['gap_to_full_retrain_pt_mean']:+.2f} ± "
+                f"{np.nan_to_num(m['gap_to_full_retrain_pt_std']):.2f} | "
+                f"{100 * m['final_mean_forgetting_mean']:.2f} | "
+                f"{m['time_vs_full_retrain_mean']:.2f} | {m['memory_share_mean']:.3f} | "
+                f"{100 * m['final_dev_average_accuracy_mean']:.2f} |"
+            )
+    OUTPUT.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {OUTPUT}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--seeds", type=int, nargs="*", help="rerun here with these seeds")
+    parser.add_argument("command", choices=["run", "table"])
+    parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["default"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=ALL_METHODS)
     args = parser.parse_args()
-    params = load_params(args.params)
-    cfg = params.continual
-    report = json.loads((ROOT / cfg.report).read_text())
-    frames = [
-        pd.DataFrame(report["records"])
-        .assign(seed=cfg.seed)
-        .drop(columns=["per_class", "forgetting"])
-    ]
-    pool = pd.read_parquet(ROOT / cfg.pool_data)
-    test = pd.read_parquet(ROOT / cfg.test_data)
-    dev = pd.read_parquet(ROOT / cfg.dev_data)
-    for seed in args.seeds or []:
-        run_cfg = cfg.model_copy(update={"seed": seed})
-        records = run_continual(domain_steps(pool, cfg.steps), dev, test, run_cfg, log=print)
-        frames.append(pd.DataFrame([r.row() for r in records]).assign(seed=seed))
-    steps = pd.concat(frames, ignore_index=True)
-    summary = goals(steps)
-    mean = summary.groupby("method", sort=False).agg(["mean", "std"]).drop(columns="seed")
-    with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(steps.round(4).to_string(index=False))
-        print(summary.round(4).to_string(index=False))
-        if len(summary["seed"].unique()) > 1:
-            print(mean.round(4).to_string())
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(
-        json.dumps(
-            {
-                "steps": cfg.steps,
-                "memory_fraction": cfg.memory_fraction,
-                "seeds": sorted(int(s) for s in summary["seed"].unique()),
-                "per_step": steps.round(5).to_dict("records"),
-                "final": summary.round(5).to_dict("records"),
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    print(f"wrote {args.output}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    run(args) if args.command == "run" else table(args)
 
 
 if __name__ == "__main__":

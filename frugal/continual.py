@@ -317,12 +317,22 @@ def _reorder(clf: Classifier, labels: list[str]) -> Classifier:
     return Classifier(clf.model, clf.tokenizer, list(labels), clf.max_length)
 
 
+def predict_labels(clf: Classifier, texts: list[str]) -> np.ndarray:
+    """The label `clf` predicts for each text."""
+    return np.array(clf.labels)[predict_proba(clf, texts).argmax(1)]
+
+
 def per_class_accuracy(clf: Classifier, test: pd.DataFrame) -> dict[str, float]:
-    """Accuracy on each class of `test` that the model knows (rows of other classes ignored)."""
+    """Accuracy on each class of `test` that the model knows (rows of other classes, and known
+    classes with no rows in `test`, are left out)."""
     known = test[test["label"].astype(str).isin(clf.labels)]
-    predicted = np.array(clf.labels)[predict_proba(clf, known["text"].tolist()).argmax(1)]
+    predicted = predict_labels(clf, known["text"].tolist())
     actual = known["label"].astype(str).to_numpy()
-    return {label: float((predicted[actual == label] == label).mean()) for label in clf.labels}
+    return {
+        label: float((predicted[actual == label] == label).mean())
+        for label in clf.labels
+        if (actual == label).any()
+    }
 
 
 def forgetting(history: list[dict[str, float]]) -> dict[str, float]:

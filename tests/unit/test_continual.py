@@ -20,6 +20,8 @@ from frugal.continual import (
     dynamic_lambda,
     expand_head,
     forgetting,
+    per_class_accuracy,
+    predict_labels,
     run_continual,
     summarize_methods,
     train_on,
@@ -77,6 +79,17 @@ def two_class(trec_sample):
     clf = new_classifier(["DESC", "HUM"], max_length=24)
     train_on(clf, train.reset_index(drop=True), _cfg(epochs=3))
     return clf, train.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def test_per_class_accuracy_scores_the_known_classes_that_have_rows(two_class):
+    """A class the model knows but the test rows lack (fine labels: 1 pool example) is left
+    out, not a NaN that poisons the average; rows of unknown classes are ignored."""
+    clf, _, held = two_class
+    only_desc = held[held["label"] == "DESC"]
+    unknown = pd.DataFrame({"text": ["Who is Zorro ?"], "label": ["ENTY"]})
+    accuracy = per_class_accuracy(clf, pd.concat([only_desc, unknown], ignore_index=True))
+    predicted = predict_labels(clf, only_desc["text"].tolist())
+    assert accuracy == {"DESC": float((predicted == "DESC").mean())}
 
 
 def test_fisher_score_is_the_heads_fisher_trace(two_class):
