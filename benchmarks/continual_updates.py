@@ -52,9 +52,11 @@ from frugal.data import load_trec  # noqa: E402
 from frugal.domains import domain_steps  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-STEPS_CSV = RESULTS / "continual_updates.csv"
-PREDICTIONS_CSV = RESULTS / "continual_updates_predictions.csv"
-OUTPUT = RESULTS / "continual_updates.json"
+STEPS, PREDICTIONS, OUTPUT = (
+    "continual_updates.csv",
+    "continual_updates_predictions.csv",
+    "continual_updates.json",
+)
 CONFIGS: dict[str, list[list[str]] | str] = {
     "default": "auto",
     "hum_last": [["DESC", "ENTY", "LOC", "NUM"], ["ABBR"], ["HUM"]],
@@ -75,6 +77,7 @@ def fine_labels(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> None:
+    steps_csv, predictions_csv = args.results / STEPS, args.results / PREDICTIONS
     params = load_params(args.root / "params.yaml")
     cfg = params.continual
     splits = {
@@ -82,8 +85,8 @@ def run(args: argparse.Namespace) -> None:
         for name, path in (("pool", cfg.pool_data), ("dev", cfg.dev_data), ("test", cfg.test_data))
     }
     done = (
-        set(map(tuple, pd.read_csv(STEPS_CSV)[["config", "seed"]].values.tolist()))
-        if STEPS_CSV.exists()
+        set(map(tuple, pd.read_csv(steps_csv)[["config", "seed"]].values.tolist()))
+        if steps_csv.exists()
         else set()
     )
     for config in args.configs:
@@ -120,9 +123,9 @@ def run(args: argparse.Namespace) -> None:
             )
             # predictions first: a unit counts as done once its steps are written
             predictions.to_csv(
-                PREDICTIONS_CSV, mode="a", header=not PREDICTIONS_CSV.exists(), index=False
+                predictions_csv, mode="a", header=not predictions_csv.exists(), index=False
             )
-            rows.to_csv(STEPS_CSV, mode="a", header=not STEPS_CSV.exists(), index=False)
+            rows.to_csv(steps_csv, mode="a", header=not steps_csv.exists(), index=False)
             print(f"{config} seed {seed}: written")
 
 
@@ -154,8 +157,8 @@ def bootstrap_ci(predictions: pd.DataFrame, seed: int = 0) -> tuple[float, float
 
 
 def table(args: argparse.Namespace) -> None:
-    steps = pd.read_csv(STEPS_CSV)
-    predictions = pd.read_csv(PREDICTIONS_CSV)
+    steps = pd.read_csv(args.results / STEPS)
+    predictions = pd.read_csv(args.results / PREDICTIONS)
     max_time_share = load_params(ROOT / "params.yaml").continual.max_time_share
     out: dict[str, dict] = {}
     for config, runs in steps.groupby("config", sort=False):
@@ -210,8 +213,8 @@ def table(args: argparse.Namespace) -> None:
                 f"{m['time_vs_full_retrain_mean']:.2f} | {m['memory_share_mean']:.3f} | "
                 f"{100 * m['final_dev_average_accuracy_mean']:.2f} |"
             )
-    OUTPUT.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {OUTPUT}")
+    (args.results / OUTPUT).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.results / OUTPUT}")
 
 
 def main() -> None:
@@ -221,8 +224,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["default"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=ALL_METHODS)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the CSVs and JSON go")
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     run(args) if args.command == "run" else table(args)
 
 
