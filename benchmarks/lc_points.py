@@ -14,7 +14,7 @@ accuracy): inside the 90% band; among point errors within 0.5 pt of the smallest
 fine-tunes.
 Its test figures are reported, never used to choose.
 
-    python benchmarks/lc_points.py run [--root CLONE] [--seeds 13 14]   # appends, resumes
+    python benchmarks/lc_points.py run [--root CLONE] [--seeds 13 14] [--orders random]   # appends, resumes
     python benchmarks/lc_points.py choose                               # table + JSON
 
 `--root` is a repository whose `dvc repro sample` has run (its labels and splits are read).
@@ -44,7 +44,9 @@ TOLERANCE_PT = 0.5  # point errors this close are equally good: the cheaper conf
 COLUMNS = ["order", "fraction", "seed", "n_labels", "dev", "test", "steps", "seconds"]
 
 
-def run(root: Path, seeds: list[int], fractions: list[float], output: Path) -> None:
+def run(
+    root: Path, seeds: list[int], fractions: list[float], orders: list[str], output: Path
+) -> None:
     from frugal.training import classifier_accuracy, curve_subset, fine_tune
 
     params = load_params(root / "params.yaml")
@@ -60,9 +62,11 @@ def run(root: Path, seeds: list[int], fractions: list[float], output: Path) -> N
     jobs = []
     for seed in seeds:
         for fraction in sorted(fractions):
-            for order in ("rounds", "random"):
-                if fraction < 1.0 or order == "rounds":  # at 1.0 both orders are the whole set
+            for order in orders:
+                if fraction < 1.0:
                     jobs.append((order, fraction, seed))
+            if fraction == 1.0:  # both orders are the whole set, kept as "rounds"
+                jobs.append(("rounds", fraction, seed))
     jobs.append(("pool", 1.0, seeds[0]))  # the truth: every pool label, the train recipe
     output.parent.mkdir(parents=True, exist_ok=True)
     for order, fraction, seed in jobs:
@@ -170,11 +174,14 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--seeds", type=int, nargs="+", default=[13])
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    parser.add_argument(
+        "--orders", nargs="+", choices=["rounds", "random"], default=["rounds", "random"]
+    )
     parser.add_argument("--points", type=Path, default=POINTS)
     parser.add_argument("--output", type=Path, default=CHOICE)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.root.resolve(), args.seeds, args.fractions, args.points)
+        run(args.root.resolve(), args.seeds, args.fractions, args.orders, args.points)
     else:
         choose(args.points, args.output)
 
