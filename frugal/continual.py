@@ -65,6 +65,7 @@ class Recipe:
     distill: bool = False  # match the old model's logits on every batch (weight: BiC's)
     protect_head: bool = False  # the old classes' rows of the head are not trained
     retrain: bool = False  # from the pretrained encoder on all data seen (the upper bound)
+    adds: tuple[str, str] | None = None  # (the method it extends, the one part it adds)
 
     @property
     def reads_old_data(self) -> bool:
@@ -76,11 +77,18 @@ RECIPES: dict[str, Recipe] = {
     "finetune": Recipe(),
     "ewc": Recipe(penalty="ewc"),
     "random_replay": Recipe(memory="random"),
-    "fisher_replay": Recipe(memory="fisher"),
-    "ccfi": Recipe(memory="fisher", penalty="dwc"),
-    "mixed_replay": Recipe(memory="mixed"),
-    "mixed_distill": Recipe(memory="mixed", distill=True),
-    "mixed_distill_head": Recipe(memory="mixed", distill=True, protect_head=True),
+    "fisher_replay": Recipe(memory="fisher", adds=("random_replay", "Fisher-chosen memory")),
+    "ccfi": Recipe(memory="fisher", penalty="dwc", adds=("fisher_replay", "dynamic consolidation")),
+    "mixed_replay": Recipe(memory="mixed", adds=("fisher_replay", "herding + Fisher memory")),
+    "mixed_distill": Recipe(
+        memory="mixed", distill=True, adds=("mixed_replay", "distilling the old logits")
+    ),
+    "mixed_distill_head": Recipe(
+        memory="mixed",
+        distill=True,
+        protect_head=True,
+        adds=("mixed_distill", "frozen old head rows"),
+    ),
     "full_retrain": Recipe(retrain=True),
 }
 METHODS = CONTINUAL_METHODS
@@ -499,6 +507,29 @@ def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:
             )
             out[method]["time_vs_full_retrain"] = float(seconds[method] / seconds["full_retrain"])
     return out
+
+
+def ablation(summary: Mapping[str, Mapping]) -> list[dict]:
+    """What each part adds: for every method that extends another one that also ran
+    (`Recipe.adds`), the change in dev and test average accuracy after the last step, in
+    points."""
+    rows = []
+    for method, entry in summary.items():
+        adds = RECIPES[method].adds
+        if adds is None or adds[0] not in summary:
+            continue
+        base = summary[adds[0]]
+        rows.append(
+            {
+                "method": method,
+                "adds": adds[1],
+                "over": adds[0],
+                "dev_pt": 100
+                * (entry["final_dev_average_accuracy"] - base["final_dev_average_accuracy"]),
+                "test_pt": 100 * (entry["final_average_accuracy"] - base["final_average_accuracy"]),
+            }
+        )
+    return rows
 
 
 def choose_shipped(summary: Mapping[str, Mapping], max_time_share: float) -> tuple[str, str]:

@@ -135,6 +135,22 @@ def continual_table(continual: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ablation_table(continual: Mapping) -> pd.DataFrame:
+    """What each part of the continual methods adds, dev (chosen on) and test."""
+    return pd.DataFrame(
+        [
+            {
+                "method": row["method"],
+                "adds": row["adds"],
+                "over": row["over"],
+                "dev, pt": f"{row['dev_pt']:+.2f}",
+                "test, pt": f"{row['test_pt']:+.2f}",
+            }
+            for row in continual.get("ablation", [])
+        ]
+    )
+
+
 def _shipped(continual: Mapping) -> str:
     """Which method's model ships (models/continual, alias `current`) and why."""
     shipped = continual.get("shipped")
@@ -209,6 +225,8 @@ def render(inputs: ReportInputs) -> str:
             "<h2>Continual updates</h2>",
             _shipped(inputs.continual),
             _table(continual_table(inputs.continual)),
+            "<h3>Ablation: what each part adds</h3>" if inputs.continual.get("ablation") else "",
+            _table(ablation_table(inputs.continual)) if inputs.continual.get("ablation") else "",
             _figure(inputs.plots, "Continual updates"),
         ]
     body = "\n".join(part for part in parts if part)

@@ -14,7 +14,13 @@ import torch
 from prefect import get_run_logger, task
 
 from frugal.config import ContinualConfig
-from frugal.continual import SHIPPED_RULE, choose_shipped, run_continual, summarize_methods
+from frugal.continual import (
+    SHIPPED_RULE,
+    ablation,
+    choose_shipped,
+    run_continual,
+    summarize_methods,
+)
 from frugal.domains import domain_steps, update_splits
 from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
@@ -124,6 +130,7 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
         "memory_fraction": cfg.memory_fraction,
         "step_examples": [len(s) for s in steps],
         "summary": summary,
+        "ablation": ablation(summary),  # what each part adds over the method it extends
         "shipped": {"method": shipped, "rule": SHIPPED_RULE, "why": reason},
         "records": [
             r.row() | {"per_class": r.per_class, "forgetting": r.forgetting} for r in records

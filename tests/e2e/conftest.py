@@ -43,7 +43,13 @@ TINY_OVERRIDES = {
     },
     "continual": {
         "steps": [["DESC", "ENTY", "HUM"], ["LOC"], ["NUM"]],
-        "methods": ["finetune", "random_replay", "mixed_distill_head", "full_retrain"],
+        "methods": [
+            "finetune",
+            "random_replay",
+            "mixed_distill",
+            "mixed_distill_head",
+            "full_retrain",
+        ],
         "epochs": 1,
         "batch_size": 16,
         "fisher_texts": 8,

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from tests.e2e.conftest import project_env
+from tests.e2e.conftest import TINY_OVERRIDES, project_env
 
 
 def _run(cmd: list[str], repo: Path, **kw) -> subprocess.CompletedProcess:
@@ -424,7 +424,7 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
     for k, classes in enumerate(steps):  # each step's arriving data: one class set, one file
         data = pd.read_parquet(repo / f"data/continual/step_{k}.parquet")
         assert sorted(set(data["label"])) == sorted(classes)
-    methods = ["finetune", "random_replay", "ccfi", "full_retrain"]  # params.yaml's default
+    methods = TINY_OVERRIDES["continual"]["methods"]
     records = {(r["method"], r["step"]): r for r in report["records"]}
     assert set(records) == {("initial", 0)} | {(m, k) for m in methods for k in (1, 2)}
     for method in methods:
@@ -432,10 +432,24 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
         assert set(records[(method, 2)]["forgetting"]) == {"DESC", "ENTY", "HUM", "LOC"}
     pool = pd.read_parquet(repo / "data/splits/pool.parquet")
     seen = pool["label"].isin(["DESC", "ENTY", "HUM", "LOC", "NUM"]).sum()
-    for method in ("random_replay", "ccfi"):  # memory_fraction per class, ≥ 1
+    for method in ("random_replay", "mixed_distill"):  # memory_fraction per class, ≥ 1
         assert 5 <= records[(method, 2)]["memory_examples"] <= 0.1 * seen + 5
     assert records[("finetune", 1)]["memory_examples"] == 0
-    assert set(report["summary"]["ccfi"]) >= {"gap_to_full_retrain_pt", "time_vs_full_retrain"}
+    assert set(report["summary"]["mixed_distill"]) >= {
+        "gap_to_full_retrain_pt",
+        "time_vs_full_retrain",
+    }
+    # the ablation: the one part mixed_distill_head adds over mixed_distill, in points
+    (row,) = report["ablation"]
+    assert (row["method"], row["over"]) == ("mixed_distill_head", "mixed_distill")
+    summary = report["summary"]
+    assert row["test_pt"] == pytest.approx(
+        100
+        * (
+            summary["mixed_distill_head"]["final_average_accuracy"]
+            - summary["mixed_distill"]["final_average_accuracy"]
+        )
+    )
     meta = json.loads((repo / "models/continual/frugal.json").read_text())
     assert meta["labels"] == ["DESC", "ENTY", "HUM", "LOC", "NUM"]
 
@@ -444,14 +458,19 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
     versions = client.search_model_versions("name = 'frugal-intent-continual'")
     assert len(versions) == 1 + 2 * len(methods)  # every step's model of every method
     # `current` and models/continual follow the dev rule: the best dev average accuracy after
-    # the last step among the methods within the memory and time budget
+    # the last step among the methods within the memory and time budget (none within the time
+    # budget, as tiny data's fixed costs can make it: the fastest within the memory budget)
     shipped = report["shipped"]["method"]
+    in_memory = {m: s for m, s in summary.items() if m not in ("full_retrain", "ewc")}
     eligible = {
         m: s["final_dev_average_accuracy"]
-        for m, s in report["summary"].items()
-        if m not in ("full_retrain", "ewc") and s["time_vs_full_retrain"] <= 0.3
+        for m, s in in_memory.items()
+        if s["time_vs_full_retrain"] <= 0.3
     }
-    assert shipped == max(eligible, key=eligible.get)
+    if eligible:
+        assert shipped == max(eligible, key=eligible.get)
+    else:
+        assert shipped == min(in_memory, key=lambda m: in_memory[m]["time_vs_full_retrain"])
     current = client.get_model_version_by_alias("frugal-intent-continual", "current")
     run = client.get_run(current.run_id)
     assert run.data.tags["frugal.continual.method"] == shipped

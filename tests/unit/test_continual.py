@@ -16,6 +16,7 @@ from frugal.continual import (
     METHODS,
     RECIPES,
     Consolidation,
+    ablation,
     choose_shipped,
     dynamic_lambda,
     expand_head,
@@ -201,6 +202,28 @@ def test_the_shipped_method_is_the_best_on_dev_within_the_memory_and_time_budget
     assert method == "finetune" and "was the fastest (60%)" in why
     with pytest.raises(DataError, match="no method keeps within the memory budget"):
         choose_shipped({"full_retrain": entry(0.95, 1.0)}, 0.3)
+
+
+def test_the_ablation_measures_each_part_over_the_method_it_extends():
+    def entry(dev: float, test: float) -> dict:
+        return {"final_dev_average_accuracy": dev, "final_average_accuracy": test}
+
+    summary = {
+        "random_replay": entry(0.90, 0.89),
+        "fisher_replay": entry(0.88, 0.89),
+        "ccfi": entry(0.86, 0.85),
+        "mixed_distill": entry(0.95, 0.95),  # its base, mixed_replay, did not run: no row
+    }
+    rows = {row["method"]: row for row in ablation(summary)}
+    assert set(rows) == {"fisher_replay", "ccfi"}
+    assert (
+        rows["ccfi"]["over"] == "fisher_replay" and rows["ccfi"]["adds"] == "dynamic consolidation"
+    )
+    assert rows["ccfi"]["dev_pt"] == pytest.approx(-2.0) and rows["ccfi"][
+        "test_pt"
+    ] == pytest.approx(-4.0)
+    # every part named in a recipe extends a method that exists
+    assert all(r.adds[0] in RECIPES for r in RECIPES.values() if r.adds)
 
 
 def test_new_head_outputs_extend_the_old_ones(two_class):

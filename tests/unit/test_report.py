@@ -88,6 +88,15 @@ def _inputs(tmp_path, continual=True, plan=PLAN):
                     "time_vs_full_retrain": 0.307,
                 }
             },
+            "ablation": [
+                {
+                    "method": "ccfi",
+                    "adds": "dynamic consolidation",
+                    "over": "fisher_replay",
+                    "dev_pt": -1.234,
+                    "test_pt": -2.5,
+                }
+            ],
             "shipped": {
                 "method": "ccfi",
                 "rule": "the highest dev average accuracy <within budget>",
@@ -113,6 +122,7 @@ def test_report_names_the_champion_and_why_and_embeds_the_plots(tmp_path):
     assert "size_target ★ champion" in page and "7,175" in page and "405" in page
     assert "87.00%" in page and "+2.40" in page  # the continual table
     assert "Shipped: <b>ccfi</b>" in page and "&lt;within budget&gt;" in page
+    assert "dynamic consolidation" in page and "-1.23" in page and "-2.50" in page  # ablation
     assert "[2,549, –]" in page  # labels for the target: lower bound only
     assert (
         "at 0.0625, 0.5, 1 of the 500 bought labels (a seeded random share; seeds 13, 14)" in page
