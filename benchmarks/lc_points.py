@@ -114,8 +114,8 @@ def choose(points_path: Path, output: Path) -> dict:
                 for n_seeds in range(1, len(seeds) + 1):
                     use = seeds[:n_seeds]
                     chosen = rows[rows["fraction"].isin([*subset, 1.0]) & rows["seed"].isin(use)]
-                    if chosen["fraction"].nunique() < len(subset) + 1:
-                        continue  # a point not measured yet for these seeds
+                    if len(chosen) < (len(subset) + 1) * len(use):
+                        continue  # a point not measured yet for one of these seeds
                     result = {
                         "order": order,
                         "fractions": [float(f) for f in (*subset, 1.0)],
