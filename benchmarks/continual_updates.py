@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,10 @@ STEPS, PREDICTIONS, OUTPUT = (
     "continual_updates_predictions.csv",
     "continual_updates.json",
 )
-CONFIGS: dict[str, list[list[str]] | str] = {
-    "default": "auto",
-    "hum_last": [["DESC", "ENTY", "LOC", "NUM"], ["ABBR"], ["HUM"]],
-    "fine": "auto",  # fine_steps
+CONFIGS: dict[str, Callable[[pd.DataFrame], list[list[str]] | str]] = {
+    "default": lambda _pool: "auto",  # continual.steps' default
+    "hum_last": lambda _pool: [["DESC", "ENTY", "LOC", "NUM"], ["ABBR"], ["HUM"]],
+    "fine": lambda pool: fine_steps(pool),
 }
 ALL_METHODS = [m for m in METHODS if m != "ewc"]  # ewc: a fixed-λ baseline, out of budget
 BOOTSTRAP = 2000
@@ -104,8 +105,7 @@ def run(args: argparse.Namespace) -> None:
     )
     for config in args.configs:
         data = {k: fine_labels(v) for k, v in splits.items()} if config == "fine" else splits
-        order = fine_steps(data["pool"]) if config == "fine" else CONFIGS[config]
-        steps = domain_steps(data["pool"], order)
+        steps = domain_steps(data["pool"], CONFIGS[config](data["pool"]))
         for seed in args.seeds:
             if (config, seed) in done:
                 print(f"{config} seed {seed}: done, skipped")
