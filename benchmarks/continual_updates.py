@@ -68,12 +68,13 @@ CONFIGS: dict[str, Callable[[pd.DataFrame], list[list[str]] | str]] = {
 }
 ALL_METHODS = [m for m in METHODS if m != "ewc"]  # ewc: a fixed-λ baseline, out of budget
 BOOTSTRAP = 2000
-# Issue 19's goals for the shipped method (mean over seeds): (measure, bound, "max" or "min")
+# Issue 19's goals for the shipped method (mean over seeds): (bound, "max" or "min"); the
+# memory and time bounds are params.yaml's budgets (continual.memory_fraction, .max_time_share)
 GOALS = {
-    "memory_share": (0.10, "max"),  # exemplars kept after the last step ÷ all the data seen
+    "memory_share": (None, "max"),  # exemplars kept after the last step ÷ all the data seen
     "gap_to_full_retrain_pt": (1.0, "max"),
     "minus_random_replay_pt": (0.0, "min"),  # test average accuracy above random replay's
-    "time_vs_full_retrain": (0.30, "max"),
+    "time_vs_full_retrain": (None, "max"),
     "forgetting_pt": (3.0, "max"),
 }
 
@@ -182,7 +183,9 @@ def bootstrap_ci(predictions: pd.DataFrame, seed: int = 0) -> tuple[float, float
 def table(args: argparse.Namespace) -> None:
     steps = pd.read_csv(args.results / STEPS)
     predictions = pd.read_csv(args.results / PREDICTIONS)
-    max_time_share = load_params(ROOT / "params.yaml").continual.max_time_share
+    budgets = load_params(ROOT / "params.yaml").continual
+    max_time_share = budgets.max_time_share
+    bounds = {"memory_share": budgets.memory_fraction, "time_vs_full_retrain": max_time_share}
     out: dict[str, dict] = {}
     all_seeds, all_shipped = [], {}
     for config, runs in steps.groupby("config", sort=False):
@@ -222,7 +225,7 @@ def table(args: argparse.Namespace) -> None:
         out[config] = {
             "methods": methods,
             "shipped_per_seed": shipped,
-            "goals": goals(frame, shipped),
+            "goals": goals(frame, shipped, bounds),
         }
         all_seeds.append(frame.assign(config=config))
         all_shipped |= {(config, s): m for s, m in shipped.items()}
@@ -249,7 +252,7 @@ def table(args: argparse.Namespace) -> None:
         frame = frame[frame["config"].isin(orders)]
         frame["seed"] = list(zip(frame["config"], frame["seed"], strict=True))
         out["both_orders"] = {
-            "goals": goals(frame, {k: all_shipped[k] for k in set(frame["seed"])})
+            "goals": goals(frame, {k: all_shipped[k] for k in set(frame["seed"])}, bounds)
         }
     print("\n## goals for the shipped method (mean over seeds)")
     print("| configuration | " + " | ".join(GOALS) + " |")
@@ -263,9 +266,10 @@ def table(args: argparse.Namespace) -> None:
     print(f"wrote {args.results / OUTPUT}")
 
 
-def goals(frame: pd.DataFrame, shipped: dict) -> dict[str, dict]:
+def goals(frame: pd.DataFrame, shipped: dict, bounds: dict[str, float]) -> dict[str, dict]:
     """Issue 19's goals, for the method the dev rule shipped with each seed (`shipped`: seed
-    -> method), averaged over seeds: its figures, and its accuracy minus random replay's."""
+    -> method), averaged over seeds: its figures, and its accuracy minus random replay's.
+    `bounds` fills the goals GOALS leaves to params.yaml's budgets."""
     rows = frame.set_index(["seed", "method"])
     picked = rows.loc[list(shipped.items())]
     random = rows.xs("random_replay", level="method").loc[list(shipped)]
@@ -280,14 +284,12 @@ def goals(frame: pd.DataFrame, shipped: dict) -> dict[str, dict]:
         "time_vs_full_retrain": picked["time_vs_full_retrain"].mean(),
         "forgetting_pt": 100 * picked["final_mean_forgetting"].mean(),
     }
-    return {
-        name: {
-            "value": round(float(values[name]), 4),
-            "bound": bound,
-            "met": bool(values[name] <= bound if kind == "max" else values[name] >= bound),
-        }
-        for name, (bound, kind) in GOALS.items()
-    }
+    out = {}
+    for name, (bound, kind) in GOALS.items():
+        bound = bounds.get(name, bound)
+        met = values[name] <= bound if kind == "max" else values[name] >= bound
+        out[name] = {"value": round(float(values[name]), 4), "bound": bound, "met": bool(met)}
+    return out
 
 
 def main() -> None:
