@@ -1,7 +1,8 @@
 """Continual updates, measured (issue 19): every method, three seeds, several domain orders.
 
 `run` trains each configuration × seed once with `frugal.continual.run_continual` (no MLflow)
-and appends to two CSVs, so an interrupted run resumes where it stopped:
+and appends to two CSVs, so an interrupted run resumes where it stopped, and a method added
+later runs alone on the units that lack it (step 0 retrained, not written again):
 
 * `continual_updates.csv`: one row per method × step (`StepRecord.row()`): test and dev
   average accuracy over the classes seen so far (class-balanced: every class counts the
@@ -25,7 +26,7 @@ largest coarse classes arrives later, one per step — ENTY:cremat, then HUM:gr;
 others, every coarse class among them, come first).
 
     python benchmarks/continual_updates.py run --root CLONE --configs default hum_last --seeds 13 14 15
-    python benchmarks/continual_updates.py table
+    python benchmarks/continual_updates.py table --root CLONE
 
 Run with nothing else busy on the CPU: times are goals.
 """
@@ -108,8 +109,8 @@ def run(args: argparse.Namespace) -> None:
         name: pd.read_parquet(args.root / path)
         for name, path in (("pool", cfg.pool_data), ("dev", cfg.dev_data), ("test", cfg.test_data))
     }
-    done = (
-        set(map(tuple, pd.read_csv(steps_csv)[["config", "seed"]].values.tolist()))
+    done = (  # (config, seed, method) already written: a unit runs only its missing methods
+        set(map(tuple, pd.read_csv(steps_csv)[["config", "seed", "method"]].values.tolist()))
         if steps_csv.exists()
         else set()
     )
@@ -117,10 +118,11 @@ def run(args: argparse.Namespace) -> None:
         data = {k: fine_labels(v) for k, v in splits.items()} if config == "fine" else splits
         steps = domain_steps(data["pool"], CONFIGS[config](data["pool"]))
         for seed in args.seeds:
-            if (config, seed) in done:
+            todo = [m for m in args.methods if (config, seed, m) not in done]
+            if not todo:
                 print(f"{config} seed {seed}: done, skipped")
                 continue
-            run_cfg = cfg.model_copy(update={"seed": seed, "methods": args.methods})
+            run_cfg = cfg.model_copy(update={"seed": seed, "methods": todo})
             last = len(steps) - 1
             finals: dict[str, np.ndarray] = {}
             test = data["test"]
@@ -131,6 +133,8 @@ def run(args: argparse.Namespace) -> None:
 
             records = run_continual(steps, data["dev"], test, run_cfg, on_model=keep, log=print)
             rows = pd.DataFrame([r.row() for r in records]).assign(config=config, seed=seed)
+            if (config, seed, "initial") in done:  # step 0 is shared: written once per unit
+                rows = rows[rows["method"] != "initial"]
             rows["memory_share"] = rows["memory_examples"] / len(data["pool"])
             predictions = pd.concat(
                 pd.DataFrame(
@@ -183,7 +187,7 @@ def bootstrap_ci(predictions: pd.DataFrame, seed: int = 0) -> tuple[float, float
 def table(args: argparse.Namespace) -> None:
     steps = pd.read_csv(args.results / STEPS)
     predictions = pd.read_csv(args.results / PREDICTIONS)
-    budgets = load_params(ROOT / "params.yaml").continual
+    budgets = load_params(args.root / "params.yaml").continual  # the budgets `run` ran under
     max_time_share = budgets.max_time_share
     bounds = {"memory_share": budgets.memory_fraction, "time_vs_full_retrain": max_time_share}
     out: dict[str, dict] = {}
@@ -295,7 +299,9 @@ def goals(frame: pd.DataFrame, shipped: dict, bounds: dict[str, float]) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["run", "table"])
-    parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument(
+        "--root", type=Path, default=ROOT, help="its params.yaml and (for run) its prepared splits"
+    )
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["default"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=ALL_METHODS)

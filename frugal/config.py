@@ -209,6 +209,7 @@ CONTINUAL_METHODS = (  # frugal/continual.py has a recipe for each
     "finetune",
     "ewc",
     "random_replay",
+    "balanced_replay",
     "fisher_replay",
     "ccfi",
     "mixed_replay",
@@ -261,6 +262,8 @@ class ContinualConfig(_Section):
     update_conflicts: ConflictPolicy
     update_dev_fraction: float = Field(gt=0, lt=1)
     update_test_fraction: float = Field(gt=0, lt=1)
+    # distillation's share of the loss, (1 − w)·CE + w·KD: auto = BiC's old ÷ all classes
+    distill_weight: Annotated[float, Field(ge=0, lt=1)] | Literal["auto"]
     fisher_texts: int = Field(ge=1)
     ewc_lambda: float = Field(gt=0)
     epochs: int = Field(ge=1)

@@ -25,9 +25,12 @@ ablation: which half helps). Step 0 (the initial domains) is trained once, the s
 Methods aimed at what CCFI misses (issue 19), each adding one part, so their differences are
 an ablation: `mixed_replay` keeps a memory that covers each class, not only its boundary
 (herding + Fisher: `frugal.exemplars`); `mixed_distill` also distils the old model's logits
-on every batch (LwF / iCaRL; weighted as BiC, from the share of old classes); and
+on every batch (LwF / iCaRL; weighted as BiC by default, from the share of old classes);
 `mixed_distill_head` also freezes the old classes' rows of the head, where most forgetting of
-a pretrained encoder's classifier happens (Zheng et al. 2023). Every method is a `Recipe`.
+a pretrained encoder's classifier happens (Zheng et al. 2023); and `balanced_replay` trains
+random replay with balanced softmax, against the bias toward whichever side, new data or
+memory, is larger (a large class arriving late outweighs every old class's memory). Every
+method is a `Recipe`.
 
 Pure: data frames and models in, models and numbers out; no Prefect, MLflow or files.
 """
@@ -62,7 +65,8 @@ class Recipe:
 
     memory: MemoryKind = "none"  # old exemplars kept per class and replayed (`frugal.exemplars`)
     penalty: Literal["none", "ewc", "dwc"] = "none"  # EWC: fixed λ; dwc: CCFI's dynamic λ
-    distill: bool = False  # match the old model's logits on every batch (weight: BiC's)
+    distill: bool = False  # match the old model's logits on every batch (continual.distill_weight)
+    balanced: bool = False  # balanced softmax: the update's class shares do not bias decisions
     protect_head: bool = False  # the old classes' rows of the head are not trained
     retrain: bool = False  # from the pretrained encoder on all data seen (the upper bound)
     adds: tuple[str, str] | None = None  # (the method it extends, the one part it adds)
@@ -77,6 +81,9 @@ RECIPES: dict[str, Recipe] = {
     "finetune": Recipe(),
     "ewc": Recipe(penalty="ewc"),
     "random_replay": Recipe(memory="random"),
+    "balanced_replay": Recipe(
+        memory="random", balanced=True, adds=("random_replay", "balanced softmax")
+    ),
     "fisher_replay": Recipe(memory="fisher", adds=("random_replay", "Fisher-chosen memory")),
     "ccfi": Recipe(memory="fisher", penalty="dwc", adds=("fisher_replay", "dynamic consolidation")),
     "mixed_replay": Recipe(memory="mixed", adds=("fisher_replay", "herding + Fisher memory")),
@@ -173,13 +180,16 @@ def train_on(
     progress: Callable[[int, int], None] = lambda *_: None,
     teacher: Classifier | None = None,
     protect_rows: int = 0,
+    balanced: bool = False,
 ) -> tuple[int, list[float]]:
     """Train `clf` in place on `data` for `cfg.epochs` (the shared loop, `frugal.loop`), with
     the consolidation penalty if given (dynamic λ: set at each epoch from the last); with a
-    `teacher` (the old model), distilled on its classes' logits at every batch, weighted as BiC
-    (Wu et al. 2019): (1 − w)·CE + w·KD, w = old classes / all classes, the share of what the
-    model knows that the update must keep; with `protect_rows`, the head's first rows (the old
-    classes) get no gradient. Returns the optimizer steps and the λ each step used."""
+    `teacher` (the old model), distilled on its classes' logits at every batch: (1 − w)·CE +
+    w·KD, w from `distill_weight`; with `protect_rows`, the head's first rows (the old classes)
+    get no gradient; `balanced`: balanced softmax (Ren et al. 2020), the cross-entropy of the
+    logits plus the log of each class's share of `data`, which trains the plain logits for
+    equal class shares (what the class-balanced average accuracy scores) however unequal the
+    new data and the memory are. Returns the optimizer steps and the λ each step used."""
     seed_everything(cfg.seed)
     model = clf.model
     index = {label: i for i, label in enumerate(clf.labels)}
@@ -192,11 +202,13 @@ def train_on(
     sums = {"cross_entropy": 0.0, "penalty": 0.0}  # over the current epoch
 
     known = len(teacher.labels) if teacher is not None else 0
-    kd_weight = known / len(clf.labels)
+    kd_weight = distill_weight(cfg, known, len(clf.labels))
+    counts = torch.bincount(targets, minlength=len(clf.labels)).clamp(min=1)
+    log_prior = torch.log(counts / counts.sum()) if balanced else torch.zeros(len(clf.labels))
 
     def loss_of(indices: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(**batch).logits
-        loss = torch.nn.functional.cross_entropy(logits, targets[indices])
+        loss = torch.nn.functional.cross_entropy(logits + log_prior, targets[indices])
         if teacher is not None:
             with torch.no_grad():
                 old = torch.log_softmax(teacher.model(**batch).logits / DISTILL_TEMPERATURE, -1)
@@ -250,6 +262,12 @@ def train_on(
             hook.remove()
     model.eval()
     return steps, lambdas
+
+
+def distill_weight(cfg: ContinualConfig, known: int, classes: int) -> float:
+    """w in (1 − w)·CE + w·KD: `continual.distill_weight`, or with `auto` BiC's (Wu et al.
+    2019): the share of the classes the update must keep, old ÷ all."""
+    return known / classes if cfg.distill_weight == "auto" else float(cfg.distill_weight)
 
 
 def train_initial(
@@ -307,6 +325,7 @@ def update(
         progress,
         teacher=old if recipe.distill else None,
         protect_rows=len(old.labels) if recipe.protect_head else 0,
+        balanced=recipe.balanced,
     )
     return UpdateResult(clf, time.perf_counter() - started, steps, len(data), lambdas)
 

@@ -18,6 +18,7 @@ from frugal.continual import (
     Consolidation,
     ablation,
     choose_shipped,
+    distill_weight,
     dynamic_lambda,
     expand_head,
     forgetting,
@@ -32,7 +33,7 @@ from frugal.domains import auto_steps, domain_steps
 from frugal.errors import DataError
 from frugal.exemplars import head_view, herding_order, select_exemplars
 from frugal.fisher import classifier_fisher_trace_scores
-from frugal.modeling import logits_of, new_classifier, token_batches
+from frugal.modeling import logits_of, new_classifier, predict_proba, token_batches
 
 
 def _cfg(**overrides) -> ContinualConfig:
@@ -51,6 +52,7 @@ def _cfg(**overrides) -> ContinualConfig:
         "update_conflicts": "majority",
         "update_dev_fraction": 0.1,
         "update_test_fraction": 0.2,
+        "distill_weight": "auto",
         "fisher_texts": 8,
         "ewc_lambda": 100.0,
         "epochs": 2,
@@ -334,6 +336,45 @@ def test_protected_head_rows_do_not_move_and_distillation_keeps_the_old_outputs(
         return float(torch.nn.functional.kl_div(now, old, log_target=True, reduction="batchmean"))
 
     assert drift(updated(teacher=clf)) < drift(free)
+
+
+def test_the_distillation_weight_is_bics_share_unless_set_and_zero_turns_it_off(
+    two_class, trec_sample
+):
+    assert distill_weight(_cfg(), known=5, classes=6) == pytest.approx(5 / 6)
+    assert distill_weight(_cfg(distill_weight=0.5), known=5, classes=6) == 0.5
+    with pytest.raises(ValueError):
+        _cfg(distill_weight=1.0)  # all distillation: the new class would get no gradient
+    clf, _, _ = two_class
+    new = trec_sample["pool"][trec_sample["pool"]["label"] == "LOC"].reset_index(drop=True)
+
+    def head_after(cfg, teacher):
+        student = expand_head(clf, [*clf.labels, "LOC"], 0)
+        train_on(student, new, cfg, teacher=teacher)
+        return student.model.classifier.weight
+
+    plain = head_after(_cfg(), None)
+    assert torch.allclose(head_after(_cfg(distill_weight=0.0), clf), plain, atol=1e-6)
+    assert not torch.allclose(head_after(_cfg(distill_weight=0.5), clf), plain, atol=1e-6)
+
+
+def test_balanced_softmax_keeps_a_large_new_class_from_taking_the_old_classes_questions(
+    two_class, trec_sample
+):
+    # given an update where the new class outnumbers each old class's memory many times over
+    clf, train, held = two_class
+    new = trec_sample["pool"][trec_sample["pool"]["label"] == "LOC"]
+    memory = train.groupby("label").head(3)
+    data = pd.concat([new, memory], ignore_index=True)
+    assert (data["label"] == "LOC").sum() >= 5 * (data["label"] == "DESC").sum()
+
+    def new_class_probability(balanced: bool) -> float:
+        student = expand_head(clf, [*clf.labels, "LOC"], 0)
+        train_on(student, data, _cfg(epochs=2), balanced=balanced)
+        return float(predict_proba(student, held["text"].tolist())[:, -1].mean())
+
+    # then the old classes' held-out questions lean less toward the new class
+    assert new_class_probability(balanced=True) < new_class_probability(balanced=False)
 
 
 def test_every_method_runs_every_step_and_keeps_its_memory_budget(trec_sample):
