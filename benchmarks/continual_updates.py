@@ -214,7 +214,7 @@ def table(args: argparse.Namespace) -> None:
         ]
         stats = frame.groupby("method", sort=False)[columns].agg(["mean", "std"])
         methods = {}
-        for method in stats.index:
+        for method in sorted(stats.index, key=METHODS.index):  # the recipes' order
             low, high = bootstrap_ci(
                 predictions[(predictions["config"] == config) & (predictions["method"] == method)]
             )
