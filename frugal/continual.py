@@ -203,12 +203,15 @@ def train_on(
 
     known = len(teacher.labels) if teacher is not None else 0
     kd_weight = distill_weight(cfg, known, len(clf.labels))
-    counts = torch.bincount(targets, minlength=len(clf.labels)).clamp(min=1)
-    log_prior = torch.log(counts / counts.sum()) if balanced else torch.zeros(len(clf.labels))
+    log_prior = None  # balanced softmax: each class's log share of `data`, added to the logits
+    if balanced:
+        counts = torch.bincount(targets, minlength=len(clf.labels)).clamp(min=1)
+        log_prior = torch.log(counts / counts.sum())
 
     def loss_of(indices: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = model(**batch).logits
-        loss = torch.nn.functional.cross_entropy(logits + log_prior, targets[indices])
+        shifted = logits if log_prior is None else logits + log_prior
+        loss = torch.nn.functional.cross_entropy(shifted, targets[indices])
         if teacher is not None:
             with torch.no_grad():
                 old = torch.log_softmax(teacher.model(**batch).logits / DISTILL_TEMPERATURE, -1)
