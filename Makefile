@@ -27,7 +27,8 @@ MLFLOW_PORT ?= 5000
 MLFLOW_STORE ?= $(CURDIR)/mlruns
 PREFECT_PORT ?= 4200
 
-.PHONY: setup browser run test test-fast lint ui prefect-ui clean
+.PHONY: setup browser run test test-fast lint ui prefect-ui clean \
+	bench-compress bench-sampling bench-continual bench-learning-curve bench-cold-run
 
 setup: $(VENV)/.installed
 
@@ -40,9 +41,31 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(UV) --no-deps -e .
 	touch $@
 
+# Ends with a few lines a person reads (labels, forecast, champion, continual, report path).
 run: setup
 	dvc repro
-	dvc metrics show
+	python -m frugal.summary
+
+# Research comparisons (benchmark configurations): one command each, results in
+# benchmarks/results/, nothing in the workspace's dvc.lock or outputs changed. Run them alone.
+# Every compression variant, by the same stages, in a clone sharing the DVC cache (needs `make run`).
+bench-compress: setup
+	rm -rf .bench/compress
+	python benchmarks/research.py compress
+# Every sampling strategy × seed on the proxy, past the default budget.
+bench-sampling: setup
+	python benchmarks/sampling_strategies.py
+# Every continual method, three domain configurations × three seeds (hours), then the table
+# whose dev-rule `choice` params.yaml's continual.methods names.
+bench-continual: setup
+	python benchmarks/continual_updates.py run --root . --configs default hum_last fine --seeds 13 14 15
+	python benchmarks/continual_updates.py table --root .
+# Learning-curve points with more seeds than the default run's.
+bench-learning-curve: setup
+	python benchmarks/trec_learning_curve.py --seeds 13 14 15
+# A fresh clone's `make setup` + `dvc repro --force`, per-stage seconds, then a no-op repro.
+bench-cold-run: setup
+	python benchmarks/cold_run.py
 
 # Both folders: tests/unit (what a plain `pytest` runs) and tests/e2e.
 test: setup browser

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+from stamp import provenance  # benchmarks/ is sys.path[0]
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "results" / "cold_run.json"
@@ -119,6 +120,7 @@ def main() -> None:
     compute = {name.replace("-", "_"): seconds for name, seconds in compute.items()}  # flow names
     stage_compute = sum(compute.get(s, 0.0) for s in stages)
     result = {
+        "provenance": provenance(),
         "setup_s": round(setup, 1),
         "run_s": round(total, 1),
         "noop_repro_s": round(noop, 1),

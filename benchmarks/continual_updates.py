@@ -256,7 +256,8 @@ def table(args: argparse.Namespace) -> None:
         frame = frame[frame["config"].isin(orders)]
         frame["seed"] = list(zip(frame["config"], frame["seed"], strict=True))
         out["both_orders"] = {
-            "goals": goals(frame, {k: all_shipped[k] for k in set(frame["seed"])}, bounds)
+            "goals": goals(frame, {k: all_shipped[k] for k in set(frame["seed"])}, bounds),
+            "choice": dev_rule_choice(out, orders),
         }
     print("\n## goals for the shipped method (mean over seeds)")
     print("| configuration | " + " | ".join(GOALS) + " |")
@@ -268,6 +269,20 @@ def table(args: argparse.Namespace) -> None:
         print(f"| {config} | " + " | ".join(cells) + " |")
     (args.results / OUTPUT).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.results / OUTPUT}")
+
+
+def dev_rule_choice(out: dict, orders: list[str]) -> str:
+    """The method the default run ships (params.yaml continual.methods): the one the dev rule
+    shipped most often over both domain orders' seeds; a tie goes to the higher mean dev
+    accuracy over the orders. Read from the results alone: test plays no part."""
+    shipped = [m for config in orders for m in out[config]["shipped_per_seed"].values()]
+
+    def dev(method: str) -> float:
+        return float(
+            np.mean([out[c]["methods"][method]["final_dev_average_accuracy_mean"] for c in orders])
+        )
+
+    return max(dict.fromkeys(shipped), key=lambda m: (shipped.count(m), dev(m)))
 
 
 def goals(frame: pd.DataFrame, shipped: dict, bounds: dict[str, float]) -> dict[str, dict]:

@@ -25,7 +25,7 @@ def frugal_pipeline(
     params_path: str = "params.yaml", overrides: dict | None = None, until: str = "report"
 ) -> object:
     """Every stage of dvc.yaml, in its order: source (fingerprint) → ingest → prepare → embed
-    → sample → learning_curve → forecast → train → compress → profile → evaluate, then
+    → sample → train → learning_curve → forecast → compress → profile → evaluate, then
     continual (domain updates) and the HTML report, under one MLflow parent run; `until`
     stops after that stage (as `dvc repro <stage>` does). Returns the last stage's result.
     Holds the repository's DVC lock: one pipeline run at a time.

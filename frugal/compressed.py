@@ -19,12 +19,18 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig
 
-from frugal.compress.qat import KERNEL_BITS
+from frugal.compress.qat import KERNEL_BITS, ORT_DYNAMIC
 from frugal.energy import FLOAT_BITS, WORKLOADS, DeviceProfile, WorkloadEnergy, model_energy
 from frugal.errors import FrugalError
 from frugal.export import export_onnx
 from frugal.files import write_json
-from frugal.modeling import META_FILE, Classifier, MeanPoolingClassifier, load_classifier
+from frugal.modeling import (
+    META_FILE,
+    Classifier,
+    MeanPoolingClassifier,
+    load_classifier,
+    save_classifier,
+)
 from frugal.quantize import INT_BITS, dequantize, pack_codes, symmetric_codes, unpack_codes
 from frugal.runtime import ONNX_FILE, check_plan, executed_widths, load_graph
 
@@ -46,7 +52,12 @@ def save_compressed(
     """Write `clf` with each weight in `bits` stored at its width (module docstring), and the
     ONNX graph that executes it. The weights must already hold their quantized values (after
     `distill` or `apply_bits`). `execution`: "int8" runs quantized linear layers with int8
-    activations; "float" keeps activations in float (weight-only)."""
+    activations; "float" keeps activations in float (weight-only); `ORT_DYNAMIC` saves `clf` as
+    a plain model folder whose graph ONNX Runtime's `quantize_dynamic` rewrote (no plan file:
+    its widths are read from the graph, like the base model's)."""
+    if execution == ORT_DYNAMIC:
+        _save_ort_dynamic(clf, Path(out_dir))
+        return
     if execution not in KERNEL_BITS:
         raise ValueError(f"execution must be one of {list(KERNEL_BITS)}, got {execution!r}")
     out_dir = Path(out_dir)
@@ -79,6 +90,16 @@ def save_compressed(
     }
     write_json(record, out_dir / PLAN_FILE)
     export_onnx(clf, bits, out_dir / ONNX_FILE, block_size, KERNEL_BITS[execution])
+
+
+def _save_ort_dynamic(clf: Classifier, out_dir: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    save_classifier(clf, out_dir)
+    float_graph = out_dir / "float.onnx"
+    (out_dir / ONNX_FILE).rename(float_graph)
+    quantize_dynamic(float_graph, out_dir / ONNX_FILE, weight_type=QuantType.QInt8)
+    float_graph.unlink()
 
 
 def _shrink_to(model: MeanPoolingClassifier, shapes: dict[str, list[int]]) -> None:

@@ -6,6 +6,7 @@ silent default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -195,6 +196,7 @@ class QatConfig(_Section):
 
 # The compressed variants `compress` can build (frugal/compress/variants.py has a recipe for each).
 VARIANTS = (
+    "ort_int8",
     "int8_ptq",
     "int4_weight_only",
     "size_guided",
@@ -250,7 +252,10 @@ class ContinualConfig(_Section):
     pool_data: Path
     dev_data: Path
     test_data: Path
-    steps: list[list[str]] | Literal["auto"] = Field(min_length=2)
+    # none: no simulated domain steps, the update (update_source) applies to train's model
+    steps: list[list[str]] | Literal["auto", "none"] = Field(min_length=2)
+    base_model: Path  # train's model: where an update starts when steps is none
+    old_data: Path  # train's labeled data: the old classes' data when steps is none
     methods: list[Literal[CONTINUAL_METHODS]] = Field(min_length=1)
     memory_fraction: float = Field(gt=0, le=1)
     typical_share: float = Field(ge=0, le=1)  # mixed memory: herded share, rest Fisher
@@ -284,19 +289,45 @@ class ContinualConfig(_Section):
     @field_validator("steps")
     @classmethod
     def _steps_add_classes(
-        cls, steps: list[list[str]] | Literal["auto"]
-    ) -> list[list[str]] | Literal["auto"]:
-        for index, classes in enumerate([] if steps == "auto" else steps):
+        cls, steps: list[list[str]] | Literal["auto", "none"]
+    ) -> list[list[str]] | Literal["auto", "none"]:
+        for index, classes in enumerate([] if isinstance(steps, str) else steps):
             if not classes:
                 raise ValueError(f"step {index} adds no class; every step names its classes")
         return steps
+
+
+AUTO_REGISTERED_MODEL = "auto"
 
 
 class TrackingConfig(_Section):
     tracking_uri: str
     artifact_root: Path
     experiment: str
-    registered_model: str
+    # The MLflow registered model: auto = named after the data (`registered_model_name`), so
+    # runs on two data sets never share a name, nor its `champion` alias; or a name of one's own.
+    registered_model: str = Field(default=AUTO_REGISTERED_MODEL, min_length=1)
+
+
+def registered_model_name(params: Params, continual: bool = False) -> str:
+    """The MLflow registered model the pipeline's models are versions of (tracking.
+    registered_model), or, with `continual`, the continual stage's (continual.registered_model).
+    `auto` names it after the data: `frugal-trec-coarse` / `frugal-trec-fine` for the packaged
+    TREC questions (ingest.trec_labels), `frugal-<file or folder name>` for one's own source
+    (`data/My Intents.csv` → `frugal-my-intents`); the continual stage's auto is the pipeline's
+    name and `-continual`. An explicit name is used as given."""
+    if continual:
+        name = params.continual.registered_model
+        return (
+            f"{registered_model_name(params)}-continual" if name == AUTO_REGISTERED_MODEL else name
+        )
+    if params.tracking.registered_model != AUTO_REGISTERED_MODEL:
+        return params.tracking.registered_model
+    ingest = params.ingest
+    if ingest.source == "trec":  # frugal.source.TREC_SOURCE (that module stays free of pydantic)
+        return f"frugal-trec-{ingest.trec_labels}"
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(ingest.source).stem.lower()).strip("-")
+    return f"frugal-{slug or 'data'}"
 
 
 class ReportConfig(_Section):

@@ -417,16 +417,21 @@ def run_continual(
     on_model: Callable[[str, int, Classifier], None] = lambda *_: None,
     log: Callable[[str], None] = lambda _: None,
     progress: Callable[[str, int, int], None] = lambda *_: None,
+    trained: Classifier | None = None,
 ) -> list[StepRecord]:
-    """Step 0 trains on `steps[0]` (shared by every method); each later step updates every
-    method's model with that step's data. `on_model(method, step, classifier)` sees every model
-    (step 0 as method "initial"); `progress(phase, done, total)` follows every training.
-    Every model is scored on `test` (reported) and `dev` (chosen on)."""
+    """Step 0 trains on `steps[0]` (shared by every method), or is `trained`, a model already
+    trained on it (the train stage's); each later step updates every method's model with that
+    step's data. `on_model(method, step, classifier)` sees every model (step 0 as method
+    "initial"); `progress(phase, done, total)` follows every training. Every model is scored on
+    `test` (reported) and `dev` (chosen on)."""
     torch.set_num_threads(cfg.threads)
-    log(f"step 0: training on {len(steps[0])} examples of {sorted(set(steps[0]['label']))}")
-    initial = train_initial(
-        steps[0], cfg, cfg.max_length, lambda done, total: progress("step 0", done, total)
-    )
+    if trained is None:
+        log(f"step 0: training on {len(steps[0])} examples of {sorted(set(steps[0]['label']))}")
+        initial = train_initial(
+            steps[0], cfg, cfg.max_length, lambda done, total: progress("step 0", done, total)
+        )
+    else:
+        initial = UpdateResult(trained, 0.0, 0, len(steps[0]))
     on_model("initial", 0, initial.classifier)
     accuracy0 = per_class_accuracy(initial.classifier, test)
     records = [

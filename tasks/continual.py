@@ -1,7 +1,13 @@
-"""Task of the continual stage: split the labeled pool into domains that arrive one step at a
-time, update a model with every method, and track each step's model in MLflow. The method
-chosen on dev (`frugal.continual.choose_shipped`) ships: its last-step model is
-continual.output_dir and the registered model's `current` version."""
+"""Task of the continual stage: new domains arrive, a model is updated with every method in
+continual.methods, and each step's model is tracked in MLflow. The method chosen on dev
+(`frugal.continual.choose_shipped`) ships: its last-step model is continual.output_dir and the
+registered model's `current` version.
+
+What arrives: with `continual.steps: none` (the default run), only the user's update file
+(continual.update_source), applied to train's model with train's labeled data as the old
+data; with no update file nothing arrives and train's model stays current. With simulated
+steps (`auto` or a list: the continual benchmark), the labeled pool split into domains that
+arrive one step at a time, step 0 trained from the pretrained encoder."""
 
 from __future__ import annotations
 
@@ -24,13 +30,17 @@ from frugal.continual import (
 from frugal.domains import domain_steps, update_splits
 from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
-from frugal.modeling import Classifier, save_classifier
+from frugal.modeling import Classifier, load_classifier, save_classifier
 from frugal.plots import plot_continual
 from orchestration import tracking
 from orchestration.progress import Bars
 from orchestration.tracking import Tracker
 
 CURRENT_ALIAS = "current"
+NO_UPDATE = (
+    "no update arrived (continual.update_source is null): train's model stays current; set "
+    "continual.update_source to a file of new-domain rows in continual.updates_dir"
+)
 
 
 @task(name="continual")
@@ -39,7 +49,10 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
     logger = get_run_logger()
     torch.set_num_threads(cfg.threads)
     pool = pd.read_parquet(cfg.pool_data)
-    steps = domain_steps(pool, cfg.steps)
+    if cfg.steps == "none":  # the update starts from train's model; its labels are the old data
+        steps, trained = [pd.read_parquet(cfg.old_data)], load_classifier(cfg.base_model)
+    else:  # simulated domains: step 0 is trained here
+        steps, trained = domain_steps(pool, cfg.steps), None
     test = pd.read_parquet(cfg.test_data)
     dev = pd.read_parquet(cfg.dev_data)
     if cfg.update_source is not None:  # the user's new-domain rows arrive last
@@ -86,13 +99,15 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
                 f"dvc.md5.step_{step}": data_md5(step_files[step]),
             },
         )
-        tracker.register(run_id, model_dir, cfg.registered_model)
+        tracker.register(run_id, model_dir, continual=True)
         run_ids[(method, step)] = run_id
         if step != last:
             shutil.rmtree(model_dir)
 
     with Bars() as bars:
-        records = run_continual(steps, dev, test, cfg, on_model, log=logger.info, progress=bars)
+        records = run_continual(
+            steps, dev, test, cfg, on_model, log=logger.info, progress=bars, trained=trained
+        )
 
     c = tracker.client
     for record in records:
@@ -111,12 +126,15 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
 
     table = pd.DataFrame([r.row() for r in records])
     summary = summarize_methods(table)
-    shipped, reason = choose_shipped(summary, cfg.max_time_share)
+    if last == 0:
+        shipped, reason = "initial", NO_UPDATE
+    else:
+        shipped, reason = choose_shipped(summary, cfg.max_time_share)
     logger.info("shipped: %s", reason)
     shutil.rmtree(cfg.output_dir, ignore_errors=True)
     (staging / f"{shipped}_step{last}").rename(cfg.output_dir)
     shutil.rmtree(staging, ignore_errors=True)
-    tracker.set_alias(run_ids[(shipped, last)], CURRENT_ALIAS, cfg.registered_model)
+    tracker.set_alias(run_ids[(shipped, last)], CURRENT_ALIAS, continual=True)
 
     for path in (cfg.report, cfg.steps_report, cfg.plot):
         path.parent.mkdir(parents=True, exist_ok=True)

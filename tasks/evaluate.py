@@ -1,7 +1,8 @@
 """Task of the evaluate stage: every model as it serves (model.onnx on ONNX Runtime) on the dev
 split (where the champion is chosen) and the test split (reported only), its differences to the
 baseline with bootstrap intervals, and the profile stage's modeled energy and measured CPU
-figures side by side (reports/metrics.json)."""
+figures side by side (reports/metrics.json). Each model's registered version gets the tags and
+the one-line description that tell it apart in the MLflow UI: here all its figures are known."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from frugal.plots import plot_pareto
 from frugal.runtime import OnnxClassifier
 from orchestration import tracking
 from orchestration.tracking import Tracker
+
+# The workload of a registered version's description: one request per utterance.
+DESCRIBED_WORKLOAD = "batch"
 
 
 @task(name="evaluate")
@@ -93,6 +97,10 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
             c.log_metric(run_id, f"test_accuracy_vs_baseline.{key}", value)
         c.log_dict(run_id, metrics, "evaluation/metrics.json")
         c.log_artifact(run_id, str(cfg.plots_dir / f"confusion_{name}.png"), "evaluation")
+    raw_md5 = c.get_run(tracker.parent_run_id).data.tags["dvc.md5.raw"]
+    for name, metrics in report.items():
+        tags, description = version_summary_of(name, metrics, profile[name], raw_md5, cfg)
+        tracker.describe_versions(run_ids[name], tags, description)
     if comparison.champion is not None:
         tracker.set_alias(run_ids[comparison.champion], tracking.CHAMPION_ALIAS)
     plot_pareto(comparison.points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
@@ -106,6 +114,24 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
         c.log_metric(tracker.parent_run_id, f"{name}.test_accuracy", metrics["accuracy"])
         c.log_metric(tracker.parent_run_id, f"{name}.test_macro_f1", metrics["macro_f1"])
     return cfg.output
+
+
+def version_summary_of(
+    name: str, metrics: dict, profiled: dict, raw_md5: str, cfg: EvaluateConfig
+) -> tuple[dict[str, str], str]:
+    """`tracking.version_summary` of one model: its accuracies, and its modeled energy on the
+    champion's profile, batch workload (else the first profiled)."""
+    by_workload = profiled["modeled"]["uj_per_utterance"][cfg.champion_profile]
+    workload = DESCRIBED_WORKLOAD if DESCRIBED_WORKLOAD in by_workload else next(iter(by_workload))
+    return tracking.version_summary(
+        name,
+        raw_md5,
+        dev_accuracy=metrics["dev_accuracy"],
+        test_accuracy=metrics["accuracy"],
+        modeled_uj=by_workload[workload],
+        profile=cfg.champion_profile,
+        workload=workload,
+    )
 
 
 def _read_profile(path: Path) -> dict:

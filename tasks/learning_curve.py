@@ -1,15 +1,17 @@
 """Task of the learning_curve stage: the fine-tuned model's learning curve (expensive: one
-fine-tuning per point)."""
+fine-tuning per point, but the whole set's point at train.seed is the train stage's model)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
 
 from frugal.config import Params
-from frugal.training import learning_curve_points
+from frugal.modeling import load_classifier
+from frugal.training import Trained, learning_curve_points
 from orchestration.progress import Bars
 
 
@@ -22,6 +24,13 @@ def learning_curve_task(params: Params) -> Path:
     dev = pd.read_parquet(params.train.dev_data)
     evaluation = pd.read_parquet(cfg.eval_data)
 
+    history = json.loads(params.train.history.read_text(encoding="utf-8"))
+    trained = Trained(
+        load_classifier(params.train.output_dir),
+        params.train.seed,
+        history["steps"],
+        history["train_seconds"],
+    )
     total = len(cfg.fractions) * len(cfg.seeds)
     done = [0]
 
@@ -47,6 +56,7 @@ def learning_curve_task(params: Params) -> Path:
             params.train,
             progress,
             order=cfg.order,
+            trained=trained,
         )
     cfg.points.parent.mkdir(parents=True, exist_ok=True)
     points.round(6).to_csv(cfg.points, index=False)

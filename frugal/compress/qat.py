@@ -27,6 +27,8 @@ from frugal.quantize import fake_quantize, quantize_activations, ste
 # Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
 # ("float") execution multiplies in float.
 KERNEL_BITS = {"int8": 8, "float": FLOAT_BITS}
+# the ort_int8 anchor: the float graph rewritten by ONNX Runtime's quantize_dynamic
+ORT_DYNAMIC = "ort_dynamic"
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from frugal.compress.planner import (
     workload_costs,
 )
 from frugal.compress.pruning import choose_structure, prune_structure
-from frugal.compress.qat import KERNEL_BITS, accuracy, apply_bits, distill
+from frugal.compress.qat import KERNEL_BITS, ORT_DYNAMIC, accuracy, apply_bits, distill
 from frugal.config import CompressConfig
 from frugal.energy import DeviceProfile, TensorCost, reserve, with_bits
 from frugal.modeling import Classifier
@@ -35,7 +35,7 @@ class Variant:
     name: str
     classifier: Classifier
     bits: dict[str, int]
-    execution: str  # "int8" kernels, or "float" (weight-only quantization)
+    execution: str  # "int8" kernels, "float" (weight-only quantization), or ORT_DYNAMIC
     plan: dict  # how it was chosen, predicted loss, modeled relative energy, bytes
 
 
@@ -137,6 +137,14 @@ def _uniform(job: VariantJob, width: int, execution: str, how: str) -> Variant:
     bits = {n: width for n in job.analysis.tensors}
     apply_bits(job.clf.model, bits, job.cfg.block_size)
     return Variant(job.name, job.clf, bits, execution, job.describe(bits, how, execution))
+
+
+def ort_int8(job: VariantJob) -> Variant:
+    """The anchor a user would pick instead: ONNX Runtime's one-line dynamic int8
+    (`quantize_dynamic`, its defaults) of the base model's float graph, applied when saved
+    (`frugal.compressed.save_compressed`). Priced, like every model, from the graph it serves."""
+    how = "onnxruntime.quantization.quantize_dynamic(weight_type=QInt8), its defaults"
+    return Variant(job.name, job.clf, {}, ORT_DYNAMIC, {"how": how, "profile": job.profile.name})
 
 
 def int8_ptq(job: VariantJob) -> Variant:
@@ -252,6 +260,7 @@ def size_target(job: VariantJob) -> Variant:
 
 # Every variant `compress.variants` may name (frugal.config.VARIANTS), in the same order.
 RECIPES: dict[str, Callable[[VariantJob], Variant]] = {
+    "ort_int8": ort_int8,
     "int8_ptq": int8_ptq,
     "int4_weight_only": int4_weight_only,
     "size_guided": size_guided,

@@ -18,9 +18,10 @@ from tests.conftest import ROOT
 
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
 
-# Tiny settings for end-to-end runs: a few hundred real questions, a few dozen steps.
+# Tiny settings for end-to-end runs: a few hundred real questions, a few dozen steps. The data
+# is set here, not taken from params.yaml: a user's own ingest.source leaves these tests as they are.
 TINY_OVERRIDES = {
-    "ingest": {"max_rows": 240},
+    "ingest": {"source": "trec", "trec_labels": "coarse", "max_rows": 240},
     "prepare": {"dev_fraction": 0.15, "test_fraction": 0.25},
     "sample": {
         "initial_size": 12,
@@ -33,7 +34,14 @@ TINY_OVERRIDES = {
     "train": {"max_steps": 30, "min_steps": 0, "epochs": 4, "batch_size": 16},
     "energy": {"max_requests": 12, "latency_requests": 12},
     "compress": {
-        "variants": ["int8_ptq", "energy_ptq", "energy_qat", "structured_pruning", "size_target"],
+        "variants": [
+            "ort_int8",
+            "int8_ptq",
+            "energy_ptq",
+            "energy_qat",
+            "structured_pruning",
+            "size_target",
+        ],
         "fisher_texts": 8,
         "sensitivity_texts": 16,
         "workload_texts": 8,
@@ -53,7 +61,9 @@ TINY_OVERRIDES = {
         "epochs": 1,
         "batch_size": 16,
         "fisher_texts": 8,
+        "registered_model": "auto",
     },
+    "tracking": {"registered_model": "auto"},  # named after the data
 }
 
 
@@ -95,6 +105,13 @@ def make_repo_copy(dest: Path, overrides: dict) -> Path:
     ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+def registered_model(repo: Path, continual: bool = False) -> str:
+    """The MLflow registered model a copy of the repository registers its models under."""
+    from frugal.config import load_params, registered_model_name
+
+    return registered_model_name(load_params(repo / "params.yaml"), continual)
 
 
 def project_env(repo: Path) -> dict[str, str]:

@@ -16,11 +16,12 @@ from tests.e2e.conftest import project_env
 WEATHER = [f"will it rain or snow in town number {i} on sunday" for i in range(20)]
 
 
-def _stage(repo, tmp_path, update: str) -> subprocess.CompletedProcess:
+def _stage(repo, tmp_path, update: str | None, **continual) -> subprocess.CompletedProcess:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["continual"].update(
         update_source=update,
         methods=["finetune", "random_replay"],
+        **continual,
         data_dir=str(tmp_path / "continual"),
         output_dir=str(tmp_path / "models" / "continual"),
         report=str(tmp_path / "continual.json"),
@@ -68,3 +69,38 @@ def test_a_users_update_file_arrives_last_and_a_bad_one_is_refused(tiny_pipeline
         )
     finally:
         update.unlink(missing_ok=True)
+
+
+def test_by_default_an_update_starts_from_trains_model_and_no_update_keeps_it(
+    tiny_pipeline, tmp_path
+):
+    repo = tiny_pipeline.repo
+    base = json.loads((repo / "models" / "base" / "frugal.json").read_text())
+    update = repo / "data" / "updates" / "weather.csv"
+    try:
+        # given the default run's setting (no simulated domains) and a file of a new class
+        update.write_text("text,label\n" + "".join(f"{t},WEATHER\n" for t in WEATHER))
+        # when the continual stage runs with it and the one method the default names
+        result = _stage(
+            repo, tmp_path, "data/updates/weather.csv", steps="none", methods=["balanced_replay"]
+        )
+        # then train's model was updated (no step 0 training): its classes, then the new one
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads((tmp_path / "continual.json").read_text())
+        assert report["steps"] == [sorted(base["labels"]), ["WEATHER"]]
+        initial = next(r for r in report["records"] if r["method"] == "initial")
+        assert initial["seconds"] == 0.0  # train's model, not trained again
+        assert report["shipped"]["method"] == "balanced_replay"
+        shipped = json.loads((tmp_path / "models" / "continual" / "frugal.json").read_text())
+        assert shipped["labels"] == base["labels"] + ["WEATHER"]
+    finally:
+        update.unlink(missing_ok=True)
+
+    # given no update file, when the stage runs, then train's model stays current, said so
+    result = _stage(repo, tmp_path / "none", None, steps="none", methods=["balanced_replay"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "none" / "continual.json").read_text())
+    assert report["shipped"]["method"] == "initial"
+    assert "no update arrived" in report["shipped"]["why"]
+    kept = (tmp_path / "none" / "models" / "continual" / "model.safetensors").read_bytes()
+    assert kept == (repo / "models" / "base" / "model.safetensors").read_bytes()

@@ -111,7 +111,13 @@ def test_forecast_runs_as_a_module(tmp_path):
 
 
 def test_the_source_stage_command_writes_the_fingerprint(tmp_path):
-    out = tmp_path / "source.json"
-    subprocess.run([sys.executable, "-m", "frugal.source", "--out", str(out)], cwd=ROOT, check=True)
+    # the default data, set here: the repository's params.yaml may name a user's own file
     ingest = {**yaml.safe_load((ROOT / "params.yaml").read_text())["ingest"], "source": "trec"}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"ingest": ingest}))
+    out = tmp_path / "source.json"
+    subprocess.run(
+        [sys.executable, "-m", "frugal.source", "--params", str(params), "--out", str(out)],
+        cwd=ROOT, check=True,
+    )  # fmt: skip
     assert json.loads(out.read_text()) == json.loads(json.dumps(fingerprint(ingest)))

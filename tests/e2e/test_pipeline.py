@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from tests.e2e.conftest import TINY_OVERRIDES, project_env
+from tests.e2e.conftest import TINY_OVERRIDES, project_env, registered_model
 
 
 def _run(cmd: list[str], repo: Path, **kw) -> subprocess.CompletedProcess:
@@ -102,14 +102,22 @@ def test_profile_and_evaluate_report_energy_latency_and_the_baseline_difference(
 
 
 def test_compress_writes_every_variant_smaller_and_evaluate_picks_a_champion(repo):
+    import onnx
+
     compress = json.loads((repo / "reports/compress.json").read_text())
-    variants = {"int8_ptq", "energy_ptq", "energy_qat", "structured_pruning", "size_target"}
+    variants = {
+        "ort_int8", "int8_ptq", "energy_ptq", "energy_qat", "structured_pruning", "size_target"
+    }  # fmt: skip
     assert set(compress["variants"]) == variants
     assert set(compress["sensitivity_agreement"]) >= {"fisher_vs_kl"}
     # sizes of what serves: the ONNX graphs
     base_bytes = (repo / "models/base/model.onnx").stat().st_size
     int8_bytes = (repo / "models/compressed/int8_ptq/model.onnx").stat().st_size
     assert int8_bytes < 0.3 * base_bytes  # 8-bit codes really stored
+    anchor = repo / "models/compressed/ort_int8"  # ONNX Runtime's quantize_dynamic: no plan
+    assert not (anchor / "compression.json").exists()
+    ops = {node.op_type for node in onnx.load(anchor / "model.onnx").graph.node}
+    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= ops or "DynamicQuantizeMatMul" in ops
     structured = repo / "models/compressed/structured_pruning"
     assert (structured / "model.onnx").stat().st_size < int8_bytes
     plan = json.loads((structured / "compression.json").read_text())
@@ -210,7 +218,7 @@ def test_champion_serves_from_the_registry_through_onnx_runtime_in_a_fresh_proce
     code = (
         "import sys, mlflow, pandas as pd\n"
         f"mlflow.set_tracking_uri('sqlite:///{repo / 'mlruns/mlflow.db'}')\n"
-        "m = mlflow.pyfunc.load_model('models:/frugal-intent@champion')\n"
+        f"m = mlflow.pyfunc.load_model('models:/{registered_model(repo)}@champion')\n"
         "print(m.predict(pd.DataFrame({'text': ['Who wrote Hamlet ?']}))['label'][0])\n"
         "print('torch' in sys.modules, 'onnxruntime' in sys.modules)\n"
     )
@@ -318,8 +326,17 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
 
     uri = f"sqlite:///{repo / 'mlruns/mlflow.db'}"
     client = MlflowClient(uri, uri)
-    versions = client.search_model_versions("name = 'frugal-intent'")
-    assert len(versions) == 6  # the base model and five compressed variants
+    registered = registered_model(repo)
+    assert registered == "frugal-trec-coarse"  # named after the data: TREC, coarse labels
+    versions = client.search_model_versions(f"name = '{registered}'")
+    assert len(versions) == 7  # the base model and six compressed variants
+    # each tells what it is: its variant, data, accuracies and modeled energy (evaluate's)
+    for version in versions:
+        variant = version.tags["frugal.variant"]
+        assert version.description.startswith(f"{variant}: "), version.description
+        assert "µJ/utterance modeled (phone, batch)" in version.description
+        assert {"dvc.md5.raw", "dev_accuracy", "test_accuracy"} <= set(version.tags)
+        assert "modeled_uj_per_utterance.phone.batch" in version.tags
     by_stage = {client.get_run(v.run_id).data.tags["frugal.stage"]: v for v in versions}
     assert set(by_stage) == {"train", "compress"}
     run = client.get_run(by_stage["train"].run_id)
@@ -353,7 +370,7 @@ def test_model_is_tracked_and_registered_in_mlflow(repo):
     champion = [name for name, m in metrics.items() if m["champion"]]
     assert champion
     if champion:
-        version = client.get_model_version_by_alias("frugal-intent", "champion")
+        version = client.get_model_version_by_alias(registered, "champion")
         tags = client.get_run(version.run_id).data.tags
         expected = "base" if champion == ["base"] else champion[0]
         assert tags.get("frugal.variant", "base") == expected
@@ -382,7 +399,7 @@ def test_registered_model_loads_and_predicts_through_mlflow(repo):
     import pandas as pd
 
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlruns/mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/frugal-intent/1")
+    model = mlflow.pyfunc.load_model(f"models:/{registered_model(repo)}/1")
     questions = pd.DataFrame({"text": ["Who wrote Hamlet ?", "How far is the Moon ?"]})
     predicted = model.predict(questions)
     labels = {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}
@@ -455,7 +472,8 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
 
     uri = f"sqlite:///{repo / 'mlruns/mlflow.db'}"
     client = MlflowClient(uri, uri)
-    versions = client.search_model_versions("name = 'frugal-intent-continual'")
+    name = registered_model(repo, continual=True)
+    versions = client.search_model_versions(f"name = '{name}'")
     assert len(versions) == 1 + 2 * len(methods)  # every step's model of every method
     # `current` and models/continual follow the dev rule: the best dev average accuracy after
     # the last step among the methods within the memory and time budget (none within the time
@@ -471,7 +489,7 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
         assert shipped == max(eligible, key=eligible.get)
     else:
         assert shipped == min(in_memory, key=lambda m: in_memory[m]["time_vs_full_retrain"])
-    current = client.get_model_version_by_alias("frugal-intent-continual", "current")
+    current = client.get_model_version_by_alias(name, "current")
     run = client.get_run(current.run_id)
     assert run.data.tags["frugal.continual.method"] == shipped
     assert run.data.tags["frugal.continual.step"] == "2"

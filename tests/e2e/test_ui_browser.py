@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import free_port, project_env
+from tests.e2e.conftest import free_port, project_env, registered_model
 
 CHROMIUM = shutil.which("chromium")
 
@@ -102,8 +102,9 @@ def test_mlflow_ui_shows_the_registered_model_and_its_champion(tiny_pipeline, tm
     try:
         _wait(f"http://127.0.0.1:{port}/health", server, tmp_path / "mlflow.log")
         assert _listen_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
-        page = _page_text(f"http://127.0.0.1:{port}/#/models/frugal-intent")
-        assert "frugal-intent" in page and "champion" in page, page[:2000]
+        name = registered_model(repo)
+        page = _page_text(f"http://127.0.0.1:{port}/#/models/{name}")
+        assert name in page and "champion" in page, page[:2000]
         # server mode: a tracking call through the server lands in the project's store
         from mlflow.tracking import MlflowClient
 

@@ -1,4 +1,5 @@
-"""params.yaml schema: strict, frozen, errors that name the key and the file."""
+"""params.yaml schema: strict, frozen, errors that name the key and the file. The repository's
+params.yaml is the starting point, whatever its data: a test that needs a value sets it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pydantic
 import pytest
 import yaml
 
-from frugal.config import Params, load_params
+from frugal.config import Params, load_params, registered_model_name
 from frugal.errors import ParamsError
+from frugal.source import fingerprint
 from tests.conftest import ROOT
 
 PARAMS = ROOT / "params.yaml"
@@ -29,8 +31,49 @@ def _write(tmp_path: Path, raw: dict[str, Any]) -> Path:
 def test_repository_params_are_valid() -> None:
     params = load_params(PARAMS)
     assert isinstance(params, Params)
-    assert params.ingest.source == "trec"
     assert params.prepare.dev_fraction + params.prepare.test_fraction < 0.8
+
+
+def test_a_users_own_source_validates_and_names_what_the_pipeline_registers(tmp_path) -> None:
+    # given params.yaml pointed at a user's own CSV, with its own column names, as the README says
+    data = tmp_path / "My Intents.csv"
+    data.write_text("utterance,intent\nturn on the lights,lights_on\nwhat time is it,time\n")
+    raw = _raw()
+    raw["ingest"].update(source=str(data), text_column="utterance", label_column="intent")
+    raw["tracking"]["registered_model"] = "auto"
+    raw["continual"]["registered_model"] = "auto"
+    # when it is loaded
+    params = load_params(_write(tmp_path, raw))
+    # then it validates, the source stage fingerprints that file, and the registered models
+    # are named after it, not after TREC
+    assert params.ingest.source == str(data) and params.ingest.text_column == "utterance"
+    assert list(fingerprint(raw["ingest"])["files"]) == ["My Intents.csv"]
+    assert registered_model_name(params) == "frugal-my-intents"
+    assert registered_model_name(params, continual=True) == "frugal-my-intents-continual"
+
+
+def test_the_registered_model_is_named_after_the_data_unless_named(tmp_path) -> None:
+    def names(tracking: str, continual: str, **ingest: str) -> tuple[str, str]:
+        raw = _raw()
+        raw["ingest"].update(ingest)
+        raw["tracking"]["registered_model"] = tracking
+        raw["continual"]["registered_model"] = continual
+        params = load_params(_write(tmp_path, raw))
+        return registered_model_name(params), registered_model_name(params, continual=True)
+
+    trec = {"source": "trec", "trec_labels": "coarse"}
+    assert names("auto", "auto", **trec) == ("frugal-trec-coarse", "frugal-trec-coarse-continual")
+    assert names("auto", "auto", source="trec", trec_labels="fine")[0] == "frugal-trec-fine"
+    assert names("auto", "auto", source="data/hf_intents/")[0] == "frugal-hf-intents"  # a folder
+    assert names("intents", "auto", **trec) == ("intents", "intents-continual")
+    assert names("intents", "updates", **trec) == ("intents", "updates")
+
+
+def test_the_registered_model_defaults_to_auto(tmp_path) -> None:
+    raw = _raw()
+    del raw["tracking"]["registered_model"]
+    raw["ingest"].update(source="trec", trec_labels="coarse")
+    assert registered_model_name(load_params(_write(tmp_path, raw))) == "frugal-trec-coarse"
 
 
 def test_unknown_key_names_the_key_and_the_file(tmp_path: Path) -> None:
@@ -101,7 +144,9 @@ def test_planning_for_a_workload_profile_does_not_price_is_refused(tmp_path: Pat
 
 def test_auto_settings_and_their_alternatives_validate(tmp_path: Path) -> None:
     raw = _raw()
-    assert raw["continual"]["steps"] == "auto" and raw["train"]["max_length"] == "auto"
+    raw["continual"]["steps"], raw["train"]["max_length"] = "auto", "auto"
+    params = load_params(_write(tmp_path, raw))
+    assert params.continual.steps == "auto" and params.train.max_length == "auto"
     raw["continual"]["steps"] = [["a", "b"], ["c"]]
     raw["train"]["max_length"] = 64
     params = load_params(_write(tmp_path, raw))

@@ -64,6 +64,8 @@ def _cfg(**overrides) -> ContinualConfig:
         "threads": 1,  # unit configs: one thread (tests/unit/conftest.py)
         "seed": 0,
         "data_dir": "d",
+        "base_model": "b",
+        "old_data": "l.parquet",
         "output_dir": "o",
         "registered_model": "m",
         "report": "r.json",
@@ -398,3 +400,26 @@ def test_every_method_runs_every_step_and_keeps_its_memory_budget(trec_sample):
             assert record.memory_examples == 0, method
         else:
             assert 0 < record.memory_examples <= 0.2 * len(seen) + 3, method  # ≥ 1 per class
+
+
+def test_an_update_from_a_trained_model_starts_from_it_without_training_step_0(
+    two_class, trec_sample
+):
+    # given a model already trained on the old classes (as train's is) and a new domain
+    clf, old, _ = two_class
+    before = {k: v.clone() for k, v in clf.model.state_dict().items()}
+    new = trec_sample["pool"][trec_sample["pool"]["label"] == "LOC"].reset_index(drop=True)
+    cfg = _cfg(methods=["balanced_replay"], epochs=1)
+    # when the update runs from it
+    records = run_continual([old, new], trec_sample["dev"], trec_sample["test"], cfg, trained=clf)
+    # then step 0 is that model, untrained again (no seconds, its weights as they were), and
+    # the update learned the new class on top of it
+    initial = records[0]
+    assert (initial.method, initial.seconds, initial.classes) == ("initial", 0.0, clf.labels)
+    assert all(torch.equal(before[k], v) for k, v in clf.model.state_dict().items())
+    assert records[-1].classes == ["DESC", "HUM", "LOC"]
+    # and with nothing arriving, only the model as it is is scored
+    assert [
+        r.method
+        for r in run_continual([old], trec_sample["dev"], trec_sample["test"], cfg, trained=clf)
+    ] == ["initial"]

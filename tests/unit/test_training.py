@@ -37,7 +37,7 @@ def trained(trec_sample, train_cfg):
 
 
 def test_planned_steps_has_a_floor_and_a_cap():
-    cfg = load_params(ROOT / "params.yaml").train
+    cfg = load_params(ROOT / "params.yaml", {"train": {"batch_size": 32}}).train
     # 100 examples at batch 32 = 4 steps/epoch: the floor lifts them to min_steps
     assert planned_steps(100, cfg) == max(cfg.min_steps, 4 * cfg.epochs)
     capped = cfg.model_copy(update={"max_steps": 7})

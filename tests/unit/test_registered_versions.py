@@ -1,0 +1,108 @@
+"""The MLflow registry tells versions apart: each registered version carries its variant, the
+data it was trained on, its dev and test accuracy and its modeled energy as tags, and a
+one-line description; versions register under a name derived from the data. MLflow runs on a
+temporary SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frugal.config import load_params
+from orchestration.tracking import CHAMPION_ALIAS, Tracker, parent_run, version_summary
+from tasks.evaluate import version_summary_of
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory: pytest.TempPathFactory) -> Tracker:
+    """A pipeline execution's tracker on the default data (TREC, coarse labels) and the
+    derived registered model's name, logging to a temporary SQLite store."""
+    tmp = tmp_path_factory.mktemp("mlflow")
+    raw = tmp / "raw.parquet"
+    raw.write_bytes(b"the raw data")
+    params = load_params(
+        ROOT / "params.yaml",
+        {
+            "ingest": {"source": "trec", "trec_labels": "coarse", "output": str(raw)},
+            "tracking": {
+                "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
+                "artifact_root": str(tmp / "artifacts"),
+                "registered_model": "auto",
+            },
+            "continual": {"registered_model": "auto"},
+        },
+    )
+    return Tracker(params, parent_run(params, "raw-md5"))
+
+
+def _model_dir(folder: Path, name: str) -> Path:
+    """A model folder as the registry sees it: the served files (their bytes are not read)."""
+    model_dir = folder / name
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.onnx").write_bytes(name.encode())
+    (model_dir / "frugal.json").write_text("{}")
+    return model_dir
+
+
+def test_the_description_reads_as_one_line_of_figures():
+    tags, description = version_summary(
+        "energy_ptq", "abc", 0.9333, 0.9091, 1171.2, "phone", "batch"
+    )
+    assert description == (
+        "energy_ptq: 90.9% test, 1,171 µJ/utterance modeled (phone, batch), dev 93.3%"
+    )
+    assert tags == {
+        "frugal.variant": "energy_ptq",
+        "dvc.md5.raw": "abc",
+        "dev_accuracy": "0.9333",
+        "test_accuracy": "0.9091",
+        "modeled_uj_per_utterance.phone.batch": "1171.2",
+    }
+
+
+def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_path):
+    # given the base model and a compressed variant registered as train and compress do
+    client, params = tracker.client, tracker.params
+    run_ids = {}
+    for variant in ("base", "energy_ptq"):
+        model_dir = _model_dir(tmp_path, variant)
+        run_ids[variant] = tracker.model_run(model_dir, "train")
+        tracker.register(run_ids[variant], model_dir)
+    # when evaluate describes them from its figures (as in reports/metrics.json, profile.json)
+    figures = {"base": (0.941, 0.932, 7273.0), "energy_ptq": (0.933, 0.909, 1171.2)}
+    cfg = params.evaluate.model_copy(update={"champion_profile": "phone"})
+    described = {}
+    for variant, (dev, test, uj) in figures.items():
+        metrics = {"dev_accuracy": dev, "accuracy": test}
+        profiled = {"modeled": {"uj_per_utterance": {"phone": {"batch": uj, "streaming": 9 * uj}}}}
+        tags, description = version_summary_of(variant, metrics, profiled, "raw-md5", cfg)
+        described[variant] = tracker.describe_versions(run_ids[variant], tags, description)
+    assert described == {"base": ["1"], "energy_ptq": ["2"]}
+    tracker.set_alias(run_ids["energy_ptq"], CHAMPION_ALIAS)
+    # then the registered model is named after the data, and each version tells what it is
+    name = "frugal-trec-coarse"
+    assert tracker.registered_model() == name
+    base, champion = client.get_model_version(name, "1"), client.get_model_version(name, "2")
+    assert base.tags["frugal.variant"] == "base" and base.tags["test_accuracy"] == "0.9320"
+    assert champion.tags == {
+        "frugal.variant": "energy_ptq",
+        "dvc.md5.raw": "raw-md5",
+        "dev_accuracy": "0.9330",
+        "test_accuracy": "0.9090",
+        "modeled_uj_per_utterance.phone.batch": "1171.2",
+    }
+    assert champion.description == (
+        "energy_ptq: 90.9% test, 1,171 µJ/utterance modeled (phone, batch), dev 93.3%"
+    )
+    assert str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version) == "2"
+
+
+def test_the_continual_stage_registers_under_its_own_derived_name(tracker, tmp_path):
+    model_dir = _model_dir(tmp_path, "continual")
+    run_id = tracker.nested_run("continual-finetune-step1", {"frugal.stage": "continual"})
+    version = tracker.register(run_id, model_dir, continual=True)
+    tracker.set_alias(run_id, "current", continual=True)
+    name = "frugal-trec-coarse-continual"
+    assert str(tracker.client.get_model_version_by_alias(name, "current").version) == version
