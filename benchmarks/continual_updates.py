@@ -45,6 +45,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal.config import load_params  # noqa: E402
 from frugal.continual import (  # noqa: E402
     METHODS,
@@ -267,6 +269,7 @@ def table(args: argparse.Namespace) -> None:
             f"{g['value']:.3f} {'met' if g['met'] else 'missed'}" for g in entry["goals"].values()
         )
         print(f"| {config} | " + " | ".join(cells) + " |")
+    out["provenance"] = provenance()
     (args.results / OUTPUT).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.results / OUTPUT}")
 

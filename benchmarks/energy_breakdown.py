@@ -21,6 +21,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal import energy  # noqa: E402
 from frugal.compressed import model_energy_of  # noqa: E402
 from frugal.config import load_params  # noqa: E402
@@ -86,6 +88,7 @@ def main() -> None:
                 "modeled": rows,
                 "measured": measured.as_dict(),
                 "profiles": {p.name: p.source for p in profiles},
+                "provenance": provenance(),
             },
             indent=2,
         )

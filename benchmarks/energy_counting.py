@@ -30,6 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal.config import load_params  # noqa: E402
 from frugal.energy import (  # noqa: E402
     ModuleCounts,
@@ -182,6 +184,7 @@ def main() -> None:
     if not all(r["counts_identical"] and r["lengths_identical"] for r in rows):
         raise SystemExit("counts differ between the old and the new way")
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    result["provenance"] = provenance()
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output.relative_to(ROOT)}")
 

@@ -25,6 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal.curve_families import FAMILY_NAMES  # noqa: E402
 from frugal.curves import fit_curve  # noqa: E402
 
@@ -123,6 +125,7 @@ def main() -> None:
     }
     print(format_table(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    results["provenance"] = provenance()
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.output}")
 

@@ -56,6 +56,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal.conformal import (  # noqa: E402
     CALIBRATION_PATH,
     HORIZON_BINS,
@@ -158,6 +160,7 @@ def data_set_split(datasets: list[str], seed: int) -> dict[str, list[str]]:
         "held_out": sorted(order[half:]),
     }
     SPLIT.parent.mkdir(parents=True, exist_ok=True)
+    split["provenance"] = provenance()
     SPLIT.write_text(json.dumps(split, indent=1) + "\n")
     return split
 
@@ -350,6 +353,7 @@ def main() -> None:
         }
     results["before"] = select_reference(held_out, held_scored, chosen)
     results["seconds"] = round(time.perf_counter() - started, 1)
+    results["provenance"] = provenance()
     args.output.write_text(json.dumps(results, indent=1) + "\n")
     log(f"wrote {args.output} ({results['seconds']:.0f} s)")
 

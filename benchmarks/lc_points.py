@@ -34,6 +34,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal.config import load_params  # noqa: E402
 from frugal.curves import fit_curve  # noqa: E402
 
@@ -154,6 +156,7 @@ def choose(points_path: Path, output: Path) -> dict:
         "chosen": best,
         "candidates": ranked,
     }
+    payload["provenance"] = provenance()
     output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     print(f"truth (all {pool_size} pool labels): dev {truth['dev']:.4f}, test {truth['test']:.4f}")
     print(

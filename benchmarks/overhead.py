@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from orchestration.env import configure_environment  # noqa: E402
 
 configure_environment()
@@ -139,6 +141,7 @@ def main() -> None:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"overrides": overrides, "cpu_count": os.cpu_count(), "results": rows}
+    payload["provenance"] = provenance()
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {args.out}")
 

