@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import yaml
 
 from tests.conftest import ROOT
 
+sys.path.insert(0, str(ROOT / "benchmarks"))  # as when run: its own folder first (stamp.py)
 spec = importlib.util.spec_from_file_location("same_outputs", ROOT / "benchmarks/same_outputs.py")
 same_outputs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(same_outputs)
