@@ -669,6 +669,98 @@ def _runtime_ratios(data: dict, results_dir: Path) -> list[str]:
     )
 
 
+FUSED_COLUMNS = {  # column of the ort_profile table -> the op types it counts
+    "MultiHeadAttention / Attention": ("MultiHeadAttention", "Attention"),
+    "SkipLayerNormalization": ("SkipLayerNormalization",),
+    "BiasGelu / FastGelu / Gelu": ("BiasGelu", "FastGelu", "Gelu"),
+    "EmbedLayerNormalization": ("EmbedLayerNormalization",),
+    "MatMul": ("MatMul",),
+    "DynamicQuantizeMatMul / MatMulInteger": ("DynamicQuantizeMatMul", "MatMulInteger"),
+    "MatMulNBits": ("MatMulNBits",),
+}
+MIN_OP_SHARE = 0.005  # op types below this share of node time in every model: one "other" row
+
+
+def _ort_profile(data: dict, results_dir: Path) -> list[str]:
+    models = data["models"]
+
+    def counts(m: dict, ops: tuple[str, ...]) -> str:
+        after = [m["ops_after_session_optimization"].get(op, 0) for op in ops]
+        stored = [m["ops_in_file"].get(op, 0) for op in ops]
+        cell = " / ".join(num(n) for n in after)
+        return cell if after == stored else f"{cell} (file {' / '.join(num(n) for n in stored)})"
+
+    lines = [
+        f"{num(data['requests'])} batch-1 test questions per model after 10 warm-up requests, "
+        f"{data['threads']} threads, onnxruntime {data['onnxruntime_version']}, {data['cpu']}. "
+        "Nodes: the kernels' time; run: the whole `model_run`, both under the profiler; "
+        "unprofiled: the same requests in the serving session, profiler off. Op counts after "
+        "ORT's session optimizations (in parentheses: `model.onnx` as stored, where it differs).",
+        "",
+    ]
+    lines += table(
+        [
+            "model",
+            "ms / request, nodes",
+            "ms / request, run",
+            "ms / request, unprofiled",
+            *FUSED_COLUMNS,
+        ],
+        [
+            [
+                f"{name} (`{m['folder']}`)",
+                num(m["ms_per_request_nodes"], 2),
+                num(m["ms_per_request_run"], 2),
+                num(m.get("ms_per_request_unprofiled"), 2),
+                *(counts(m, ops) for ops in FUSED_COLUMNS.values()),
+            ]
+            for name, m in models.items()
+        ],
+    )
+    for name, m in models.items():
+        added = [
+            f"{op} {num(m['ops_in_file'].get(op, 0))} → {num(n)}"
+            for op, n in m["ops_after_session_optimization"].items()
+            if n > m["ops_in_file"].get(op, 0)
+        ]
+        top = m["top_ops"][0] if m["top_ops"] else None
+        largest = (
+            f"; largest row: {top['op_type']} `{top['shapes']}`, "
+            f"{num(top['ms_per_request'], 2)} ms ({pct(top['share'], 1)})"
+            if top
+            else ""
+        )
+        lines.append(
+            f"- {name}: op counts that rise at load: {', '.join(added) or 'none'}{largest}."
+        )
+    lines += ["", "ms per request by op type (share of the model's node time):", ""]
+    by_type = {name: {r["op_type"]: r for r in m["by_op_type"]} for name, m in models.items()}
+    ops = list(dict.fromkeys(op for rows in by_type.values() for op in rows))
+    shown = [
+        op for op in ops if any(r[op]["share"] >= MIN_OP_SHARE for r in by_type.values() if op in r)
+    ]
+    rest = [op for op in ops if op not in shown]
+
+    def cell(rows: list[dict]) -> str:
+        if not rows:
+            return "–"
+        ms, share = sum(r["ms_per_request"] for r in rows), sum(r["share"] for r in rows)
+        return f"{num(ms, 2)} ({pct(share, 1)})"
+
+    rows = [[op, *(cell([r[op]] if op in r else []) for r in by_type.values())] for op in shown]
+    if rest:
+        rows.append(
+            [
+                f"other ({len(rest)} op types)",
+                *(cell([r[op] for op in rest if op in r]) for r in by_type.values()),
+            ]
+        )
+    rows.append(
+        ["**all nodes**", *(f"**{num(m['ms_per_request_nodes'], 2)}**" for m in models.values())]
+    )
+    return lines + table(["op type", *models], rows)
+
+
 def _variant_rows(metrics: dict, anchor: str, profile: str) -> list[list[str]]:
     """One row per model of an evaluate report (reports/metrics.json)."""
     reference = metrics.get(anchor, {}).get("modeled_uj_per_utterance", {}).get(profile, {})
@@ -992,6 +1084,20 @@ SECTIONS: dict[str, list[Section]] = {
             "throughput, peak RSS, file size and modeled energy.",
             "dvc repro && python benchmarks/runtime_ratios.py",
             _runtime_ratios,
+        ),
+        Section(
+            "ort_profile.json",
+            "Where each millisecond goes, per op (ONNX Runtime's profiler)",
+            "ONNX Runtime FP32, the int8 anchor and the champion, each in a session with ORT's "
+            "profiler on, answering test questions one at a time: kernel time per request by op "
+            "type next to the whole run and to the same requests with the profiler off (it "
+            "slows runs down: read the per-op figures as shares), and the op counts of each "
+            "graph as stored and after the fusions ORT applies when the session loads.",
+            lambda data: (
+                "dvc repro && python benchmarks/ort_profile.py"
+                + (f" --requests {data['requests']}" if data["requests"] != 100 else "")
+            ),
+            _ort_profile,
         ),
     ],
     "Continual updates": [

@@ -5,6 +5,7 @@
     frugal annotate import FILE [--params params.yaml]
     frugal energy MODEL_DIR [--profile phone] [--workload batch|streaming] [--params params.yaml]
     frugal plan --target 0.92 [--energy-budget UJ] [--profile P] [--workload W] [--params params.yaml]
+    frugal latency [--measure [--output PATH] [--rounds N]] [--params params.yaml]
 
 Results go to stdout as one JSON object, so other tools can parse them. Bad input ends with
 exit status 2 and a one-line message on stderr, never a traceback.
@@ -15,8 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +26,9 @@ from frugal import annotation
 from frugal.config import load_params
 from frugal.curves import fit_curve, forecast_report
 from frugal.errors import DataError, FrugalError
+
+if TYPE_CHECKING:
+    from frugal.latency import LatencyTable
 
 EXIT_BAD_INPUT = 2
 
@@ -123,7 +128,125 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     planner.add_argument("--params", type=Path, default=Path("params.yaml"))
     planner.set_defaults(command="plan", run=_plan)
+
+    latency = commands.add_parser(
+        "latency",
+        help="the measured latency table of linear-layer kernels: its status, or measure it",
+        description="Without --measure: whether compress.latency_table was measured as this "
+        "machine would run it (CPU, onnxruntime, compress.threads, compress.block_size), and "
+        "its µs per call. With --measure: time MatMul (32 bits), DynamicQuantizeMatMul (8) and "
+        "MatMulNBits (4) on every linear-layer shape of train.output_dir's model and write the "
+        "table (frugal/latency.py). Measure on an otherwise idle machine.",
+    )
+    latency.add_argument(
+        "--measure", action="store_true", help="time the kernels and write the table"
+    )
+    latency.add_argument(
+        "--output", type=Path, metavar="PATH", help="with --measure: default compress.latency_table"
+    )
+    latency.add_argument(
+        "--rounds", type=_positive_count, metavar="N", help="with --measure: interleaved rounds"
+    )
+    latency.add_argument("--params", type=Path, default=Path("params.yaml"))
+    latency.set_defaults(command="latency", run=_latency)
     return parser
+
+
+# Token counts each kernel is timed at (capped at the model's max_length, which is always added).
+LATENCY_TOKENS = (4, 8, 16, 32, 64, 128)
+
+
+def _latency(args: argparse.Namespace) -> dict[str, Any]:
+    from frugal import latency  # onnxruntime, only when needed
+
+    cfg = load_params(args.params)
+    if not args.measure:
+        if args.output is not None or args.rounds is not None:
+            raise FrugalError("--output and --rounds apply to --measure only")
+        table, warning = latency.usable_table(
+            cfg.compress.latency_table, cfg.compress.threads, cfg.compress.block_size
+        )
+        return {
+            "path": str(cfg.compress.latency_table),
+            "status": warning or "ok",
+            **(_latency_summary(table) if table is not None else {}),
+        }
+
+    hidden, ffn, n_classes, max_length = _base_model_shape(cfg.train.output_dir)
+    tokens = sorted({t for t in LATENCY_TOKENS if t <= max_length} | {max_length})
+    options = {"rounds": args.rounds} if args.rounds is not None else {}
+    started = time.perf_counter()
+    table = latency.measure_table(
+        latency.model_shapes(hidden, ffn, n_classes),
+        tokens,
+        block_size=cfg.compress.block_size,
+        threads=cfg.compress.threads,
+        **options,
+    )
+    seconds = time.perf_counter() - started
+    path = latency.save_table(table, args.output or cfg.compress.latency_table)
+    return {
+        "path": str(path),
+        "machine": table.machine,
+        "ort_version": table.ort_version,
+        "threads": table.threads,
+        "block_size": table.block_size,
+        "tokens": table.tokens,
+        "entries": len(table.entries),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _latency_summary(table: LatencyTable) -> dict[str, Any]:
+    """The table as JSON: its provenance and, per kernel and shape (in x out), µs per call at
+    each of its token counts."""
+    from frugal.latency import KERNELS
+
+    latency_us: dict[str, dict[str, list[float]]] = {}
+    for (bits, in_features, out_features), times in sorted(
+        table.entries.items(), key=lambda item: (-item[0][0], item[0][1], item[0][2])
+    ):
+        kernel = f"{bits} bits ({KERNELS[bits]})"
+        latency_us.setdefault(kernel, {})[f"{in_features}x{out_features}"] = times
+    return {
+        "machine": table.machine,
+        "ort_version": table.ort_version,
+        "threads": table.threads,
+        "block_size": table.block_size,
+        "tokens": table.tokens,
+        "latency_us": latency_us,
+    }
+
+
+def _base_model_shape(model_dir: Path) -> tuple[int, int, int, int]:
+    """(hidden size, feed-forward size, classes, max_length) of the trained base model, from
+    its config.json and frugal.json."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in ("config.json", "frugal.json"):
+        path = model_dir / name
+        if not path.is_file():
+            raise DataError(
+                f"{path}: not found; run `dvc repro train` first (its shapes are timed)"
+            )
+        try:
+            found[name] = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise DataError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(found[name], dict):
+            raise DataError(f"{path}: expected a JSON object")
+    config, meta = found["config.json"], found["frugal.json"]
+    n_classes = config.get("num_labels") or len(config.get("id2label") or meta.get("labels") or [])
+    values = (
+        ("config.json hidden_size", config.get("hidden_size")),
+        ("config.json intermediate_size", config.get("intermediate_size")),
+        ("config.json id2label (the classes)", n_classes),
+        ("frugal.json max_length", meta.get("max_length")),
+    )
+    for key, value in values:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DataError(f"{model_dir}: {key} must be a positive integer, got {value!r}")
+    hidden, ffn, classes, max_length = (value for _, value in values)
+    return hidden, ffn, classes, max_length
 
 
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
@@ -254,6 +377,16 @@ def _positive_int(text: str) -> int:
     if value <= 0 or not value.is_integer():
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive whole number of labels")
     return int(value)
+
+
+def _positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
 
 
 def _positive_float(text: str) -> float:

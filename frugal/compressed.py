@@ -5,7 +5,8 @@ A compressed model folder is a normal model folder (config, tokenizer, frugal.js
   executes every planned width natively, `frugal.runtime` runs it);
 * `model.safetensors`: the torch reference of the same plan (distillation, invocation counts,
   parity checks): each planned weight as packed block codes (`<name>.codes`, 8 // bits per
-  byte) with float32 block scales (`<name>.scale`), pruned (0-bit) ones not at all;
+  byte) with float32 block scales (`<name>.scale`; per output channel for an 8-bit linear
+  weight, `frugal.quantize.block_of`), pruned (0-bit) ones not at all;
 * `compression.json`: the bits, block size, every tensor's shape (structured pruning stores
   smaller linear layers) and the plan that chose them.
 """
@@ -13,8 +14,11 @@ A compressed model folder is a normal model folder (config, tokenizer, frugal.js
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
+import numpy as np
+import onnx
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertConfig
@@ -31,7 +35,14 @@ from frugal.modeling import (
     load_classifier,
     save_classifier,
 )
-from frugal.quantize import INT_BITS, dequantize, pack_codes, symmetric_codes, unpack_codes
+from frugal.quantize import (
+    INT_BITS,
+    block_of,
+    dequantize,
+    pack_codes,
+    symmetric_codes,
+    unpack_codes,
+)
 from frugal.runtime import ONNX_FILE, check_plan, executed_widths, load_graph
 
 PLAN_FILE = "compression.json"
@@ -56,7 +67,7 @@ def save_compressed(
     a plain model folder whose graph ONNX Runtime's `quantize_dynamic` rewrote (no plan file:
     its widths are read from the graph, like the base model's)."""
     if execution == ORT_DYNAMIC:
-        _save_ort_dynamic(clf, Path(out_dir))
+        _save_ort_dynamic(clf, Path(out_dir), plan["per_channel"], plan["reduce_range"])
         return
     if execution not in KERNEL_BITS:
         raise ValueError(f"execution must be one of {list(KERNEL_BITS)}, got {execution!r}")
@@ -71,7 +82,7 @@ def save_compressed(
         if width == FLOAT_BITS:
             tensors[name] = value
         elif width in INT_BITS:
-            codes, scale = symmetric_codes(value, width, block_size)
+            codes, scale = symmetric_codes(value, width, block_of(name, width, block_size))
             tensors[f"{name}.codes"] = pack_codes(codes, width)
             tensors[f"{name}.scale"] = scale.to(torch.float32).contiguous()
         elif width != 0:
@@ -92,14 +103,52 @@ def save_compressed(
     export_onnx(clf, bits, out_dir / ONNX_FILE, block_size, KERNEL_BITS[execution])
 
 
-def _save_ort_dynamic(clf: Classifier, out_dir: Path) -> None:
+def _save_ort_dynamic(
+    clf: Classifier, out_dir: Path, per_channel: bool, reduce_range: bool
+) -> None:
+    save_classifier(clf, out_dir)  # model.onnx: the fused float graph every model starts from
+    quantized = ort_dynamic(out_dir / ONNX_FILE, per_channel, reduce_range)
+    onnx.save(quantized, str(out_dir / ONNX_FILE))
+
+
+def ort_dynamic(float_path: Path, per_channel: bool, reduce_range: bool) -> onnx.ModelProto:
+    """ONNX Runtime's one-line dynamic int8 (`quantize_dynamic`, QInt8 weights, per tensor or
+    per output channel, full or reduced (7-bit) range) of a float graph: the anchor a user
+    would pick instead."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    save_classifier(clf, out_dir)
-    float_graph = out_dir / "float.onnx"
-    (out_dir / ONNX_FILE).rename(float_graph)
-    quantize_dynamic(float_graph, out_dir / ONNX_FILE, weight_type=QuantType.QInt8)
-    float_graph.unlink()
+    with tempfile.TemporaryDirectory() as temp:
+        out = Path(temp) / ONNX_FILE
+        quantize_dynamic(
+            float_path, out, weight_type=QuantType.QInt8, per_channel=per_channel,
+            reduce_range=reduce_range,
+            # ONNX's shape inference cannot type the fused ops' outputs: they are float
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )  # fmt: skip
+        return onnx.load(str(out))
+
+
+def graph_accuracy(
+    graph: onnx.ModelProto, clf: Classifier, texts: list[str], labels: list[str], threads: int = 2
+) -> float:
+    """Accuracy of an ONNX graph of `clf` on (`texts`, `labels`), run by ONNX Runtime one
+    request at a time, as it serves (DynamicQuantizeMatMul's input range is per call)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    hits = 0
+    for text, label in zip(texts, labels, strict=True):
+        batch = clf.tokenizer(
+            [text], truncation=True, max_length=clf.max_length, return_tensors="np"
+        )
+        feed = {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+        hits += clf.labels[int(session.run(["logits"], feed)[0].argmax())] == label
+    return hits / max(len(texts), 1)
 
 
 def _shrink_to(model: MeanPoolingClassifier, shapes: dict[str, list[int]]) -> None:
@@ -137,7 +186,8 @@ def load_float(model_dir: Path) -> tuple[Classifier, dict[str, float]]:
             state[name] = torch.zeros(shape)
         elif width in INT_BITS:
             codes = unpack_codes(stored[f"{name}.codes"], width, shape)
-            state[name] = dequantize(codes, stored[f"{name}.scale"], block_size)
+            block = block_of(name, width, block_size)
+            state[name] = dequantize(codes, stored[f"{name}.scale"], block)
         elif name in stored:
             state[name] = stored[name].to(torch.float32)
         else:

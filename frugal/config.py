@@ -48,6 +48,7 @@ class IngestConfig(_Section):
 class PrepareConfig(_Section):
     dev_fraction: float = Field(gt=0, lt=0.5)
     test_fraction: float = Field(gt=0, lt=0.5)
+    selection_share: float = Field(ge=0, lt=1)  # of dev, set apart: where the champion is chosen
     seed: int
     output_dir: Path
 
@@ -142,7 +143,8 @@ class EvaluateConfig(_Section):
     bootstrap_resamples: int = Field(ge=100)
     seed: int
     test_data: Path
-    dev_data: Path  # the champion is chosen here; test is only reported
+    dev_data: Path  # compression plans are scored here (reported beside the others)
+    selection_data: Path  # the champion is chosen here; test is only reported
     profile_report: Path  # energy.output: the profile stage's figures
     batch_size: int = Field(ge=1)
     threads: int = Field(ge=1)
@@ -151,7 +153,7 @@ class EvaluateConfig(_Section):
     predictions: Path
     plots_dir: Path
     pareto_plot: Path
-    accuracy_budget: float = Field(ge=0, le=1)  # champion: dev accuracy loss vs the base allowed
+    accuracy_budget: float = Field(ge=0, le=1)  # champion: selection accuracy loss allowed
     champion_profile: str  # ... and the lowest modeled energy on this profile (mean of workloads)
 
 
@@ -236,6 +238,10 @@ class CompressConfig(_Section):
     profile: str
     workloads: list[Literal["batch", "streaming"]] = Field(min_length=1)
     plan_budgets: int = Field(ge=1, le=30)
+    latency_table: Path  # measured µs per (kernel width, shape, tokens): `frugal latency --measure`
+    latency_budget: float | None = Field(
+        default=None, gt=0
+    )  # × all-int8's linear-layer time; null = none
     ptq_accuracy_budget: float = Field(ge=0, le=1)
     qat_accuracy_budget: float = Field(ge=0, le=1)
     structured_sparsity: float = Field(ge=0, lt=1)

@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 # One example per class in each of pool, dev and test is the least a stratified split needs;
 # TREC's rarest fine class (NUM:ord) has exactly 3 distinct questions, so 3 keeps it usable.
 MIN_PER_CLASS = 3
-SPLITS = ("pool", "dev", "test")
+SPLITS = ("pool", "dev", "test")  # embedded (the sampling proxy's features)
+SELECTION = "selection"  # carved from dev: the champion is chosen here, apart from plan scoring
 
 
 def load_trec(labels: Literal["coarse", "fine"]) -> pd.DataFrame:
@@ -181,9 +182,16 @@ def ingest(cfg: IngestConfig) -> pd.DataFrame:
 
 
 def split(
-    df: pd.DataFrame, dev_fraction: float, test_fraction: float, seed: int
+    df: pd.DataFrame,
+    dev_fraction: float,
+    test_fraction: float,
+    seed: int,
+    selection_share: float = 0.0,
 ) -> dict[str, pd.DataFrame]:
-    """Seeded split into "pool", "dev" and "test", stratified by label, leak-free.
+    """Seeded split into "pool", "dev" and "test", stratified by label, leak-free; with
+    `selection_share` > 0, that share of each class's dev groups (at least one, leaving dev at
+    least one) becomes a fifth of the data's own: the "selection" split, where the champion is
+    chosen apart from the dev texts that score compression plans.
 
     Texts that are equal after collapsing whitespace and lowercasing (`_text_key`) form one
     group, and a group goes wholly to one split, so a duplicate can never be both trained on and
@@ -218,13 +226,23 @@ def split(
                 f"{n_test + n_dev + 1} to appear in pool, dev and test. Add examples of it or "
                 "remove the class from the data"
             )
+        n_selection = max(1, _round_half_up(n_dev * selection_share)) if selection_share else 0
+        if n_selection and n_selection >= n_dev:
+            raise DataError(
+                f"split: class '{label}' has {n_dev} dev text(s), too few to set "
+                f"{n_selection} apart for the selection split and keep one in dev; raise "
+                "prepare.dev_fraction, add examples of the class, or set prepare.selection_share 0"
+            )
         order = rng.permutation(n_groups)
         for rank, position in enumerate(order):
             name = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "pool"
+            if name == "dev" and rank < n_test + n_selection:
+                name = SELECTION
             split_of_group[class_groups[position]] = name
 
     assigned = np.array([split_of_group[group] for group in groups])
-    splits = {name: df[assigned == name].reset_index(drop=True) for name in SPLITS}
+    names = SPLITS + ((SELECTION,) if selection_share else ())
+    splits = {name: df[assigned == name].reset_index(drop=True) for name in names}
     all_labels = set(df["label"])
     for name, part in splits.items():
         absent = sorted(all_labels - set(part["label"]))

@@ -44,7 +44,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from frugal.config import DeviceProfileConfig
-from frugal.quantize import scale_count
+from frugal.quantize import block_of, scale_count
 
 FLOAT_BITS = 32
 WORKLOADS = ("batch", "streaming")
@@ -247,7 +247,8 @@ def with_bits(
         if width in (0, FLOAT_BITS):
             scales, mac_bits = 0.0, FLOAT_BITS
         else:
-            scales = 4.0 * scale_count((c.rows, c.n_elements // c.rows), block_size)
+            block = block_of(c.name, width, block_size)
+            scales = 4.0 * scale_count((c.rows, c.n_elements // c.rows), block)
             mac_bits = 8 if activation_bits == 8 and c.macs > 0 else FLOAT_BITS
         per_read = c.bytes_read * width / FLOAT_BITS
         if c.n_elements and c.bytes_read:

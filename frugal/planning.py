@@ -5,9 +5,9 @@ Pure functions of data -> data (no I/O). Inputs are what the pipeline already me
 
 * the learning curve (`frugal.curves`, fitted on the `learning_curve` stage's points) gives
   the base model's accuracy at n labels, with its 90% band;
-* each variant's *dev* accuracy difference to the base model (`reports/metrics.json`; chosen on
-  dev, as the champion is) moves that curve for the variant: a variant that cost 0.4 pt on dev
-  is expected to cost 0.4 pt at any label count;
+* each variant's accuracy difference to the base model on the *selection* split
+  (`reports/metrics.json`; where the champion is chosen) moves that curve for the variant: a
+  variant that cost 0.4 pt there is expected to cost 0.4 pt at any label count;
 * each variant's modeled energy per utterance for the device profile and workload
   (`reports/profile.json`: the served ONNX graph, priced).
 
@@ -37,14 +37,14 @@ class PlanError(FrugalError):
 class Variant:
     name: str
     energy_uj: float  # modeled µJ per utterance (profile, workload)
-    dev_delta: float  # dev accuracy minus the base model's (fraction)
+    selection_delta: float  # selection accuracy minus the base model's (fraction)
     test_accuracy: float  # reported only
 
 
 def variants_from_reports(
     metrics: Mapping[str, Any], profile_report: Mapping[str, Any], profile: str, workload: str
 ) -> list[Variant]:
-    """Variants with energy for (profile, workload) and a dev difference, from the evaluate and
+    """Variants with energy for (profile, workload) and a selection difference, from the evaluate and
     profile stages' JSON reports."""
     out = []
     for name, entry in metrics.items():
@@ -54,7 +54,7 @@ def variants_from_reports(
                 f"no modeled energy for model {name!r} on profile {profile!r}, workload "
                 f"{workload!r} in the profile report; profiles there: {', '.join(modeled)}"
             )
-        delta = entry.get("dev_accuracy_vs_baseline", {}).get("difference", 0.0)
+        delta = entry.get("selection_accuracy_vs_baseline", {}).get("difference", 0.0)
         out.append(
             Variant(name, float(modeled[profile][workload]), float(delta), float(entry["accuracy"]))
         )
@@ -83,8 +83,8 @@ def plan(
             f"utterance: the lowest is {cheapest.name} at {cheapest.energy_uj:,.1f} µJ"
         )
     candidates = []
-    for variant in sorted(within, key=lambda v: (v.energy_uj, -v.dev_delta)):
-        n_labels, fewest, most = curve.labels_for_target(target - variant.dev_delta)
+    for variant in sorted(within, key=lambda v: (v.energy_uj, -v.selection_delta)):
+        n_labels, fewest, most = curve.labels_for_target(target - variant.selection_delta)
         if fewest is None:  # even the optimistic edge never reaches it
             continue
         candidates.append((variant, n_labels, fewest, most))
@@ -96,13 +96,13 @@ def plan(
     variant, n_labels, fewest, most = candidates[0]
     expected = None
     if n_labels is not None:
-        expected = float(curve.predict([n_labels])[0][0]) + variant.dev_delta
+        expected = float(curve.predict([n_labels])[0][0]) + variant.selection_delta
     return {
         "target": target,
         "energy_budget_uj": energy_budget_uj,
         "model": variant.name,
         "energy_uj": round(variant.energy_uj, 3),
-        "dev_accuracy_vs_base": round(variant.dev_delta, 6),
+        "selection_accuracy_vs_base": round(variant.selection_delta, 6),
         "labels": {"n_labels": n_labels, "low": fewest, "high": most},
         "expected_accuracy": None if expected is None else round(expected, 6),
         "measured_test_accuracy_now": round(variant.test_accuracy, 6),

@@ -3,10 +3,17 @@
 * Weights, symmetric MinMax per block (LLM-QAT, arXiv 2305.17888, per channel; here per block
   of `block_size` inputs of each output channel, the layout ONNX Runtime's MatMulNBits and
   GatherBlockQuantized execute): codes in [-(2^(b-1) - 1), 2^(b-1) - 1], one float32 scale per
-  block; the rounding error of each weight is at most half its block's scale.
+  block; the rounding error of each weight is at most half its block's scale. An 8-bit linear
+  weight runs on DynamicQuantizeMatMul, which takes one scale per output channel: its block is
+  the whole row (`block_of`, block size `PER_CHANNEL`), and its codes stay within ±63
+  (`PER_CHANNEL_QMAX`): the kernel multiplies uint8 activations by int8 weights and sums
+  adjacent pairs in int16, which saturates past that range on this CPU (measured: errors of
+  10-30% of a layer's output at ±127, none at ±63; ONNX Runtime's `reduce_range`).
 * Weights, asymmetric MinMax per subgroup (AQ-BERT, arXiv 2112.14938): each row split into
   groups of `group_size` inputs, codes in [0, 2^b - 1] with a scale and zero point per group.
-* Activations: 8-bit symmetric per token and block (what MatMulNBits' int8 path computes).
+* Activations, as each kernel quantizes its input: 8-bit symmetric per token and block
+  (MatMulNBits' int8 path), or unsigned 8-bit asymmetric over the whole tensor
+  (DynamicQuantizeLinear, the first half of DynamicQuantizeMatMul).
 * Straight-through estimator: the forward pass sees the quantized tensor, the backward pass
   treats rounding as the identity, so gradients reach the full-precision weights (QAT).
 * Bits in {0 = pruned, 2, 4, 8, 32}; 32 leaves the tensor as it is.
@@ -22,6 +29,21 @@ import torch
 
 BITS = (0, 2, 4, 8, 32)
 INT_BITS = (2, 4, 8)
+WORD_EMBEDDINGS = "bert.embeddings.word_embeddings.weight"
+PER_CHANNEL = 0  # block size 0: one scale per output channel (the whole row)
+PER_CHANNEL_QMAX = 63  # DynamicQuantizeMatMul's int8 codes: 7 bits of range (module docstring)
+
+
+def block_of(name: str, bits: int, block_size: int) -> int:
+    """Scale block of weight `name` at `bits`: an 8-bit linear weight runs on
+    DynamicQuantizeMatMul (the fastest int8 kernel at these shapes), whose weight scales are per
+    output channel; every other width, and the embedding table, in blocks of `block_size`
+    (MatMulNBits, GatherBlockQuantized)."""
+    return PER_CHANNEL if bits == 8 and name != WORD_EMBEDDINGS else block_size
+
+
+def _block(block_size: int, length: int) -> int:
+    return length if block_size == PER_CHANNEL else block_size
 
 
 def _check_bits(bits: int) -> None:
@@ -34,13 +56,14 @@ def symmetric_codes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(integer codes, scales) of symmetric MinMax quantization per block of `block_size`
     consecutive inputs of each output row (ONNX Runtime's MatMulNBits / GatherBlockQuantized
-    layout). Codes have the weight's shape; scales are (rows, blocks). A row whose length is
+    layout; `PER_CHANNEL`: DynamicQuantizeMatMul's, one scale a row, codes within ±63). Codes have the weight's shape; scales are (rows, blocks). A row whose length is
     not a multiple of `block_size` has a short last block (padded with zeros when packed)."""
     if bits not in INT_BITS:
         raise ValueError(f"integer codes need bits in {INT_BITS}, got {bits}")
-    qmax = 2 ** (bits - 1) - 1
+    qmax = PER_CHANNEL_QMAX if block_size == PER_CHANNEL else 2 ** (bits - 1) - 1
     rows = weight.reshape(weight.shape[0], -1)
     length = rows.shape[1]
+    block_size = _block(block_size, length)
     blocks = -(-length // block_size)
     padded = torch.nn.functional.pad(rows, (0, blocks * block_size - length))
     grouped = padded.reshape(rows.shape[0], blocks, block_size)
@@ -53,7 +76,9 @@ def symmetric_codes(
 def dequantize(codes: torch.Tensor, scale: torch.Tensor, block_size: int) -> torch.Tensor:
     """Inverse of `symmetric_codes`: codes × their block's scale."""
     rows = codes.reshape(codes.shape[0], -1)
-    per_input = scale.repeat_interleave(block_size, dim=1)[:, : rows.shape[1]]
+    per_input = scale.repeat_interleave(_block(block_size, rows.shape[1]), dim=1)[
+        :, : rows.shape[1]
+    ]
     return (rows * per_input).reshape(codes.shape)
 
 
@@ -61,7 +86,7 @@ def scale_count(shape: tuple[int, ...] | torch.Size, block_size: int) -> int:
     """Number of float32 scales a (rows, inputs) weight carries at `block_size`."""
     rows = int(shape[0])
     length = int(torch.Size(shape).numel()) // max(rows, 1)
-    return rows * -(-length // block_size)
+    return rows * -(-length // max(_block(block_size, length), 1))
 
 
 def fake_quantize(weight: torch.Tensor, bits: int, block_size: int) -> torch.Tensor:
@@ -111,6 +136,18 @@ def quantize_activations(x: torch.Tensor, bits: int, block_size: int) -> torch.T
     quantized = (torch.clamp(torch.round(grouped / scale), -qmax, qmax) * scale).reshape(
         *x.shape[:-1], -1
     )[..., :length]
+    return ste(x, quantized)
+
+
+def quantize_activations_per_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Fake quantization of a whole activation tensor to uint8, asymmetric, its range widened
+    to hold 0, rounding half to even: ONNX Runtime's DynamicQuantizeLinear, which
+    DynamicQuantizeMatMul applies to its input on every call. Straight-through backwards."""
+    low = torch.clamp(x.detach().amin(), max=0.0)
+    high = torch.clamp(x.detach().amax(), min=0.0)
+    scale = torch.clamp((high - low) / 255.0, min=1e-12)
+    zero = torch.clamp(torch.round(-low / scale), 0, 255)
+    quantized = (torch.clamp(torch.round(x / scale) + zero, 0, 255) - zero) * scale
     return ste(x, quantized)
 
 

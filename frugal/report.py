@@ -36,7 +36,7 @@ def champion(metrics: Mapping[str, dict]) -> str | None:
 def models_table(metrics: Mapping[str, dict], profile: str) -> pd.DataFrame:
     rows = []
     for name, m in metrics.items():
-        diff, dev = m["accuracy_vs_baseline"], m["dev_accuracy_vs_baseline"]
+        diff, chosen = m["accuracy_vs_baseline"], m["selection_accuracy_vs_baseline"]
         uj = m["modeled_uj_per_utterance"][profile]
         rows.append(
             {
@@ -44,8 +44,8 @@ def models_table(metrics: Mapping[str, dict], profile: str) -> pd.DataFrame:
                 "test accuracy": f"{m['accuracy']:.2%}",
                 "Δ vs base, pt [95% CI]": f"{100 * diff['difference']:+.2f} "
                 f"[{100 * diff['ci95_low']:+.2f}, {100 * diff['ci95_high']:+.2f}]",
-                "dev Δ vs base, pt [95% CI] (chooses)": f"{100 * dev['difference']:+.2f} "
-                f"[{100 * dev['ci95_low']:+.2f}, {100 * dev['ci95_high']:+.2f}]",
+                "selection Δ vs base, pt [90% CI] (chooses)": f"{100 * chosen['difference']:+.2f} "
+                f"[{100 * chosen['ci90_low']:+.2f}, {100 * chosen['ci90_high']:+.2f}]",
                 "macro-F1": f"{m['macro_f1']:.4f}",
                 "ECE": f"{m['ece']:.4f}",
                 **{f"µJ {w} ({profile})": f"{v:,.0f}" for w, v in uj.items()},
@@ -67,8 +67,10 @@ def why_champion(metrics: Mapping[str, dict], rule: str, profile: str) -> str:
     energy = sum(m["modeled_uj_per_utterance"][profile].values())
     base_energy = sum(base["modeled_uj_per_utterance"][profile].values())
     return (
-        f"{name}: {rule}. On dev (where it was chosen) it is "
-        f"{100 * m['dev_accuracy_vs_baseline']['difference']:+.2f} pt against the base model; "
+        f"{name}: {rule}. On the selection split (where it was chosen, apart from the dev texts "
+        f"that scored its plan) it is "
+        f"{100 * m['selection_accuracy_vs_baseline']['difference']:+.2f} pt against the base "
+        f"model; "
         f"on test (reported only) {m['accuracy']:.2%} "
         f"({100 * m['accuracy_vs_baseline']['difference']:+.2f} pt), at "
         f"{energy / base_energy:.1%} of the base model's modeled energy at executed widths, "
@@ -187,7 +189,7 @@ def _plan_section(plan: Mapping | None) -> list[str]:
         f"<b>{html.escape(plan['model'])}</b> at {plan['energy_uj']:,.1f} µJ per utterance; "
         f"expected accuracy there "
         f"{'–' if expected is None else f'{expected:.2%}'} (the forecast moved by its dev "
-        f"difference to the base model, {100 * plan['dev_accuracy_vs_base']:+.2f} pt).</p>",
+        f"difference to the base model, {100 * plan['selection_accuracy_vs_base']:+.2f} pt).</p>",
     ]
 
 

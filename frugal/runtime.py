@@ -31,6 +31,8 @@ FLOAT_BITS = 32
 # kernel repacks 2-bit weights to its 4-bit layout), so a 2-bit linear weight is read as a
 # 4-bit one. GatherBlockQuantized keeps 2, 4 and 8 bits as stored.
 MATMUL_NBITS_EXECUTED = {2: 4, 4: 4, 8: 8}
+# A fused MultiHeadAttention's packed query / key / value bias: `<layer>.attention.self` + this.
+FUSED_QKV_BIAS = ".qkv_bias"
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,18 @@ def executed_widths(model: onnx.ModelProto) -> dict[str, Executed]:
                 executed, mac_bits, size(scales), int(attrs["block_size"]), node.op_type
             )
             claimed.update({weight, scales})
-        elif node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul"):  # quantize_dynamic
+        elif node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul"):
+            # this project's export (`<param>.qweight`, per-channel `.scales`) or
+            # quantize_dynamic's (`<param>.T_quantized`, `_scale`)
             weight = node.input[1]
-            param = weight.removesuffix("_quantized").removesuffix(".T")
-            out[param] = Executed(8, 8, 4, 0, node.op_type)
-            claimed.add(weight)
+            param = weight.removesuffix(".qweight").removesuffix("_quantized").removesuffix(".T")
+            scales = (
+                node.input[2]
+                if node.op_type == "DynamicQuantizeMatMul"
+                else weight.removesuffix("_quantized") + "_scale"  # the Mul after MatMulInteger
+            )
+            out[param] = Executed(8, 8, size(scales), 0, node.op_type)
+            claimed.update({weight, scales})
         elif node.op_type in ("Gather", "DequantizeLinear") and node.input[0].endswith(
             "_quantized"
         ):
@@ -105,9 +114,13 @@ def executed_widths(model: onnx.ModelProto) -> dict[str, Executed]:
     for name, init in inits.items():
         if name in claimed or init.data_type != onnx.TensorProto.FLOAT:
             continue
-        param = name.removesuffix(".T")
-        if param not in out:
-            out[param] = Executed(FLOAT_BITS, FLOAT_BITS, 0, 0, "float")
+        params = [name.removesuffix(".T")]
+        if name.endswith(FUSED_QKV_BIAS):
+            layer = name.removesuffix(FUSED_QKV_BIAS)
+            params = [f"{layer}.{part}.bias" for part in ("query", "key", "value")]
+        for param in params:
+            if param not in out:
+                out[param] = Executed(FLOAT_BITS, FLOAT_BITS, 0, 0, "float")
     return out
 
 

@@ -60,12 +60,14 @@ def summary_lines(
     base = params.train.output_dir.name
     best = next((name for name, m in metrics.items() if m.get("champion")), None)
     if best is None:
-        lines.append(f"champion: none within {100 * ev.accuracy_budget:g} pt of {base} on dev")
+        lines.append(
+            f"champion: none within {100 * ev.accuracy_budget:g} pt of {base} on selection"
+        )
     else:
         m = metrics[best]
         line = (
             f"champion: {best}: test {_pct(m['accuracy'])} ({base} {_pct(metrics[base]['accuracy'])}), "
-            f"dev {_pct(m['dev_accuracy'])}; {energy(best):,.0f} µJ per utterance, modeled "
+            f"selection {_pct(m['selection_accuracy'])}; {energy(best):,.0f} µJ per utterance, modeled "
             f"({ev.champion_profile}, {workload})"
         )
         if ANCHOR in metrics and best != ANCHOR:

@@ -242,7 +242,7 @@ def set_alias(cfg: TrackingConfig, run_id: str, alias: str, name: str) -> str:
 def version_summary(
     variant: str,
     data_md5: str,
-    dev_accuracy: float,
+    selection_accuracy: float,
     test_accuracy: float,
     modeled_uj: float,
     profile: str,
@@ -254,13 +254,13 @@ def version_summary(
     tags = {
         "frugal.variant": variant,
         "dvc.md5.raw": data_md5,
-        "dev_accuracy": f"{dev_accuracy:.4f}",
+        "selection_accuracy": f"{selection_accuracy:.4f}",
         "test_accuracy": f"{test_accuracy:.4f}",
         f"modeled_uj_per_utterance.{profile}.{workload}": f"{modeled_uj:.1f}",
     }
     description = (
         f"{variant}: {test_accuracy:.1%} test, {modeled_uj:,.0f} µJ/utterance modeled "
-        f"({profile}, {workload}), dev {dev_accuracy:.1%}"
+        f"({profile}, {workload}), selection {selection_accuracy:.1%}"
     )
     return tags, description
 

@@ -27,6 +27,7 @@ from frugal.compressed import save_compressed
 from frugal.config import CompressConfig, Params
 from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
+from frugal.latency import usable_table
 from frugal.modeling import Classifier, load_classifier
 from orchestration import tracking
 from orchestration.progress import Bars
@@ -71,10 +72,14 @@ def sensitivity_task(params: Params) -> Analysis:
     folder for this run's variants."""
     shutil.rmtree(_staging(params.compress), ignore_errors=True)
     x = _inputs(params)
+    cfg, log = params.compress, get_run_logger()
+    table, warning = usable_table(cfg.latency_table, cfg.threads, cfg.block_size)
+    if warning and cfg.latency_budget is not None:
+        log.warning("%s%s", warning, "" if table else "; planning without a latency budget")
     with Bars() as bars:
         return analyse(
-            x.base, x.unlabeled, x.dev_texts, x.dev_labels, x.workload_texts, params.compress,
-            log=get_run_logger().info, progress=bars,
+            x.base, x.unlabeled, x.dev_texts, x.dev_labels, x.workload_texts, cfg,
+            log=log.info, progress=bars, latency_table=table,
         )  # fmt: skip
 
 

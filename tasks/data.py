@@ -22,7 +22,7 @@ def ingest_task(cfg: IngestConfig) -> Path:
 
 @task(name="prepare")
 def prepare_task(raw_path: Path, cfg: PrepareConfig) -> dict[str, Path]:
-    """Stratified, seeded pool/dev/test split of the raw data."""
+    """Stratified, seeded pool/dev/test (and selection) split of the raw data."""
     raw = pd.read_parquet(raw_path)
-    splits = data.split(raw, cfg.dev_fraction, cfg.test_fraction, cfg.seed)
+    splits = data.split(raw, cfg.dev_fraction, cfg.test_fraction, cfg.seed, cfg.selection_share)
     return write_splits_atomic(splits, cfg.output_dir)

@@ -34,7 +34,7 @@ DESCRIBED_WORKLOAD = "batch"
 
 @task(name="evaluate")
 def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker) -> Path:
-    """Every model as it serves on dev and test; differences to the first (the base model),
+    """Every model as it serves on dev, selection and test; differences to the first (the base model),
     champion and Pareto front; logged per model and to the parent run."""
     profile = _read_profile(cfg.profile_report)
     missing = [m.name for m in model_dirs if m.name not in profile]
@@ -44,9 +44,11 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
         )
     test = pd.read_parquet(cfg.test_data)
     dev = pd.read_parquet(cfg.dev_data)
+    selection = pd.read_parquet(cfg.selection_data)
     test_md5 = data_md5(cfg.test_data)
     correct: dict[str, np.ndarray] = {}
     dev_correct: dict[str, np.ndarray] = {}
+    selection_correct: dict[str, np.ndarray] = {}
     report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
     c = tracker.client
@@ -55,9 +57,8 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
         name = model_dir.name
         clf = OnnxClassifier(model_dir, cfg.threads)  # as it serves
         probs = clf.predict_proba(test["text"].astype(str).tolist(), batch_size=cfg.batch_size)
-        dev_probs = clf.predict_proba(dev["text"].astype(str).tolist(), cfg.batch_size)
-        dev_predicted = np.array(clf.labels)[dev_probs.argmax(1)]
-        dev_correct[name] = dev_predicted == dev["label"].astype(str).to_numpy()
+        dev_correct[name] = _correct(clf, dev, cfg.batch_size)
+        selection_correct[name] = _correct(clf, selection, cfg.batch_size)
         metrics = classification_metrics(test["label"].astype(str).tolist(), probs, clf.labels)
         metrics["size_mb"] = round((model_dir / "model.onnx").stat().st_size / 1e6, 3)
         report[name] = metrics
@@ -81,7 +82,7 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
 
     baseline = model_dirs[0].name  # the base model: every difference is against it
     differences = baseline_differences(
-        correct, dev_correct, baseline, cfg.bootstrap_resamples, cfg.seed
+        correct, dev_correct, selection_correct, baseline, cfg.bootstrap_resamples, cfg.seed
     )
     for name, metrics in report.items():
         metrics.update(differences[name])
@@ -93,6 +94,7 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
         for key in ("accuracy", "macro_f1", "ece", "size_mb"):
             c.log_metric(run_id, f"test_{key}", float(metrics[key]))
         c.log_metric(run_id, "dev_accuracy", metrics["dev_accuracy"])
+        c.log_metric(run_id, "selection_accuracy", metrics["selection_accuracy"])
         for key, value in metrics["accuracy_vs_baseline"].items():
             c.log_metric(run_id, f"test_accuracy_vs_baseline.{key}", value)
         c.log_dict(run_id, metrics, "evaluation/metrics.json")
@@ -116,6 +118,11 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
     return cfg.output
 
 
+def _correct(clf: OnnxClassifier, split: pd.DataFrame, batch_size: int) -> np.ndarray:
+    probs = clf.predict_proba(split["text"].astype(str).tolist(), batch_size)
+    return np.array(clf.labels)[probs.argmax(1)] == split["label"].astype(str).to_numpy()
+
+
 def version_summary_of(
     name: str, metrics: dict, profiled: dict, raw_md5: str, cfg: EvaluateConfig
 ) -> tuple[dict[str, str], str]:
@@ -126,7 +133,7 @@ def version_summary_of(
     return tracking.version_summary(
         name,
         raw_md5,
-        dev_accuracy=metrics["dev_accuracy"],
+        selection_accuracy=metrics["selection_accuracy"],
         test_accuracy=metrics["accuracy"],
         modeled_uj=by_workload[workload],
         profile=cfg.champion_profile,

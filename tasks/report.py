@@ -41,7 +41,8 @@ def report_task(params: Params, tracker: Tracker) -> Path:
         continual=_read(continual, "continual") if continual.is_file() else None,
         plan=plan,
         champion_rule=f"the lowest modeled energy on the {ev.champion_profile} profile among "
-        f"models within {100 * ev.accuracy_budget:g} pt of the base model's dev accuracy",
+        f"models within {100 * ev.accuracy_budget:g} pt of the base model's accuracy on the "
+        "selection split",
         profile=ev.champion_profile,
         plots={
             "Annotation curves": params.sample.plot,

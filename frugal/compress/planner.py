@@ -1,8 +1,11 @@
 """Planner: a multiple-choice knapsack, solved exactly as a MILP (scipy `milp`): one bit width
 per tensor and which tensors sit in on-chip SRAM, jointly, minimising modeled energy per
 utterance (summed over workloads, each relative to full precision) subject to the summed
-predicted loss ≤ a budget; or the reverse (least predicted loss under an energy or a size
-budget), or fewest bytes (the size-guided baseline).
+predicted loss ≤ a budget and, as HAWQ-V3 does, the summed measured latency of the linear
+layers' kernels ≤ a latency budget (`frugal.latency`'s table: 4-bit MatMulNBits is slower
+than int8 DynamicQuantizeMatMul at these shapes, so 4 bits must pay for itself elsewhere);
+or the reverse (least predicted loss under an energy or a size budget), or fewest bytes (the
+size-guided baseline).
 
 `analyse` measures once, on the base model, everything plans are chosen from (sensitivity,
 structure costs, the workloads' tensor costs); `plan_candidate` is one plan of the budget sweep,
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.optimize import Bounds, milp
 
 from frugal.compress.pruning import structure_groups
@@ -43,6 +47,7 @@ from frugal.energy import (
 )
 from frugal.export import NATIVE_BITS, kind_of
 from frugal.fisher import fisher_diagonal
+from frugal.latency import LatencyTable, latency_us
 from frugal.modeling import Classifier, token_batches
 from frugal.quantize import plannable_tensors
 
@@ -67,6 +72,8 @@ def plan_bits(
     activation_bits: int = 8,
     size_budget: float | None = None,
     block_size: int = 64,
+    latency: Mapping[tuple[str, int], float] | None = None,
+    latency_budget: float | None = None,
 ) -> Plan:
     """Choose bits per tensor (and, for energy, SRAM residency) by MILP.
 
@@ -76,6 +83,8 @@ def plan_bits(
     each workload relative to its full-precision energy, averaged), "bytes" (size-guided) or
     "loss" (least predicted loss; needs `energy_budget`, the relative energy allowed, or
     `size_budget`). `size_budget`: bytes allowed for the tensors in `choices` at their widths.
+    `latency`: (tensor, bits) -> µs per request of its kernel (absent: 0); `latency_budget`: the
+    µs the chosen kernels may take together.
     """
     if objective not in ("energy", "bytes", "loss"):
         raise ValueError(f"objective must be energy, bytes or loss, got {objective!r}")
@@ -135,6 +144,10 @@ def plan_bits(
         )
     if energy_budget is not None:
         constraints.append(linear_constraint(energy_row[None, :], -np.inf, energy_budget))
+    if latency_budget is not None:
+        times = np.array([(latency or {}).get(option, 0.0) for option in options])
+        row = np.concatenate([times, np.zeros(n)])
+        constraints.append(linear_constraint(row[None, :], -np.inf, latency_budget))
     if size_budget is not None:
         planned = np.array([t in choices for t, _ in options], dtype=float)
         row = np.concatenate([size * planned, np.zeros(n)])
@@ -209,6 +222,8 @@ class Analysis:
     choices: dict[str, list[int]]  # allowed bits per tensor: the widths the runtime executes
     reference_dev_accuracy: float
     budgets: list[float]  # the candidate plans' predicted-loss budgets
+    latency: dict[tuple[str, int], float]  # µs per request of each (tensor, bits)'s kernel
+    latency_budget: float | None  # µs the plan's linear kernels may take; None: no limit
 
 
 @dataclass(frozen=True)
@@ -230,10 +245,12 @@ def analyse(
     cfg: CompressConfig,
     log: Callable[[str], None] = lambda _: None,
     progress: Callable[[str, int, int], None] = lambda *_: None,
+    latency_table: LatencyTable | None = None,
 ) -> Analysis:
     """Fisher, measured sensitivity per (tensor, bits), per-subgroup and per-structure Fisher
-    costs, the workloads' tensor costs, and the budgets of the candidate plans: predicted-loss
-    budgets ×2 apart, from ¼ of uniform int8's."""
+    costs, the workloads' tensor costs, the budgets of the candidate plans (predicted-loss
+    budgets ×2 apart, from ¼ of uniform int8's) and each kernel's latency on a median request
+    (`latency_table`; None: plans have no latency limit)."""
     model = base.model
     model.eval()
     log(f"Fisher information on {min(len(unlabeled), cfg.fisher_texts)} unlabeled texts")
@@ -264,6 +281,9 @@ def analyse(
     }
     int8_loss = sum(loss[(name, 8)] for name in fisher) if 8 in widths else 1e-3
     costs, held = workload_costs(base, workload_texts, cfg.workloads)
+    latency, latency_budget = kernel_latency(base, workload_texts, choices, latency_table, cfg)
+    if latency_budget is not None:
+        log(f"latency budget: {latency_budget:.0f} µs of linear kernels per median request")
     return Analysis(
         tensors=list(fisher),
         sensitivity=sensitivity,
@@ -283,7 +303,38 @@ def analyse(
         choices=choices,
         reference_dev_accuracy=accuracy(base, dev_texts, dev_labels),
         budgets=[float(b) for b in int8_loss * 2.0 ** np.arange(-2, cfg.plan_budgets - 2)],
+        latency=latency,
+        latency_budget=latency_budget,
     )
+
+
+def kernel_latency(
+    base: Classifier,
+    texts: list[str],
+    choices: Mapping[str, list[int]],
+    table: LatencyTable | None,
+    cfg: CompressConfig,
+) -> tuple[dict[tuple[str, int], float], float | None]:
+    """µs of each linear layer's kernel at each allowed width on a request of the median
+    length of `texts` (one request per text, as served), read from `table`, and the budget:
+    `cfg.latency_budget` × the time with every linear layer at 8 bits (the int8 anchor's
+    kernels). The embedding lookup costs the same at every width (not timed)."""
+    if table is None or cfg.latency_budget is None:
+        return {}, None
+    lengths = request_lengths(texts, "batch", base.tokenizer, base.max_length)
+    tokens = float(np.median(np.repeat(list(lengths), list(lengths.values()))))
+    modules = dict(base.model.named_modules())
+    latency = {}
+    for name, widths in choices.items():
+        module = modules[name.removesuffix(".weight")]
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        for bits in widths:
+            latency[(name, bits)] = latency_us(
+                table, bits, module.in_features, module.out_features, tokens
+            )
+    int8 = sum(latency.get((name, 8), 0.0) for name in choices)
+    return latency, cfg.latency_budget * int8
 
 
 def plan_candidate(
@@ -300,8 +351,9 @@ def plan_candidate(
     a, act, block = analysis, cfg.qat.activation_bits, cfg.block_size
     profile = reserve(profile, a.activation_bytes)
     plan = plan_bits(
-        a.costs, profile, a.choices, a.loss, "energy", budget, activation_bits=act, block_size=block
-    )
+        a.costs, profile, a.choices, a.loss, "energy", budget, activation_bits=act,
+        block_size=block, latency=a.latency, latency_budget=a.latency_budget,
+    )  # fmt: skip
     dev = accuracy(base, dev_texts, dev_labels, plan.bits, act, block)
     energy_by_workload = relative_energy(a.costs, profile, plan.bits, act, block)
     planned = sum(c.n_elements for c in a.costs[cfg.workloads[0]] if c.name in a.choices)
@@ -311,6 +363,7 @@ def plan_candidate(
         "size_bytes": plan.size_bytes,
         "mean_bits": 8 * plan.size_bytes / planned,
         **{f"relative_energy.{w}": e for w, e in energy_by_workload.items()},
+        "linear_kernels_us": sum(a.latency.get((t, b), 0.0) for t, b in plan.bits.items()),
         "dev_accuracy": dev,
         "dev_drop": a.reference_dev_accuracy - dev,
     }

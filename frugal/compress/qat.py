@@ -1,8 +1,9 @@
 """Fake quantization and recovery of the classifier.
 
-* Post-training: each planned weight replaced by its block-wise quantized value (`apply_bits`),
-  or temporarily (`quantized_weights`) to score a plan; linear inputs quantized to 8 bits per
-  token and block as the int8 kernels execute them (`quantized_activations`).
+* Post-training: each planned weight replaced by its quantized value (`apply_bits`), or
+  temporarily (`quantized_weights`) to score a plan; the inputs of quantized linear layers
+  quantized as their kernels do (`quantized_activations`): per tensor to uint8 for an 8-bit
+  weight (DynamicQuantizeMatMul), per token and block to int8 for a 4-bit one (MatMulNBits).
 * Recovery: quantization-aware training distilled from the full-precision model (KL on logits)
   on unlabeled pool text, weights fake-quantized with a straight-through estimator and linear
   inputs quantized to 8 bits per token.
@@ -22,7 +23,13 @@ from torch.nn.utils import parametrize
 from frugal.energy import FLOAT_BITS
 from frugal.loop import Batcher, Optimization, train_steps
 from frugal.modeling import Classifier, logits_of
-from frugal.quantize import fake_quantize, quantize_activations, ste
+from frugal.quantize import (
+    block_of,
+    fake_quantize,
+    quantize_activations,
+    quantize_activations_per_tensor,
+    ste,
+)
 
 # Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
 # ("float") execution multiplies in float.
@@ -42,7 +49,8 @@ def quantized_weights(
         for name, width in bits.items():
             if width != FLOAT_BITS:
                 saved[name] = params[name].detach().clone()
-                params[name].copy_(fake_quantize(params[name], width, block_size))
+                block = block_of(name, width, block_size)
+                params[name].copy_(fake_quantize(params[name], width, block))
     try:
         yield
     finally:
@@ -71,20 +79,25 @@ def quantized_activations(
     weight_bits: Mapping[str, int] | None = None,
 ) -> Iterator[None]:
     """Quantize the input of every linear layer whose weight is quantized (in `weight_bits`,
-    at 1-8 bits; every linear layer when `weight_bits` is None) to `bits` per token and block
-    (straight-through) while inside, as MatMulNBits' int8 path does; float layers keep float
-    inputs. `bits` None leaves activations in float."""
+    at 1-8 bits; every linear layer at 8 bits when `weight_bits` is None) while inside,
+    straight-through, as its kernel does: an 8-bit weight's input per tensor to uint8
+    (DynamicQuantizeMatMul), a lower width's per token and block to `bits`-bit integers
+    (MatMulNBits' int8 path). Float layers keep float inputs; `bits` None leaves every
+    activation in float."""
+
+    def per_tensor(_module: torch.nn.Module, args: tuple) -> tuple:
+        return (quantize_activations_per_tensor(args[0]),)
+
+    def per_block(_module: torch.nn.Module, args: tuple) -> tuple:
+        return (quantize_activations(args[0], bits, block_size),)
+
     handles = []
     if bits and bits < FLOAT_BITS:
         for name, module in model.named_modules():
-            width = FLOAT_BITS if weight_bits is None else weight_bits.get(f"{name}.weight", 32)
-            quantized = weight_bits is None or 0 < width < FLOAT_BITS
-            if isinstance(module, torch.nn.Linear) and quantized:
-                handles.append(
-                    module.register_forward_pre_hook(
-                        lambda _m, args: (quantize_activations(args[0], bits, block_size),)
-                    )
-                )
+            width = 8 if weight_bits is None else weight_bits.get(f"{name}.weight", FLOAT_BITS)
+            if isinstance(module, torch.nn.Linear) and 0 < width < FLOAT_BITS:
+                hook = per_tensor if width == 8 else per_block
+                handles.append(module.register_forward_pre_hook(hook))
     try:
         yield
     finally:
@@ -102,7 +115,8 @@ def quantization_aware(
     for name, width in bits.items():
         if width != FLOAT_BITS:
             module = modules[name.rsplit(".", 1)[0]]
-            parametrize.register_parametrization(module, "weight", _FakeQuant(width, block_size))
+            block = block_of(name, width, block_size)
+            parametrize.register_parametrization(module, "weight", _FakeQuant(width, block))
     try:
         yield
     finally:
@@ -116,7 +130,9 @@ def apply_bits(model: torch.nn.Module, bits: Mapping[str, int], block_size: int)
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, width in bits.items():
-            params[name].copy_(fake_quantize(params[name], width, block_size))
+            params[name].copy_(
+                fake_quantize(params[name], width, block_of(name, width, block_size))
+            )
 
 
 def accuracy(

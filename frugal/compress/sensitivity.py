@@ -21,15 +21,16 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from frugal.compress.qat import quantized_weights
+from frugal.compress.qat import quantized_activations, quantized_weights
 from frugal.modeling import Classifier, logits_of
-from frugal.quantize import fake_quantize, plannable_tensors
+from frugal.quantize import block_of, fake_quantize, plannable_tensors
 
 
 def fisher_loss_increase(
     weight: torch.Tensor, fisher: torch.Tensor, bits: int, block_size: int
 ) -> float:
-    """Second-order predicted loss increase ½ Σ F (q(w) - w)² of quantizing `weight`."""
+    """Second-order predicted loss increase ½ Σ F (q(w) - w)² of quantizing `weight` (in
+    blocks of `block_size`, `frugal.quantize.block_of`'s)."""
     with torch.no_grad():
         error = fake_quantize(weight, bits, block_size) - weight
         return float(0.5 * (fisher * error**2).sum())
@@ -44,10 +45,11 @@ def sensitivity_table(
     choices: Mapping[str, list[int]],
     block_size: int,
     progress: Callable[[int, int], None] | None = None,
+    activation_bits: int | None = 8,
 ) -> pd.DataFrame:
     """One row per (tensor, bits) of `bit_choices` the tensor may take (`choices`): Fisher-
-    predicted loss increase and, measured with only that tensor quantized, the mean KL to the
-    full-precision outputs, the change in cross-entropy and in accuracy on (`texts`,
+    predicted loss increase and, measured with only that tensor quantized (and its input, as
+    its kernel quantizes it at `activation_bits`), the mean KL to the full-precision outputs, the change in cross-entropy and in accuracy on (`texts`,
     `labels`)."""
     index = {label: i for i, label in enumerate(clf.labels)}
     y = torch.tensor([index[label] for label in labels])
@@ -59,7 +61,10 @@ def sensitivity_table(
     rows = []
     work = [(n, b) for n in plannable_tensors(clf.model) for b in bit_choices if b in choices[n]]
     for done, (name, bits) in enumerate(work, start=1):
-        with quantized_weights(clf.model, {name: bits}, block_size):
+        with (
+            quantized_weights(clf.model, {name: bits}, block_size),
+            quantized_activations(clf.model, activation_bits, block_size, {name: bits}),
+        ):
             logits = logits_of(clf, texts)
         logp = torch.log_softmax(logits, -1)
         rows.append(
@@ -67,7 +72,9 @@ def sensitivity_table(
                 "tensor": name,
                 "bits": bits,
                 "n_elements": params[name].numel(),
-                "fisher_loss": fisher_loss_increase(params[name], fisher[name], bits, block_size),
+                "fisher_loss": fisher_loss_increase(
+                    params[name], fisher[name], bits, block_of(name, bits, block_size)
+                ),
                 "kl": float((ref_logp.exp() * (ref_logp - logp)).sum(-1).mean()),
                 "loss_change": float(torch.nn.functional.cross_entropy(logits, y)) - ref_loss,
                 "accuracy_change": float((logits.argmax(-1) == y).float().mean()) - ref_acc,
@@ -104,7 +111,8 @@ def subgroup_sensitivity(
         else:
             continue
         for bits in bit_choices:
-            error = (fake_quantize(weight, bits, block_size) - weight) ** 2 * f * 0.5
+            block = block_of(name, bits, block_size)
+            error = (fake_quantize(weight, bits, block) - weight) ** 2 * f * 0.5
             per_group = error.sum(dim=1 - axis).reshape(-1, size).sum(dim=1)
             for index, value in enumerate(per_group.tolist()):
                 rows.append(

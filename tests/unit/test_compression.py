@@ -84,13 +84,38 @@ def test_size_plan_minimises_bytes_and_reverse_plan_minimises_loss():
     # mid at 4 (34 B) and big at 4 + mid at 32 (116 + 240 B); with hot at 32 the best, big at
     # 4 + mid at 4 (0.35), takes 310 B against 279 B
     assert size.bits == {"big": 8, "hot": 8, "mid": 2}
-    assert size.size_bytes == (200 + 16) + (40 + 4) + (15 + 4) + 5 * 4
+    assert size.size_bytes == (200 + 4) + (40 + 4) + (15 + 4) + 5 * 4  # 8 bits: one scale a row
     loose = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=1.0)
     assert loose.predicted_loss == 0.0  # everything fits the budget at full precision
     tight = plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=0.3)
     assert tight.predicted_loss > 0
     with pytest.raises(ValueError, match="no plan meets the budget"):
         plan_bits({"b": costs}, PROFILE, choices, LOSS, "loss", energy_budget=0.001)
+
+
+def test_a_latency_budget_keeps_slow_kernels_out_of_the_plan():
+    """Given kernels where 4 bits is slower than 8 (MatMulNBits vs DynamicQuantizeMatMul) and
+    float slower still, when the linear layers may take no more than all-int8's time, then no
+    layer is at 4 bits; with room for one 4-bit layer, it goes to the layer whose bytes cost
+    the most energy; without a budget, both are at 4 bits."""
+    costs = [c for c in hand_costs() if c.name in ("big", "hot")]
+    choices = {"big": [4, 8, 32], "hot": [4, 8, 32]}
+    latency = {
+        ("big", 4): 30.0, ("big", 8): 20.0, ("big", 32): 40.0,
+        ("hot", 4): 15.0, ("hot", 8): 10.0, ("hot", 32): 20.0,
+    }  # fmt: skip
+    free = {key: 0.0 for key in LOSS}
+
+    def plan(budget):
+        return plan_bits(
+            {"batch": costs}, PROFILE, choices, free, "energy", loss_budget=1.0,
+            block_size=BLOCK, latency=latency, latency_budget=budget,
+        ).bits  # fmt: skip
+
+    assert plan(None) == {"big": 4, "hot": 4}
+    assert plan(30.0) == {"big": 8, "hot": 8}  # all-int8's time
+    assert plan(35.0) == {"big": 8, "hot": 4}  # hot is read most: its 4 bits save the most
+    assert plan(45.0) == {"big": 4, "hot": 4}
 
 
 @pytest.fixture(scope="module")

@@ -475,6 +475,23 @@ def test_split_is_stratified_disjoint_and_complete() -> None:
     assert len(parts["test"]) == 20 and len(parts["dev"]) == 10
 
 
+def test_the_selection_split_is_carved_from_dev_and_leaves_the_rest_unchanged() -> None:
+    # given the same data split with and without a selection share
+    data = pd.concat([_labeled(60, ("a",)), _labeled(40, ("b",))])
+    plain = split(data, 0.2, 0.2, seed=13)
+    carved = split(data, 0.2, 0.2, seed=13, selection_share=0.5)
+    # then pool and test are unchanged, and dev is split in two, every class in both halves
+    for name in ("pool", "test"):
+        pd.testing.assert_frame_equal(plain[name], carved[name])
+    dev, selection = set(carved["dev"]["id"]), set(carved["selection"]["id"])
+    assert not dev & selection and dev | selection == set(plain["dev"]["id"])
+    assert len(selection) == len(dev) == 10
+    assert set(carved["selection"]["label"]) == set(carved["dev"]["label"]) == {"a", "b"}
+    # a class with a single dev text cannot give one away
+    with pytest.raises(DataError, match="selection split"):
+        split(data, 0.01, 0.2, seed=13, selection_share=0.5)
+
+
 def test_near_duplicate_texts_never_cross_splits() -> None:
     # given each question repeated with different casing and spacing
     data = _labeled(20)

@@ -46,7 +46,9 @@ def test_accuracy_difference_interval_covers_the_difference_and_is_zero_for_itse
     assert diff["difference"] == pytest.approx(worse.mean() - base.mean())
     assert diff["ci95_low"] < diff["difference"] < diff["ci95_high"] < 0
     same = accuracy_difference(base, base, n_resamples=1000, seed=1)
-    assert same == {"difference": 0.0, "ci95_low": 0.0, "ci95_high": 0.0}
+    assert same == {"difference": 0.0, "ci95_low": 0.0, "ci95_high": 0.0, "examples": 400}
+    narrower = accuracy_difference(worse, base, n_resamples=1000, seed=1, confidence=0.90)
+    assert diff["ci95_low"] < narrower["ci90_low"] < narrower["ci90_high"] < diff["ci95_high"]
     with pytest.raises(ValueError, match="equal-length"):
         accuracy_difference(base, base[:10], n_resamples=1000, seed=1)
 
@@ -62,28 +64,31 @@ def test_pareto_front_drops_points_that_cost_more_for_no_more_accuracy():
     assert pareto_front([1.0, 1.0], [0.5, 0.6]).tolist() == [False, True]
 
 
-def test_champion_is_chosen_on_dev_even_where_test_disagrees():
+def test_champion_is_chosen_on_the_selection_split_even_where_dev_and_test_disagree():
     from frugal.evaluation import choose_champion
 
-    def model(uj: float, dev: float, test: float) -> dict:
+    def model(uj: float, selection: float, test: float) -> dict:
         return {
             "modeled_uj_per_utterance": {"phone": {"batch": uj, "streaming": 10 * uj}},
-            "dev_accuracy_vs_baseline": {"difference": dev, "ci95_low": dev - 0.01,
-                                         "ci95_high": dev + 0.01},
+            # dev (where plans were scored) says the opposite of selection: it plays no part
+            "dev_accuracy_vs_baseline": {"difference": -selection},
+            "selection_accuracy_vs_baseline": {"difference": selection,
+                                               "ci90_low": selection - 0.01,
+                                               "ci90_high": selection + 0.01},
             "accuracy_vs_baseline": {"difference": test, "ci95_low": test - 0.01,
                                      "ci95_high": test + 0.01},
         }  # fmt: skip
 
     summary = {
         "base": model(1000, 0.0, 0.0),
-        # cheapest, fine on test but 1 pt worse on dev: not eligible
+        # cheapest, fine on test but 1 pt worse on selection: not eligible
         "tiny": model(100, -0.010, +0.002),
-        # within the budget on dev, though 2 pt worse on test: the champion
+        # within the budget on selection, though 2 pt worse on test: the champion
         "small": model(300, -0.004, -0.020),
         "medium": model(600, 0.0, 0.0),
     }
     assert choose_champion(summary, 0.005, "phone") == "small"
-    # with no budget, only models at least as good as the base on dev qualify
+    # with no budget, only models at least as good as the base on selection qualify
     assert choose_champion(summary, 0.0, "phone") == "medium"
 
 
@@ -93,16 +98,21 @@ def test_models_side_by_side_differences_champion_and_pareto_front():
     rng = np.random.default_rng(0)
     base = rng.random(200) < 0.9
     correct = {"base": base, "small": base & (rng.random(200) < 0.99)}
-    differences = baseline_differences(correct, correct, "base", n_resamples=200, seed=1)
+    differences = baseline_differences(correct, correct, correct, "base", n_resamples=200, seed=1)
     assert list(differences) == ["base", "small"]
     assert differences["base"]["accuracy_vs_baseline"]["difference"] == 0.0
     assert differences["small"]["dev_accuracy"] == pytest.approx(correct["small"].mean())
+    chosen = differences["small"]["selection_accuracy_vs_baseline"]
+    assert chosen["ci90_low"] <= chosen["difference"] <= chosen["ci90_high"]
 
     def metrics(accuracy: float, dev_difference: float) -> dict:
         return {"accuracy": accuracy, "macro_f1": 0.5, "ece": 0.1, "n_test": 200,
                 "per_class": {"A": {"f1": 0.4}}, "confusion": [[1]], "size_mb": 1.0,
                 "accuracy_vs_baseline": {"difference": 0.0}, "dev_accuracy": 0.9,
-                "dev_accuracy_vs_baseline": {"difference": dev_difference}}  # fmt: skip
+                "accuracy_vs_baseline_ci90": {"difference": 0.0},
+                "dev_accuracy_vs_baseline": {"difference": dev_difference},
+                "selection_accuracy": 0.9,
+                "selection_accuracy_vs_baseline": {"difference": dev_difference}}  # fmt: skip
 
     def profile(uj: float) -> dict:
         return {"measured": {"latency_ms_p50": 1.0, "latency_ms_p95": 2.0, "weights_bytes": 3},

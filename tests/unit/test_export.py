@@ -14,12 +14,13 @@ import torch
 
 from frugal.compress.qat import apply_bits, quantized_activations
 from frugal.errors import FrugalError
-from frugal.export import NATIVE_BITS, check_native, export_onnx
+from frugal.export import KERNEL_OF, NATIVE_BITS, check_native, export_onnx
 from frugal.modeling import logits_of
 from frugal.quantize import plannable_tensors
 from frugal.runtime import OnnxClassifier, executed_widths, load_graph
 
 BLOCK = 64
+FUSED = ("MultiHeadAttention", "SkipLayerNormalization", "BiasGelu")
 TEXTS = [
     "Who wrote Hamlet ?",
     "How far is the Moon from the Earth ?",
@@ -92,6 +93,43 @@ def test_every_planned_width_runs_natively_and_is_read_back_from_the_graph(clf, 
         reference = logits_of(quantized, TEXTS).numpy()
     served = OnnxClassifier(folder).logits(TEXTS)
     assert (served.argmax(1) == reference.argmax(1)).all()
+    assert np.abs(served - reference).max() < 0.05 * np.abs(reference).max() + 1e-3
+
+
+def test_each_width_runs_on_its_kernel_and_the_fusions_survive_the_rewrite(clf, tmp_path):
+    """Given a plan with every linear width, when exported, then 8 bits runs on
+    DynamicQuantizeMatMul with one scale per output channel, 4 bits on MatMulNBits, a pruned
+    layer has no kernel at all, and the graph keeps the fusions of the float graph
+    (MultiHeadAttention, SkipLayerNormalization, BiasGelu: one per layer, two, one)."""
+    layers = clf.model.config.num_hidden_layers
+    names = plannable_tensors(clf.model)
+    bits = {name: 8 for name in names if "embeddings" not in name}
+    bits["bert.encoder.layer.0.attention.self.query.weight"] = 4
+    bits["bert.encoder.layer.0.intermediate.dense.weight"] = 0
+    quantized = copy.deepcopy(clf)
+    apply_bits(quantized.model, bits, BLOCK)
+    fused = {}
+    for tag, plan in (("float", {}), ("mixed", bits)):
+        folder = _folder(quantized, tmp_path / tag)
+        export_onnx(quantized, plan, folder / "model.onnx", BLOCK)
+        graph = load_graph(folder)
+        ops = [n.op_type for n in graph.graph.node]
+        fused[tag] = {op: ops.count(op) for op in FUSED}
+        kernels = {n.name: n.op_type for n in graph.graph.node}
+    assert fused["float"] == fused["mixed"] == {
+        "MultiHeadAttention": layers, "SkipLayerNormalization": 2 * layers, "BiasGelu": layers
+    }  # fmt: skip
+    assert kernels["bert.encoder.layer.0.attention.self.query.weight"] == KERNEL_OF[4]
+    assert kernels["bert.encoder.layer.0.attention.self.key.weight"] == KERNEL_OF[8]
+    assert KERNEL_OF[8] == "DynamicQuantizeMatMul" and KERNEL_OF[4] == "MatMulNBits"
+    assert "MatMul" not in set(kernels.values())  # every linear layer is quantized or gone
+    pruned = "bert.encoder.layer.0.intermediate.dense.weight"
+    assert not any(pruned in i.name for i in graph.graph.initializer if i.name != f"{pruned}.n")
+    key = executed_widths(graph)["bert.encoder.layer.1.attention.self.key.weight"]
+    assert key.scale_bytes == 4 * clf.model.config.hidden_size  # one float32 scale per channel
+    with quantized_activations(quantized.model, 8, BLOCK, bits):
+        reference = np.concatenate([logits_of(quantized, [t]).numpy() for t in TEXTS])
+    served = np.concatenate([OnnxClassifier(folder).logits([t]) for t in TEXTS])
     assert np.abs(served - reference).max() < 0.05 * np.abs(reference).max() + 1e-3
 
 

@@ -59,8 +59,8 @@ def test_the_two_refusals_say_why_in_one_sentence(curve):
 
 
 def test_variants_are_read_from_the_evaluate_and_profile_reports():
-    metrics = {"base": {"accuracy": 0.9, "dev_accuracy_vs_baseline": {"difference": 0.0}},
-               "int8_ptq": {"accuracy": 0.89, "dev_accuracy_vs_baseline": {"difference": -0.01}}}  # fmt: skip
+    metrics = {"base": {"accuracy": 0.9, "selection_accuracy_vs_baseline": {"difference": 0.0}},
+               "int8_ptq": {"accuracy": 0.89, "selection_accuracy_vs_baseline": {"difference": -0.01}}}  # fmt: skip
     profile = {
         name: {"modeled": {"uj_per_utterance": {"phone": {"batch": uj, "streaming": 9 * uj}}}}
         for name, uj in (("base", 7000.0), ("int8_ptq", 2100.0))

@@ -51,12 +51,12 @@ def test_the_description_reads_as_one_line_of_figures():
         "energy_ptq", "abc", 0.9333, 0.9091, 1171.2, "phone", "batch"
     )
     assert description == (
-        "energy_ptq: 90.9% test, 1,171 µJ/utterance modeled (phone, batch), dev 93.3%"
+        "energy_ptq: 90.9% test, 1,171 µJ/utterance modeled (phone, batch), selection 93.3%"
     )
     assert tags == {
         "frugal.variant": "energy_ptq",
         "dvc.md5.raw": "abc",
-        "dev_accuracy": "0.9333",
+        "selection_accuracy": "0.9333",
         "test_accuracy": "0.9091",
         "modeled_uj_per_utterance.phone.batch": "1171.2",
     }
@@ -74,8 +74,8 @@ def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_
     figures = {"base": (0.941, 0.932, 7273.0), "energy_ptq": (0.933, 0.909, 1171.2)}
     cfg = params.evaluate.model_copy(update={"champion_profile": "phone"})
     described = {}
-    for variant, (dev, test, uj) in figures.items():
-        metrics = {"dev_accuracy": dev, "accuracy": test}
+    for variant, (selection, test, uj) in figures.items():
+        metrics = {"selection_accuracy": selection, "accuracy": test}
         profiled = {"modeled": {"uj_per_utterance": {"phone": {"batch": uj, "streaming": 9 * uj}}}}
         tags, description = version_summary_of(variant, metrics, profiled, "raw-md5", cfg)
         described[variant] = tracker.describe_versions(run_ids[variant], tags, description)
@@ -89,12 +89,12 @@ def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_
     assert champion.tags == {
         "frugal.variant": "energy_ptq",
         "dvc.md5.raw": "raw-md5",
-        "dev_accuracy": "0.9330",
+        "selection_accuracy": "0.9330",
         "test_accuracy": "0.9090",
         "modeled_uj_per_utterance.phone.batch": "1171.2",
     }
     assert champion.description == (
-        "energy_ptq: 90.9% test, 1,171 µJ/utterance modeled (phone, batch), dev 93.3%"
+        "energy_ptq: 90.9% test, 1,171 µJ/utterance modeled (phone, batch), selection 93.3%"
     )
     assert str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version) == "2"
 

@@ -24,10 +24,10 @@ def _model(accuracy, diff, uj, champion=False, front=True):
             "ci95_low": diff - 0.01,
             "ci95_high": diff + 0.01,
         },
-        "dev_accuracy_vs_baseline": {
+        "selection_accuracy_vs_baseline": {
             "difference": diff / 2,
-            "ci95_low": diff / 2 - 0.01,
-            "ci95_high": diff / 2 + 0.01,
+            "ci90_low": diff / 2 - 0.01,
+            "ci90_high": diff / 2 + 0.01,
         },
         "measured_latency_ms_p50": 12.0,
         "measured_latency_ms_p95": 15.0,
@@ -45,7 +45,7 @@ PLAN = {
     "energy_budget_uj": 500.0,
     "model": "size_target",
     "energy_uj": 405.0,
-    "dev_accuracy_vs_base": -0.0014,
+    "selection_accuracy_vs_base": -0.0014,
     "labels": {"n_labels": 1830, "low": 1100, "high": 4200},
     "expected_accuracy": 0.9203,
     "measured_test_accuracy_now": 0.8783,
