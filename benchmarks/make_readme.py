@@ -654,9 +654,12 @@ def _runtime_ratios(data: dict, results_dir: Path) -> list[str]:
             ]
         )
     lines = [
+        *(_goals(data, results_dir) if "champion" in data else []),
+        "",
         f"{num(data['test_texts'])} test questions; latency: {data['rounds']} interleaved rounds of "
-        f"{data['requests']} requests, {data['threads']} threads. Energy modeled on the phone "
-        "profile, µJ per utterance.",
+        f"{data['requests']} requests, {data['threads']} threads"
+        + (f", {data['cpu']}, onnxruntime {data['onnxruntime_version']}" if "cpu" in data else "")
+        + ". Energy modeled on the phone profile, µJ per utterance.",
         "",
     ]
     return lines + table(
@@ -667,6 +670,78 @@ def _runtime_ratios(data: dict, results_dir: Path) -> list[str]:
         ),
         rows,
     )
+
+
+def _goals(data: dict, results_dir: Path) -> list[str]:
+    """Issue 28's goals for the champion, met or not, from runtime_ratios.json alone."""
+    models = {m["model"]: m for m in data["models"]}
+    champion, anchor, fp32 = data.get("champion"), models.get("ort_int8"), models.get("ORT FP32")
+    if champion is None or champion not in models or anchor is None or fp32 is None:
+        return ["No champion, anchor or ORT FP32 in this file: no goals to check."]
+    c = models[champion]
+    uj = {w: c["modeled_uj_per_utterance"]["phone"][w] for w in ("batch", "streaming")}
+    anchor_uj = {w: anchor["modeled_uj_per_utterance"]["phone"][w] for w in uj}
+    saving = {w: 1 - uj[w] / anchor_uj[w] for w in uj}
+    acc = data["champion_accuracy"]
+    sel, test = acc["selection_vs_base"], acc["test_vs_base"]
+
+    def ci(d: dict) -> str:
+        return (
+            f"{pt(100 * d['difference'])} [{pt(100 * d['ci90_low'])}, {pt(100 * d['ci90_high'])}]"
+        )
+
+    rows = [
+        [
+            "energy (modeled, phone): ≥ 55% below the anchor, both workloads",
+            f"batch {signed_pct(-saving['batch'])} ({num(uj['batch'])} vs {num(anchor_uj['batch'])} µJ), "
+            f"streaming {signed_pct(-saving['streaming'])}",
+            yes_no(min(saving.values()) >= 0.55),
+        ],
+        [
+            "accuracy: ≤ 0.5 pt below FP32 on selection and on test (90% CI)",
+            f"selection {ci(sel)} pt of {num(sel['examples'])} questions (0.5 pt = "
+            f"{num(0.005 * sel['examples'], 1)} questions); test {ci(test)} pt",
+            yes_no(sel["difference"] >= -0.005 and test["difference"] >= -0.005),
+        ],
+        [
+            "latency: batch-1 p50 ≤ the anchor's and < ORT FP32's",
+            f"{num(c['latency_ms_p50'], 2)} ms vs anchor {num(anchor['latency_ms_p50'], 2)}, "
+            f"FP32 {num(fp32['latency_ms_p50'], 2)} (anchor ÷ champion, median of rounds: "
+            f"{num(c['anchor_over_latency'], 2)})",
+            yes_no(
+                c["anchor_over_latency"] >= 1.0 and c["latency_ms_p50"] < fp32["latency_ms_p50"]
+            ),
+        ],
+        [
+            "throughput at batch 32 ≥ the anchor's",
+            f"{num(c['throughput_per_s_batch32'])} vs {num(anchor['throughput_per_s_batch32'])} texts/s",
+            yes_no(c["throughput_per_s_batch32"] >= anchor["throughput_per_s_batch32"]),
+        ],
+        [
+            "size: file ≤ 1/8 of FP32's",
+            f"{num(c['file_bytes'] / 1e6, 1)} MB = 1/{num(fp32['file_bytes'] / c['file_bytes'], 1)} "
+            f"of {num(fp32['file_bytes'] / 1e6, 1)} MB",
+            yes_no(c["file_bytes"] * 8 <= fp32["file_bytes"]),
+        ],
+        [
+            "memory: peak RSS ≤ the anchor's",
+            f"{num(c['peak_rss_mb'])} vs {num(anchor['peak_rss_mb'])} MB",
+            yes_no(c["peak_rss_mb"] <= anchor["peak_rss_mb"]),
+        ],
+        [
+            "parity: ≥ 99.5% agreement with the torch fake-quant reference",
+            pct(c["parity_with_torch_reference"], 2),
+            yes_no((c["parity_with_torch_reference"] or 0) >= 0.995),
+        ],
+    ]
+    return [
+        f"The champion (`{champion}`, chosen by the evaluate stage on the selection split) against "
+        "the `ort_int8` anchor and ORT FP32, every model at the same graph-optimization level, "
+        f"measured side by side in this run; accuracy from `{acc['source']}`. Energy is modeled, "
+        "not measured.",
+        "",
+        *table("goal | measured | met", rows),
+    ]
 
 
 FUSED_COLUMNS = {  # column of the ort_profile table -> the op types it counts
@@ -1079,9 +1154,11 @@ SECTIONS: dict[str, list[Section]] = {
             "runtime_ratios.json",
             "Every runtime a team could ship, side by side",
             "torch FP32 eager, ONNX Runtime FP32, ONNX Runtime's `quantize_dynamic` int8 (the "
-            "anchor) and every compressed variant's `model.onnx` after a default `dvc repro`: "
-            "test accuracy, agreement with the torch fake-quant reference, latency, "
-            "throughput, peak RSS, file size and modeled energy.",
+            "`ort_int8` anchor, options chosen on dev) and every compressed variant's "
+            "`model.onnx` after a default `dvc repro`, every ONNX graph with ORT's transformer "
+            "fusions: the champion's goals (issue 28), then test accuracy, agreement with the "
+            "torch fake-quant reference, latency, throughput, peak RSS, file size and modeled "
+            "energy.",
             "dvc repro && python benchmarks/runtime_ratios.py",
             _runtime_ratios,
         ),

@@ -1,14 +1,17 @@
 """Every runtime a team could ship, side by side in one run: torch FP32 eager (the base model as
-trained), ONNX Runtime FP32 (models/base/model.onnx), ONNX Runtime uniform int8 from
-`onnxruntime.quantization.quantize_dynamic` (the anchor a user would pick instead of Frugal's
-plans), and every compressed variant's model.onnx.
+trained), ONNX Runtime FP32 (models/base/model.onnx: ORT's transformer fusions applied, as in
+every model), ONNX Runtime int8 from `onnxruntime.quantization.quantize_dynamic` on that fused
+graph (the `ort_int8` variant: the anchor a user would pick instead of Frugal's plans, its
+options chosen on dev), and every other compressed variant's model.onnx.
 
 For each: batch-1 latency p50 / p95 with tokenizing (interleaved: in each of `--rounds` rounds
 every model answers the same `--requests` test questions one at a time; ratios to torch FP32
 are taken within a round, then the median over rounds), throughput at batch 32, peak RSS in a
 fresh process that loads only that model's runtime, file bytes, test accuracy, agreement with
-the torch fake-quant reference of the same plan, and modeled energy per utterance at the widths
-each graph executes (every profile and workload).
+the torch fake-quant reference of the same plan (one request at a time on both sides: the int8
+kernels quantize each call's input over its own range), and modeled energy per utterance at the
+widths each graph executes (every profile and workload). The CPU model and the onnxruntime
+version are recorded with the figures.
 
     dvc repro && python benchmarks/runtime_ratios.py      (nothing else busy on the CPU)
 """
@@ -25,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 import pandas as pd
 import torch
 
@@ -33,29 +37,18 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal import energy  # noqa: E402
 from frugal.compress.qat import quantized_activations  # noqa: E402
 from frugal.compressed import load_float  # noqa: E402
 from frugal.config import load_params  # noqa: E402
+from frugal.latency import machine_key  # noqa: E402
 from frugal.measure import measure_in_fresh_process  # noqa: E402
 from frugal.modeling import load_classifier, logits_of  # noqa: E402
-from frugal.runtime import OnnxClassifier, executed_widths, load_graph  # noqa: E402
+from frugal.runtime import OnnxClassifier  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "runtime_ratios.json"
 TORCH = "torch FP32 eager"
 ORT_FP32 = "ORT FP32"
-ANCHOR = "ORT int8 (quantize_dynamic)"
-
-
-def anchor_folder(base: Path, into: Path) -> Path:
-    """The base model's graph quantized by onnxruntime's own dynamic int8 (defaults)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    into.mkdir(parents=True)
-    for name in ("tokenizer.json", "frugal.json"):
-        shutil.copy2(base / name, into / name)
-    quantize_dynamic(base / "model.onnx", into / "model.onnx", weight_type=QuantType.QInt8)
-    return into
+ANCHOR = "ort_int8"  # the compress variant: quantize_dynamic on the fused float graph
 
 
 class TorchEager:
@@ -102,8 +95,9 @@ def parity(model_dir: Path, served: OnnxClassifier, texts: list[str]) -> float |
     reference, bits = load_float(model_dir)
     act = 8 if record["execution"] == "int8" else None
     with quantized_activations(reference.model, act, record["block_size"], bits):
-        torch_pred = logits_of(reference, texts).argmax(-1).numpy()
-    return float((served.predict_proba(texts).argmax(1) == torch_pred).mean())
+        torch_pred = np.array([int(logits_of(reference, [t]).argmax(-1)[0]) for t in texts])
+    served_pred = np.array([int(served.logits([t]).argmax(1)[0]) for t in texts])
+    return float((served_pred == torch_pred).mean())
 
 
 def main() -> None:
@@ -121,10 +115,13 @@ def main() -> None:
     requests = texts[: args.requests]
     base = ROOT / params.train.output_dir
     variants = [ROOT / params.compress.output_dir / v for v in params.compress.variants]
+    if ANCHOR not in params.compress.variants:
+        raise SystemExit(
+            f"compress.variants has no {ANCHOR}: the anchor every model is compared with"
+        )
     temp = Path(tempfile.mkdtemp())
     try:
-        folders = {TORCH: base, ORT_FP32: base, ANCHOR: anchor_folder(base, temp / "anchor")}
-        folders |= {v.name: v for v in variants}
+        folders = {TORCH: base, ORT_FP32: base} | {v.name: v for v in variants}
         runners = {name: OnnxClassifier(path, threads) for name, path in folders.items()}
         runners[TORCH] = TorchEager(base)
 
@@ -176,25 +173,12 @@ def main() -> None:
                 measured = measure_in_fresh_process(folder, workload, threads, 50, 32)
                 rows[name]["peak_rss_mb"] = measured.peak_rss_mb
 
-        # modeled energy at executed widths: the profile stage's figures for pipeline models,
-        # the same computation for the anchor (invocations counted on the base model)
+        # modeled energy at executed widths: the profile stage's figures, the anchor's included
         profile = json.loads((ROOT / params.energy.output).read_text())
-        energy_texts = pd.read_parquet(ROOT / params.energy.workload_data)["text"].astype(str)
-        energy_texts = energy_texts.tolist()[: params.energy.max_requests]
-        profiles = [energy.device_profile(n, p) for n, p in params.energy.profiles.items()]
-        reference = load_classifier(base)
-        anchor_energy = energy.energy_summary(
-            energy.model_energy(
-                reference.model, reference.tokenizer, energy_texts, reference.max_length,
-                profiles, executed_widths(load_graph(folders[ANCHOR])),
-            )
-        )["uj_per_utterance"]  # fmt: skip
         for name, folder in folders.items():
-            rows[name]["modeled_uj_per_utterance"] = (
-                anchor_energy
-                if name == ANCHOR
-                else profile[folder.name]["modeled"]["uj_per_utterance"]
-            )
+            rows[name]["modeled_uj_per_utterance"] = profile[folder.name]["modeled"][
+                "uj_per_utterance"
+            ]
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 
@@ -231,6 +215,20 @@ def main() -> None:
         "test_texts": len(texts),
         "models": table,
     }
+    # the champion the evaluate stage chose (on the selection split), and its accuracy against
+    # the base model with 90% paired bootstrap intervals, as reports/metrics.json holds them
+    metrics = json.loads((ROOT / params.evaluate.output).read_text())
+    champion = next((name for name, m in metrics.items() if m.get("champion")), None)
+    result["champion"] = champion
+    if champion is not None:
+        chosen = metrics[champion]
+        result["champion_accuracy"] = {
+            "selection_vs_base": chosen["selection_accuracy_vs_baseline"],
+            "test_vs_base": chosen["accuracy_vs_baseline_ci90"],
+            "source": str(params.evaluate.output),
+        }
+    result["cpu"] = machine_key()
+    result["onnxruntime_version"] = onnxruntime.__version__
     result["provenance"] = provenance()
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

@@ -16,7 +16,8 @@ def compress_flow(params: Params, tracker: Tracker) -> list[Path]:
     register every variant."""
     analysis = sensitivity_task(params)
     futures = candidate_task.map(unmapped(params), unmapped(analysis), analysis.budgets)
-    candidates = [f.result() for f in tracked(futures, "candidate plans", len(futures))]
+    planned = [f.result() for f in tracked(futures, "candidate plans", len(futures))]
+    candidates = [c for c in planned if c is not None]  # None: no plan meets the budgets
     names = params.compress.variants
     futures = variant_task.map(unmapped(params), unmapped(analysis), unmapped(candidates), names)
     saved = [f.result() for f in tracked(futures, "variants", len(futures))]

@@ -153,7 +153,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 # Token counts each kernel is timed at (capped at the model's max_length, which is always added).
-LATENCY_TOKENS = (4, 8, 16, 32, 64, 128)
+LATENCY_TOKENS = (1, 4, 8, 16, 32, 64, 128)  # 1: the head, which reads the pooled text
 
 
 def _latency(args: argparse.Namespace) -> dict[str, Any]:

@@ -84,12 +84,16 @@ def sensitivity_task(params: Params) -> Analysis:
 
 
 @task(name="candidate-plan")
-def candidate_task(params: Params, analysis: Analysis, budget: float) -> Candidate:
-    """The least-energy plan within one predicted-loss budget, scored on dev."""
+def candidate_task(params: Params, analysis: Analysis, budget: float) -> Candidate | None:
+    """The least-energy plan within one predicted-loss budget, scored on dev (None: no plan
+    meets it within the latency budget)."""
     x = _inputs(params)
     candidate = plan_candidate(
         x.base, analysis, budget, x.dev_texts, x.dev_labels, x.profile, params.compress
     )
+    if candidate is None:
+        get_run_logger().info("budget %.4g: no plan within the latency budget", budget)
+        return None
     get_run_logger().info(
         "budget %.4g: dev drop %+.4f, energy %s",
         budget,

@@ -52,6 +52,10 @@ from frugal.modeling import Classifier, token_batches
 from frugal.quantize import plannable_tensors
 
 
+class Infeasible(ValueError):
+    """No plan meets the budgets."""
+
+
 @dataclass(frozen=True)
 class Plan:
     bits: dict[str, int]  # plannable tensor -> bits (others stay at 32)
@@ -161,7 +165,7 @@ def plan_bits(
         c = np.concatenate([losses, np.zeros(n)]) + 1e-9 * energy_row
     result = milp(c=c, constraints=constraints, integrality=np.ones(2 * n), bounds=Bounds(0, 1))
     if not result.success:
-        raise ValueError(f"no plan meets the budget: {result.message}")
+        raise Infeasible(f"no plan meets the budget: {result.message}")
     x, y = result.x[:n] > 0.5, result.x[n:] > 0.5
     bits = {t: b for (t, b), chosen in zip(options, x, strict=True) if chosen and t in choices}
     return Plan(
@@ -318,7 +322,8 @@ def kernel_latency(
     """µs of each linear layer's kernel at each allowed width on a request of the median
     length of `texts` (one request per text, as served), read from `table`, and the budget:
     `cfg.latency_budget` × the time with every linear layer at 8 bits (the int8 anchor's
-    kernels). The embedding lookup costs the same at every width (not timed)."""
+    kernels). The head reads one row (the pooled text); the embedding lookup costs the same at
+    every width (not timed)."""
     if table is None or cfg.latency_budget is None:
         return {}, None
     lengths = request_lengths(texts, "batch", base.tokenizer, base.max_length)
@@ -329,9 +334,10 @@ def kernel_latency(
         module = modules[name.removesuffix(".weight")]
         if not isinstance(module, torch.nn.Linear):
             continue
+        rows = 1.0 if module is base.model.classifier else tokens
         for bits in widths:
             latency[(name, bits)] = latency_us(
-                table, bits, module.in_features, module.out_features, tokens
+                table, bits, module.in_features, module.out_features, rows
             )
     int8 = sum(latency.get((name, 8), 0.0) for name in choices)
     return latency, cfg.latency_budget * int8
@@ -345,15 +351,20 @@ def plan_candidate(
     dev_labels: list[str],
     profile: DeviceProfile,
     cfg: CompressConfig,
-) -> Candidate:
+) -> Candidate | None:
     """The least-energy plan within predicted loss `budget`, scored on dev after post-training
-    quantization (weights and activations). `base` is left as it was."""
+    quantization (weights and activations); None when no plan meets both that budget and the
+    latency budget (below int8's predicted loss a plan needs float layers, slower than int8).
+    `base` is left as it was."""
     a, act, block = analysis, cfg.qat.activation_bits, cfg.block_size
     profile = reserve(profile, a.activation_bytes)
-    plan = plan_bits(
-        a.costs, profile, a.choices, a.loss, "energy", budget, activation_bits=act,
-        block_size=block, latency=a.latency, latency_budget=a.latency_budget,
-    )  # fmt: skip
+    try:
+        plan = plan_bits(
+            a.costs, profile, a.choices, a.loss, "energy", budget, activation_bits=act,
+            block_size=block, latency=a.latency, latency_budget=a.latency_budget,
+        )  # fmt: skip
+    except Infeasible:
+        return None
     dev = accuracy(base, dev_texts, dev_labels, plan.bits, act, block)
     energy_by_workload = relative_energy(a.costs, profile, plan.bits, act, block)
     planned = sum(c.n_elements for c in a.costs[cfg.workloads[0]] if c.name in a.choices)
@@ -377,6 +388,11 @@ def candidate_table(candidates: list[Candidate]) -> pd.DataFrame:
 def lowest_energy_within(candidates: list[Candidate], drop: float) -> int:
     """Index of the least mean-energy candidate whose dev drop is ≤ `drop` (none that good:
     the most accurate one)."""
+    if not candidates:
+        raise Infeasible(
+            "no candidate plan meets the latency budget (compress.latency_budget): raise it, "
+            "or set it to null for plans without a latency limit"
+        )
     table = candidate_table(candidates)
     mean_energy = table.filter(like="relative_energy.").mean(axis=1).to_numpy()
     ok = np.flatnonzero(table["dev_drop"].to_numpy() <= drop)

@@ -105,12 +105,15 @@ class VariantJob:
         """The lowest-energy candidate whose post-training dev drop is ≤ ptq_accuracy_budget."""
         return self.candidates[lowest_energy_within(self.candidates, self.cfg.ptq_accuracy_budget)]
 
-    def plan(self, objective: str, **budgets: float) -> dict[str, int]:
+    def plan(self, objective: str, within_latency: bool = True, **budgets: float) -> dict[str, int]:
+        """The plan of `objective` within `budgets` (and the latency budget, unless not
+        `within_latency`)."""
         a = self.analysis
+        latency_budget = a.latency_budget if within_latency else None
         return plan_bits(
             a.costs, self.profile, a.choices, a.loss, objective,
             activation_bits=self.cfg.qat.activation_bits, block_size=self.cfg.block_size,
-            **budgets,
+            latency=a.latency, latency_budget=latency_budget, **budgets,
         ).bits  # fmt: skip
 
     def recover(self, clf: Classifier, bits: Mapping[str, int]) -> list[float]:
@@ -200,7 +203,8 @@ def energy_ptq(job: VariantJob) -> Variant:
 
 
 def size_guided(job: VariantJob) -> Variant:
-    """Fewest bytes at `energy_ptq`'s predicted-loss budget, post-training."""
+    """Fewest bytes at `energy_ptq`'s predicted-loss budget (and the latency budget),
+    post-training."""
     budget = job.ptq_candidate().loss_budget
     bits = job.plan("bytes", loss_budget=budget)
     how = "size-guided plan (fewest bytes) at energy_ptq's predicted-loss budget"
@@ -221,6 +225,11 @@ def energy_qat(job: VariantJob) -> Variant:
         "quantization-aware distillation on unlabeled pool text"
     )
     extra = job.recovered(job.clf, chosen.plan.bits, losses)
+    lost = job.analysis.reference_dev_accuracy - chosen.dev_accuracy
+    # how much of the post-training loss on dev the distillation won back (1 = all of it)
+    extra["recovered_share_of_ptq_loss"] = (
+        (extra["qat_dev_accuracy"] - chosen.dev_accuracy) / lost if lost > 0 else None
+    )
     plan_record = job.from_candidate(chosen, how, ptq_dev_accuracy=chosen.dev_accuracy, **extra)
     return Variant(job.name, job.clf, dict(chosen.plan.bits), "int8", plan_record)
 
@@ -272,7 +281,9 @@ def size_target(job: VariantJob) -> Variant:
             f"{overhead / 1e6:.1f} MB of the {total / cfg.size_ratio / 1e6:.1f} MB "
             "allowed; lower size_ratio"
         )
-    bits = job.plan("loss", size_budget=budget)
+    # a size target, not a latency one: 1/8 of the bytes needs the 4-bit layers that an int8
+    # time budget rules out on CPUs where MatMulNBits is the slower kernel
+    bits = job.plan("loss", within_latency=False, size_budget=budget)
     ptq_dev = accuracy(job.base, job.dev_texts, job.dev_labels, bits, act, block)
     losses = job.recover(job.clf, bits)
     how = (

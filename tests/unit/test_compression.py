@@ -5,6 +5,7 @@ served graph that predicts what the torch reference does)."""
 import copy
 import itertools
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -116,6 +117,46 @@ def test_a_latency_budget_keeps_slow_kernels_out_of_the_plan():
     assert plan(30.0) == {"big": 8, "hot": 8}  # all-int8's time
     assert plan(35.0) == {"big": 8, "hot": 4}  # hot is read most: its 4 bits save the most
     assert plan(45.0) == {"big": 4, "hot": 4}
+
+
+def test_kernel_latency_reads_a_hand_made_table_at_the_median_request(clf):
+    """Given a table where every kernel takes µs = tokens × (1 at int8, 2 at 4 bits, 1.5 in
+    float) per square-hidden-sized unit of work, when the planner prices the model's linear layers,
+    then each is read at the median request's token count (the head at one row, the pooled
+    text), and the budget is latency_budget × the all-int8 sum."""
+    from frugal.compress.planner import kernel_latency
+    from frugal.config import load_params
+    from frugal.latency import LatencyTable
+    from frugal.quantize import plannable_tensors
+    from tests.conftest import ROOT
+
+    tokens = [1, 8, 16, 32]
+    per_token = {8: 1.0, 4: 2.0, 32: 1.5}
+    hidden = clf.model.config.hidden_size
+    shapes = {
+        (m.in_features, m.out_features)
+        for m in clf.model.modules()
+        if isinstance(m, torch.nn.Linear)
+    }
+    table = LatencyTable(
+        "hand", "0", 2, 64, tokens,
+        {(b, k, n): [t * f * k * n / hidden**2 for t in tokens]
+         for b, f in per_token.items() for k, n in shapes},
+    )  # fmt: skip
+    cfg = load_params(ROOT / "params.yaml", {"compress": {"latency_budget": 1.5}}).compress
+    choices = {name: [0, 4, 8, 32] for name in plannable_tensors(clf.model)}
+    latency, budget = kernel_latency(clf, TEXTS, choices, table, cfg)
+    lengths = [len(clf.tokenizer(t)["input_ids"]) for t in TEXTS]
+    median = float(np.median(lengths))
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    assert latency[(query, 8)] == pytest.approx(median)
+    assert latency[(query, 4)] == pytest.approx(2 * median)
+    assert latency[(query, 0)] == 0.0
+    assert latency[("classifier.weight", 8)] == pytest.approx(4 / hidden)  # one row
+    assert "bert.embeddings.word_embeddings.weight" not in {t for t, _ in latency}
+    int8 = sum(v for (t, b), v in latency.items() if b == 8)
+    assert budget == pytest.approx(1.5 * int8)
+    assert kernel_latency(clf, TEXTS, choices, None, cfg) == ({}, None)  # no table: no limit
 
 
 @pytest.fixture(scope="module")

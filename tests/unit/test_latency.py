@@ -191,8 +191,8 @@ def test_cli_measures_the_base_models_shapes_then_reports_the_table(latency_para
     assert main(["latency", "--params", str(latency_params)]) == 0
     status = json.loads(capsys.readouterr().out)
 
-    # then every kernel × shape was timed at 4, 8 and the max_length 12, and the table is current
-    assert measured["entries"] == 3 * 4 and measured["tokens"] == [4, 8, 12]
+    # then every kernel × shape was timed at 1 (the head), 4, 8 and the max_length 12, and the table is current
+    assert measured["entries"] == 3 * 4 and measured["tokens"] == [1, 4, 8, 12]
     assert measured["path"] == str(latency_params.parent / "latency_table.json")
     assert status["status"] == "ok"
     assert set(status["latency_us"]["4 bits (MatMulNBits)"]) == {
