@@ -1339,35 +1339,34 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
                 _link(results, "lc_points.json"),
             ]
         )
-    variants = results.get("compress_variants.json")
-    if variants:
-        rows += _champion_rows(results)
     ratios = results.get("runtime_ratios.json")
-    if ratios:
+    variants = results.get("compress_variants.json")
+    if variants and not (ratios and ratios.get("champion")):
+        rows += _champion_rows(results)
+    if ratios and ratios.get("champion"):
         models = {m["model"]: m for m in ratios["models"]}
-        anchor = next((m for m in ratios["models"] if m["anchor_over_latency"] == 1.0), None)
-        fp32 = models.get("ORT FP32")
-        for name in () if variants else ("energy_ptq", "energy_qat"):
-            m = models.get(name)
-            if not (m and anchor and fp32):
-                continue
-            energy = m["modeled_uj_per_utterance"]["phone"]["batch"]
-            base = anchor["modeled_uj_per_utterance"]["phone"]["batch"]
+        name, anchor, fp32 = ratios["champion"], models.get("ort_int8"), models.get("ORT FP32")
+        m = models.get(name)
+        if m and anchor and fp32:
+            energy = m["modeled_uj_per_utterance"]["phone"]
+            base = anchor["modeled_uj_per_utterance"]["phone"]
+            test = ratios["champion_accuracy"]["test_vs_base"]
             rows.append(
                 [
-                    f"`{name}`: modeled energy vs ONNX Runtime int8 (phone, batch); test accuracy "
-                    "vs FP32",
-                    f"{signed_pct(energy / base - 1)}; {pt(100 * (m['test_accuracy'] - fp32['test_accuracy']))} pt",
+                    "Champion (default run, chosen on the selection split): modeled energy vs "
+                    "`ort_int8` (phone, batch / streaming); test accuracy vs FP32 [90% CI]",
+                    f"`{name}`: {signed_pct(energy['batch'] / base['batch'] - 1)} / "
+                    f"{signed_pct(energy['streaming'] / base['streaming'] - 1)}; "
+                    f"{pt(100 * test['difference'])} [{pt(100 * test['ci90_low'])}, "
+                    f"{pt(100 * test['ci90_high'])}] pt",
                     _link(results, "runtime_ratios.json"),
                 ]
             )
-        if anchor and "energy_ptq" in models and "torch FP32 eager" in models:
             rows.append(
                 [
-                    "Batch-1 latency p50: ONNX Runtime int8 / `energy_ptq` / torch FP32",
-                    f"{num(anchor['latency_ms_p50'], 2)} / "
-                    f"{num(models['energy_ptq']['latency_ms_p50'], 2)} / "
-                    f"{num(models['torch FP32 eager']['latency_ms_p50'], 2)} ms",
+                    f"Batch-1 latency p50: `ort_int8` / `{name}` / ORT FP32 (all fused)",
+                    f"{num(anchor['latency_ms_p50'], 2)} / {num(m['latency_ms_p50'], 2)} / "
+                    f"{num(fp32['latency_ms_p50'], 2)} ms",
                     _link(results, "runtime_ratios.json"),
                 ]
             )

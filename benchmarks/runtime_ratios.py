@@ -70,7 +70,7 @@ def torch_rss(model_dir: Path, workload: Path, batch: int) -> float:
     """Peak RSS (MB) of a fresh process serving the torch model over the workload."""
     code = (
         "import sys, torch, pandas as pd\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'benchmarks')!r}]\n"
         "from benchmarks.runtime_ratios import TorchEager\n"
         "torch.set_num_threads(2)\n"
         f"m = TorchEager({str(model_dir)!r})\n"

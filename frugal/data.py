@@ -190,8 +190,9 @@ def split(
 ) -> dict[str, pd.DataFrame]:
     """Seeded split into "pool", "dev" and "test", stratified by label, leak-free; with
     `selection_share` > 0, that share of each class's dev groups (at least one, leaving dev at
-    least one) becomes a fifth of the data's own: the "selection" split, where the champion is
-    chosen apart from the dev texts that score compression plans.
+    least one: a class with a single dev text gives none) becomes a split of its own, the
+    "selection" split, where the champion is chosen apart from the dev texts that score
+    compression plans.
 
     Texts that are equal after collapsing whitespace and lowercasing (`_text_key`) form one
     group, and a group goes wholly to one split, so a duplicate can never be both trained on and
@@ -226,13 +227,9 @@ def split(
                 f"{n_test + n_dev + 1} to appear in pool, dev and test. Add examples of it or "
                 "remove the class from the data"
             )
-        n_selection = max(1, _round_half_up(n_dev * selection_share)) if selection_share else 0
-        if n_selection and n_selection >= n_dev:
-            raise DataError(
-                f"split: class '{label}' has {n_dev} dev text(s), too few to set "
-                f"{n_selection} apart for the selection split and keep one in dev; raise "
-                "prepare.dev_fraction, add examples of the class, or set prepare.selection_share 0"
-            )
+        # dev keeps at least one text of every class; a class with one dev text gives none
+        n_selection = min(max(1, _round_half_up(n_dev * selection_share)), n_dev - 1)
+        n_selection = n_selection if selection_share else 0
         order = rng.permutation(n_groups)
         for rank, position in enumerate(order):
             name = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "pool"
@@ -243,8 +240,14 @@ def split(
     assigned = np.array([split_of_group[group] for group in groups])
     names = SPLITS + ((SELECTION,) if selection_share else ())
     splits = {name: df[assigned == name].reset_index(drop=True) for name in names}
+    if selection_share and len(splits[SELECTION]) < 2:
+        raise DataError(
+            f"split: the selection split got {len(splits[SELECTION])} text(s): every class has "
+            "a single dev text to keep; raise prepare.dev_fraction, add examples, or set "
+            "prepare.selection_share 0"
+        )
     all_labels = set(df["label"])
-    for name, part in splits.items():
+    for name, part in ((n, p) for n, p in splits.items() if n != SELECTION):
         absent = sorted(all_labels - set(part["label"]))
         if absent:
             raise DataError(

@@ -487,7 +487,10 @@ def test_the_selection_split_is_carved_from_dev_and_leaves_the_rest_unchanged() 
     assert not dev & selection and dev | selection == set(plain["dev"]["id"])
     assert len(selection) == len(dev) == 10
     assert set(carved["selection"]["label"]) == set(carved["dev"]["label"]) == {"a", "b"}
-    # a class with a single dev text cannot give one away
+    # a class with a single dev text keeps it; with no class to give one, it is an error
+    rare = pd.concat([data, _labeled(6, ("c",))])
+    parts = split(rare, 0.2, 0.2, seed=13, selection_share=0.5)
+    assert "c" in set(parts["dev"]["label"]) and "c" not in set(parts["selection"]["label"])
     with pytest.raises(DataError, match="selection split"):
         split(data, 0.01, 0.2, seed=13, selection_share=0.5)
 
