@@ -45,6 +45,7 @@ from frugal.energy import (
     tensor_costs,
     with_bits,
 )
+from frugal.errors import FrugalError
 from frugal.export import NATIVE_BITS, kind_of
 from frugal.fisher import fisher_diagonal
 from frugal.latency import LatencyTable, latency_us
@@ -285,7 +286,11 @@ def analyse(
     }
     int8_loss = sum(loss[(name, 8)] for name in fisher) if 8 in widths else 1e-3
     costs, held = workload_costs(base, workload_texts, cfg.workloads)
-    latency, latency_budget = kernel_latency(base, workload_texts, choices, latency_table, cfg)
+    try:
+        latency, latency_budget = kernel_latency(base, workload_texts, choices, latency_table, cfg)
+    except FrugalError as error:  # a shape the table lacks: plan with what it has, say so
+        log(f"{error}; planning without a latency budget")
+        latency, latency_budget = {}, None
     if latency_budget is not None:
         log(f"latency budget: {latency_budget:.0f} µs of linear kernels per median request")
     return Analysis(
