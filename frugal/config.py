@@ -193,6 +193,8 @@ class QatConfig(_Section):
     batch_size: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
     activation_bits: Literal[8]  # int8 activations: what MatMulNBits' int8 path executes
+    label_weight: float = Field(ge=0)  # cross-entropy on the bought labels, beside distillation
+    trials: int = Field(ge=1, le=8)  # energy_qat: plans distilled until one meets the budget
     seed: int
 
 
@@ -227,6 +229,7 @@ class CompressConfig(_Section):
     output_dir: Path
     variants: list[Literal[VARIANTS]] = Field(min_length=1)
     unlabeled_data: Path
+    labeled_data: Path
     dev_data: Path
     fisher_texts: int = Field(ge=1)
     sensitivity_texts: int = Field(ge=2)
@@ -242,7 +245,7 @@ class CompressConfig(_Section):
     latency_budget: float | None = Field(
         default=None, gt=0
     )  # × all-int8's linear-layer time; null = none
-    ptq_accuracy_budget: float = Field(ge=0, le=1)
+    accuracy_budget: float = Field(ge=0, le=1)
     qat_accuracy_budget: float = Field(ge=0, le=1)
     structured_sparsity: float = Field(ge=0, lt=1)
     size_ratio: float = Field(gt=1)

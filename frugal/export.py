@@ -57,7 +57,7 @@ NATIVE_BITS = {"linear": (0, 4, 8, FLOAT_BITS), "embedding": (2, 4, 8, FLOAT_BIT
 # The kernel that runs each linear width (0: none, the layer is gone).
 KERNEL_OF = {FLOAT_BITS: "MatMul", 8: "DynamicQuantizeMatMul", 4: "MatMulNBits", 0: None}
 # MatMulNBits accuracy_level: 4 = int8 activations (int8 MACs), 1 = float32 activations.
-ACCURACY_LEVEL = {8: 4, FLOAT_BITS: 1}
+ACCURACY_LEVEL = {8: 4, FLOAT_BITS: 1}  # MatMulNBits: int8 (4) or float (1) activations
 _PREFIX = "m."  # the wrapper's attribute name, stripped from initializer names
 # torch.onnx.export keeps global state: variants built in threads export one at a time.
 _EXPORTING = threading.Lock()
@@ -238,7 +238,7 @@ def _packed(weight: torch.Tensor, bits: int, block_size: int) -> tuple[np.ndarra
     )
 
 
-def _lowered(
+def lower_matmul(
     name: str,
     weight: torch.Tensor,
     width: int,
@@ -334,7 +334,7 @@ def lower_widths(
         if width == FLOAT_BITS:
             nodes.append(node)
             continue
-        lowered, inits = _lowered(name, params[name], width, node, block_size, accuracy)
+        lowered, inits = lower_matmul(name, params[name], width, node, block_size, accuracy)
         nodes += lowered
         new_inits += inits
         dropped.add(f"{name}.T")

@@ -24,23 +24,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from frugal.errors import FrugalError
+from frugal.export import ACCURACY_LEVEL, KERNEL_OF, MS_DOMAIN, OPSET, lower_matmul
 from frugal.files import write_json
 
 # Weight width (bits) -> the ONNX Runtime kernel that executes a linear layer stored at it.
 # 0 bits (pruned) has no kernel: the layer is gone and costs nothing.
-KERNELS: dict[int, str] = {
-    32: "MatMul",
-    8: "DynamicQuantizeMatMul",
-    4: "MatMulNBits",
-}
+KERNELS: dict[int, str] = {bits: op for bits, op in KERNEL_OF.items() if op}
 MEASURE_COMMAND = "frugal latency --measure"
-MS_DOMAIN = "com.microsoft"
-OPSET = 17
 # MatMulNBits accuracy_level 4: activations quantized to int8, int8 multiply-accumulates.
-NBITS_ACCURACY_LEVEL = 4
+NBITS_ACCURACY_LEVEL = ACCURACY_LEVEL[8]
 # Instruction sets that change which int8 / int4 code path ONNX Runtime's MLAS takes.
 _ISA_FLAGS = (
     "avx2",
@@ -384,47 +380,21 @@ def usable_table(
 def _kernel_graph(
     bits: int, in_features: int, out_features: int, block_size: int, rng: np.random.Generator
 ) -> onnx.ModelProto:
-    """One node computing A [1, M, K] x W -> [1, M, N] with the kernel of `bits`, random W."""
-    k, n = in_features, out_features
-    if bits == 32:
-        weights = [numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "B")]
-        node = helper.make_node("MatMul", ["A", "B"], ["Y"])
-    elif bits == 8:
-        weights = [
-            numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "B"),
-            numpy_helper.from_array(np.full(n, 0.01, dtype=np.float32), "b_scale"),
-            # optional in the schema; kept, as quantize_dynamic's graphs carry it
-            numpy_helper.from_array(np.zeros(n, dtype=np.int8), "b_zero_point"),
-        ]
-        node = helper.make_node(
-            "DynamicQuantizeMatMul", ["A", "B", "b_scale", "b_zero_point"], ["Y"], domain=MS_DOMAIN
-        )
-    elif bits == 4:
-        blocks = -(-k // block_size)
-        weights = [
-            numpy_helper.from_array(
-                rng.integers(0, 256, (n, blocks, block_size * bits // 8), dtype=np.uint8), "B"
-            ),
-            numpy_helper.from_array(np.full(n * blocks, 0.01, dtype=np.float32), "scales"),
-        ]
-        node = helper.make_node(
-            "MatMulNBits",
-            ["A", "B", "scales"],
-            ["Y"],
-            domain=MS_DOMAIN,
-            K=k,
-            N=n,
-            bits=bits,
-            block_size=block_size,
-            accuracy_level=NBITS_ACCURACY_LEVEL,
-        )
-    else:
+    """One node computing A [1, M, K] x W -> [1, M, N] with the kernel of `bits` and random W,
+    lowered exactly as `frugal.export` lowers a model's linear layer to that width."""
+    if bits not in KERNELS:
         raise FrugalError(f"no kernel for {bits} bits; widths with a kernel: {list(KERNELS)}")
+    weight = torch.from_numpy(rng.standard_normal((out_features, in_features), dtype=np.float32))
+    node = helper.make_node("MatMul", ["A", "W"], ["Y"])
+    if bits == 32:
+        nodes, weights = [node], [numpy_helper.from_array(weight.numpy().T.copy(), "W")]
+    else:
+        nodes, weights = lower_matmul("W", weight, bits, node, block_size, NBITS_ACCURACY_LEVEL)
     graph = helper.make_graph(
-        [node],
-        f"{KERNELS[bits]}_{k}x{n}",
-        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [1, "tokens", k])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, "tokens", n])],
+        nodes,
+        f"{KERNELS[bits]}_{in_features}x{out_features}",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [1, "tokens", in_features])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, "tokens", out_features])],
         weights,
     )
     return helper.make_model(

@@ -40,7 +40,8 @@ class Inputs:
     in threads, and scoring a plan quantizes the model's weights in place for a moment)."""
 
     base: Classifier
-    unlabeled: list[str]  # the pool's text only: Fisher and distillation use no labels
+    unlabeled: list[str]  # the pool's text: Fisher and distillation
+    bought: dict[str, str]  # text -> label of the bought labels: cross-entropy in distillation
     dev_texts: list[str]
     dev_labels: list[str]
     workload_texts: list[str]  # pool texts whose invocation counts the planner prices
@@ -52,9 +53,11 @@ def _inputs(params: Params) -> Inputs:
     torch.set_num_threads(cfg.threads)
     dev = pd.read_parquet(cfg.dev_data)
     unlabeled = pd.read_parquet(cfg.unlabeled_data, columns=["text"])["text"].astype(str).tolist()
+    bought = pd.read_parquet(cfg.labeled_data, columns=["text", "label"])
     return Inputs(
         load_classifier(params.train.output_dir),
         unlabeled,
+        dict(zip(bought["text"].astype(str), bought["label"].astype(str), strict=True)),
         dev["text"].astype(str).tolist(),
         dev["label"].astype(str).tolist(),
         unlabeled[: cfg.workload_texts],
@@ -122,7 +125,7 @@ def variant_task(
         variant = build_variant(
             name, x.base, analysis, candidates, x.unlabeled, x.dev_texts, x.dev_labels,
             x.workload_texts, x.profile, params.compress, log=get_run_logger().info,
-            progress=bars,
+            progress=bars, bought=x.bought,
         )  # fmt: skip
     save_compressed(
         variant.classifier,

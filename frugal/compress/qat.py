@@ -5,8 +5,8 @@
   quantized as their kernels do (`quantized_activations`): per tensor to uint8 for an 8-bit
   weight (DynamicQuantizeMatMul), per token and block to int8 for a 4-bit one (MatMulNBits).
 * Recovery: quantization-aware training distilled from the full-precision model (KL on logits)
-  on unlabeled pool text, weights fake-quantized with a straight-through estimator and linear
-  inputs quantized to 8 bits per token.
+  on the pool's text, plus cross-entropy on the labels bought there; weights fake-quantized
+  with a straight-through estimator and linear inputs quantized as their kernels do.
 
 Pure: torch modules and numbers in, numbers and modules out; no Prefect, MLflow or files.
 """
@@ -14,7 +14,7 @@ Pure: torch modules and numbers in, numbers and modules out; no Prefect, MLflow 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -36,6 +36,7 @@ from frugal.quantize import (
 KERNEL_BITS = {"int8": 8, "float": FLOAT_BITS}
 # the ort_int8 anchor: the float graph rewritten by ONNX Runtime's quantize_dynamic
 ORT_DYNAMIC = "ort_dynamic"
+UNLABELED = -100  # `distill`'s label index of a text nobody labeled (cross-entropy ignores it)
 
 
 @contextmanager
@@ -171,24 +172,38 @@ def distill(
     progress: Callable[[int, int, float], None] | None = None,
     teacher: torch.nn.Module | None = None,
     block_size: int = 64,
+    labels: Sequence[int] | None = None,
+    label_weight: float = 0.0,
 ) -> list[float]:
     """Quantization-aware training of `clf` (in place) distilled from a frozen full-precision
     model (`teacher`, default a copy of `clf` as it is now): KL(teacher ‖ student) on the
-    logits of unlabeled `texts`, for `steps` optimizer steps (reshuffled passes over `texts`:
-    the cost is set by the step count, not by how much text there is). Returns the loss per
-    step. On return the planned weights hold their quantized values."""
+    logits of `texts`, for `steps` optimizer steps (reshuffled passes over `texts`: the cost is
+    set by the step count, not by how much text there is), plus `label_weight` × the
+    cross-entropy on the texts whose label index `labels` gives (`UNLABELED` for the rest: the
+    pool's texts need no labels, the bought ones add theirs). Returns the loss per step. On
+    return the planned weights hold their quantized values."""
     teacher = copy.deepcopy(teacher if teacher is not None else clf.model).eval()
     model = clf.model
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     batcher = Batcher(clf, texts)
+    targets = torch.tensor(labels if labels is not None else [UNLABELED] * len(texts))
+    if len(targets) != len(texts):
+        raise ValueError(f"{len(targets)} labels for {len(texts)} texts")
     losses: list[float] = []
 
-    def loss_of(_: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss_of(indices: list[int], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
             target = torch.log_softmax(teacher(**batch).logits, -1)
-        student = torch.log_softmax(model(**batch).logits, -1)
-        return torch.nn.functional.kl_div(student, target, log_target=True, reduction="batchmean")
+        logits = model(**batch).logits
+        student = torch.log_softmax(logits, -1)
+        loss = torch.nn.functional.kl_div(student, target, log_target=True, reduction="batchmean")
+        known = targets[indices]
+        if label_weight and bool((known != UNLABELED).any()):
+            loss = loss + label_weight * torch.nn.functional.cross_entropy(
+                logits, known, ignore_index=UNLABELED
+            )
+        return loss
 
     def after_step(step: int, loss: float) -> bool:
         losses.append(loss)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,21 @@ import pandas as pd
 from frugal.compress.planner import (
     Analysis,
     Candidate,
+    candidate_table,
     lowest_energy_within,
     plan_bits,
     relative_energy,
     workload_costs,
 )
 from frugal.compress.pruning import choose_structure, prune_structure
-from frugal.compress.qat import KERNEL_BITS, ORT_DYNAMIC, accuracy, apply_bits, distill
+from frugal.compress.qat import (
+    KERNEL_BITS,
+    ORT_DYNAMIC,
+    UNLABELED,
+    accuracy,
+    apply_bits,
+    distill,
+)
 from frugal.config import CompressConfig
 from frugal.energy import DeviceProfile, TensorCost, reserve, with_bits
 from frugal.modeling import Classifier
@@ -61,6 +69,7 @@ class VariantJob:
     cfg: CompressConfig
     log: Callable[[str], None]
     progress: Callable[[str, int, int], None]
+    bought: Mapping[str, str] = field(default_factory=dict)  # text -> label, the bought labels
 
     def describe(
         self,
@@ -102,8 +111,8 @@ class VariantJob:
         )  # fmt: skip
 
     def ptq_candidate(self) -> Candidate:
-        """The lowest-energy candidate whose post-training dev drop is ≤ ptq_accuracy_budget."""
-        return self.candidates[lowest_energy_within(self.candidates, self.cfg.ptq_accuracy_budget)]
+        """The lowest-energy candidate whose post-training dev drop is ≤ accuracy_budget."""
+        return self.candidates[lowest_energy_within(self.candidates, self.cfg.accuracy_budget)]
 
     def plan(self, objective: str, within_latency: bool = True, **budgets: float) -> dict[str, int]:
         """The plan of `objective` within `budgets` (and the latency budget, unless not
@@ -117,15 +126,23 @@ class VariantJob:
         ).bits  # fmt: skip
 
     def recover(self, clf: Classifier, bits: Mapping[str, int]) -> list[float]:
-        """Quantization-aware distillation from the full-precision base model."""
+        """Quantization-aware distillation from the full-precision base model on the pool's
+        texts, with cross-entropy on those whose label was bought."""
         q, name = self.cfg.qat, self.name
+        index = {label: i for i, label in enumerate(clf.labels)}
+        labels = [
+            index.get(self.bought[t], UNLABELED) if t in self.bought else UNLABELED
+            for t in self.unlabeled
+        ]
         self.log(
-            f"QAT: {q.steps} distillation steps of {q.batch_size} of {len(self.unlabeled)} texts"
+            f"QAT: {q.steps} distillation steps of {q.batch_size} of {len(self.unlabeled)} "
+            f"texts ({sum(y != UNLABELED for y in labels)} labeled)"
         )
         return distill(
             clf, bits, self.unlabeled, q.steps, q.batch_size, q.learning_rate, q.seed,
             q.activation_bits, lambda step, total, _loss: self.progress(f"QAT {name}", step, total),
-            teacher=self.base.model, block_size=self.cfg.block_size,
+            teacher=self.base.model, block_size=self.cfg.block_size, labels=labels,
+            label_weight=q.label_weight,
         )  # fmt: skip
 
     def recovered(self, clf: Classifier, bits: Mapping[str, int], losses: list[float]) -> dict:
@@ -193,9 +210,11 @@ def int4_weight_only(job: VariantJob) -> Variant:
 
 
 def energy_ptq(job: VariantJob) -> Variant:
-    """The lowest-energy candidate within `ptq_accuracy_budget`, post-training."""
+    """The lowest-energy candidate within `accuracy_budget`, post-training."""
     chosen = job.ptq_candidate()
-    how = f"energy-guided plan, dev drop ≤ {job.cfg.ptq_accuracy_budget} after post-training quantization"
+    how = (
+        f"energy-guided plan, dev drop ≤ {job.cfg.accuracy_budget} after post-training quantization"
+    )
     apply_bits(job.clf.model, chosen.plan.bits, job.cfg.block_size)
     return Variant(
         job.name, job.clf, dict(chosen.plan.bits), "int8", job.from_candidate(chosen, how)
@@ -214,24 +233,60 @@ def size_guided(job: VariantJob) -> Variant:
     )
 
 
+def qat_order(candidates: list[Candidate], screen: float) -> list[int]:
+    """Indices of the candidates worth distilling: post-training dev drop ≤ `screen`, the
+    cheapest (mean modeled energy) first; none that good: the most accurate one."""
+    table = candidate_table(candidates)
+    energy = table.filter(like="relative_energy.").mean(axis=1)
+    ok = table.index[table["dev_drop"] <= screen]
+    if len(ok) == 0:
+        return [lowest_energy_within(candidates, screen)]
+    return [int(i) for i in energy[ok].sort_values(kind="stable").index]
+
+
 def energy_qat(job: VariantJob) -> Variant:
-    """The lowest-energy candidate within the looser `qat_accuracy_budget`, then recovered by
-    distillation."""
-    cfg = job.cfg
-    chosen = job.candidates[lowest_energy_within(job.candidates, cfg.qat_accuracy_budget)]
-    losses = job.recover(job.clf, chosen.plan.bits)
+    """Chosen by its accuracy after distillation: the candidates within the looser
+    `qat_accuracy_budget` are distilled cheapest first, up to `qat.trials` of them, until one
+    is within `accuracy_budget` of FP32 on dev; none is: the most accurate trial ships."""
+    cfg, reference = job.cfg, job.analysis.reference_dev_accuracy
+    trials: list[tuple[Candidate, Classifier, dict]] = []
+    for index in qat_order(job.candidates, cfg.qat_accuracy_budget)[: cfg.qat.trials]:
+        chosen = job.candidates[index]
+        clf = job.clf if not trials else copy.deepcopy(job.base)
+        extra = job.recovered(clf, chosen.plan.bits, job.recover(clf, chosen.plan.bits))
+        lost = reference - chosen.dev_accuracy
+        # how much of the post-training loss on dev the distillation won back (1 = all of it)
+        extra["recovered_share_of_ptq_loss"] = (
+            (extra["qat_dev_accuracy"] - chosen.dev_accuracy) / lost if lost > 0 else None
+        )
+        trials.append((chosen, clf, extra))
+        job.log(
+            f"QAT trial {len(trials)}: dev {chosen.dev_accuracy:.4f} after post-training "
+            f"quantization, {extra['qat_dev_accuracy']:.4f} after distillation "
+            f"(FP32 {reference:.4f})"
+        )
+        if reference - extra["qat_dev_accuracy"] <= cfg.accuracy_budget:
+            break
+    met = [t for t in trials if reference - t[2]["qat_dev_accuracy"] <= cfg.accuracy_budget]
+    chosen, clf, extra = met[0] if met else max(trials, key=lambda t: t[2]["qat_dev_accuracy"])
     how = (
-        f"energy-guided plan, dev drop ≤ {cfg.qat_accuracy_budget} before recovery, then "
-        "quantization-aware distillation on unlabeled pool text"
+        f"energy-guided plan distilled (pool text, bought labels) and chosen by its dev "
+        f"accuracy after distillation: the cheapest of {len(trials)} trial(s) within "
+        f"{cfg.accuracy_budget} of FP32" + ("" if met else " (none was: the most accurate one)")
     )
-    extra = job.recovered(job.clf, chosen.plan.bits, losses)
-    lost = job.analysis.reference_dev_accuracy - chosen.dev_accuracy
-    # how much of the post-training loss on dev the distillation won back (1 = all of it)
-    extra["recovered_share_of_ptq_loss"] = (
-        (extra["qat_dev_accuracy"] - chosen.dev_accuracy) / lost if lost > 0 else None
-    )
-    plan_record = job.from_candidate(chosen, how, ptq_dev_accuracy=chosen.dev_accuracy, **extra)
-    return Variant(job.name, job.clf, dict(chosen.plan.bits), "int8", plan_record)
+    history = [
+        {
+            "relative_energy": t[0].plan.relative_energy,
+            "ptq_dev_accuracy": t[0].dev_accuracy,
+            "qat_dev_accuracy": t[2]["qat_dev_accuracy"],
+        }
+        for t in trials
+    ]
+    plan_record = job.from_candidate(
+        chosen, how, ptq_dev_accuracy=chosen.dev_accuracy, qat_trials=history,
+        within_accuracy_budget=bool(met), **extra,
+    )  # fmt: skip
+    return Variant(job.name, clf, dict(chosen.plan.bits), "int8", plan_record)
 
 
 def structured_pruning(job: VariantJob) -> Variant:
@@ -327,13 +382,14 @@ def build_variant(
     cfg: CompressConfig,
     log: Callable[[str], None] = lambda _: None,
     progress: Callable[[str, int, int], None] = lambda *_: None,
+    bought: Mapping[str, str] | None = None,
 ) -> Variant:
     """One compressed variant of `base` (left as it was), built by its recipe in `RECIPES`.
     Plans are picked on dev accuracy (the test split is left to `evaluate`): `energy_ptq` is
     the lowest-energy candidate whose post-training dev accuracy drops ≤
-    `ptq_accuracy_budget`; `energy_qat` the lowest-energy one within the looser
-    `qat_accuracy_budget`, then recovered by distillation; `size_guided` minimises bytes at
-    `energy_ptq`'s predicted-loss budget. `progress(phase, done, total)` follows the
+    `accuracy_budget`; `energy_qat` the lowest-energy one within `accuracy_budget` after
+    distillation (`bought`: text -> label, cross-entropy beside it); `size_guided` minimises
+    bytes at `energy_ptq`'s predicted-loss budget. `progress(phase, done, total)` follows the
     distillation."""
     if name not in RECIPES:
         raise ValueError(f"unknown variant {name!r}; choose from {list(RECIPES)}")
@@ -351,6 +407,7 @@ def build_variant(
         cfg,
         log,
         progress,
+        dict(bought or {}),
     )
     return RECIPES[name](job)
 

@@ -253,6 +253,48 @@ def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):
     assert not torch.equal(params[name], dict(clf.model.named_parameters())[name])
 
 
+def test_distillation_learns_the_bought_labels_beside_the_teacher(clf):
+    """Cross-entropy on the labeled texts pulls the student towards their labels, against the
+    teacher; texts marked UNLABELED add nothing to it."""
+    from frugal.compress.qat import UNLABELED
+    from frugal.modeling import logits_of
+
+    teacher = logits_of(clf, TEXTS).argmax(-1)
+    wanted = [(int(t) + 1) % len(clf.labels) for t in teacher]  # never the teacher's class
+    labels = wanted[:4] + [UNLABELED] * 2
+    bits = {name: 8 for name in plannable_tensors(clf.model)}
+
+    def cross_entropy(weight: float) -> float:
+        student = copy.deepcopy(clf)
+        distill(
+            student, bits, TEXTS, steps=12, batch_size=3, learning_rate=1e-3, seed=0,
+            block_size=BLOCK, labels=labels, label_weight=weight,
+        )  # fmt: skip
+        logits = logits_of(student, TEXTS[:4])
+        return float(torch.nn.functional.cross_entropy(logits, torch.tensor(wanted[:4])))
+
+    assert cross_entropy(5.0) < cross_entropy(0.0)
+    with pytest.raises(ValueError, match="2 labels for 6 texts"):
+        distill(clf, bits, TEXTS, 1, 3, 1e-3, 0, labels=[0, 1], label_weight=1.0)
+
+
+def test_qat_trials_start_from_the_cheapest_plan_worth_distilling():
+    from frugal.compress.planner import Candidate, Plan
+    from frugal.compress.variants import qat_order
+
+    def candidate(energy: float, drop: float) -> Candidate:
+        plan = Plan({}, [], 0.0, energy, 0.0)
+        record = {"relative_energy.batch": energy, "dev_drop": drop}
+        return Candidate(0.0, plan, 0.9 - drop, record)
+
+    # post-training drops: 0, 1 pt, 2 pt, 30 pt (too far gone to distil at a 3-pt screen)
+    candidates = [candidate(0.21, 0.0), candidate(0.15, 0.01), candidate(0.11, 0.02),
+                  candidate(0.07, 0.30)]  # fmt: skip
+    assert qat_order(candidates, 0.03) == [2, 1, 0]
+    assert qat_order(candidates, 0.005) == [0]
+    assert qat_order(candidates[1:], 0.005) == [0]  # none within: the most accurate one
+
+
 def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identically(clf, tmp_path):
     from safetensors import safe_open
 
@@ -416,10 +458,26 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
     assert [c.loss_budget for c in candidates] == sorted(analysis.budgets)
     built = [
         build_variant(
-            "energy_qat", clf, analysis, candidates, TEXTS, TEXTS, LABELS, TEXTS[:4], profile, cfg
-        )
+            "energy_qat",
+            clf,
+            analysis,
+            candidates,
+            TEXTS,
+            TEXTS,
+            LABELS,
+            TEXTS[:4],
+            profile,
+            cfg,
+            bought=dict(zip(TEXTS[:3], LABELS[:3], strict=True)),
+        )  # fmt: skip
         for _ in range(2)
     ]
+    trials = built[0].plan["qat_trials"]
+    assert 1 <= len(trials) <= cfg.qat.trials
+    met = [t for t in trials if analysis.reference_dev_accuracy - t["qat_dev_accuracy"]
+           <= cfg.accuracy_budget]  # fmt: skip
+    assert built[0].plan["within_accuracy_budget"] == bool(met)
+    assert not met[:-1]  # the trials stop at the first plan within the budget
     after = clf.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     one, two = (v.classifier.model.state_dict() for v in built)
