@@ -7,7 +7,8 @@ options chosen on dev), and every other compressed variant's model.onnx.
 For each: batch-1 latency p50 / p95 with tokenizing (interleaved: in each of `--rounds` rounds
 every model answers the same `--requests` test questions one at a time; ratios to torch FP32
 are taken within a round, then the median over rounds), throughput at batch 32, peak RSS in a
-fresh process that loads only that model's runtime, file bytes, test accuracy, agreement with
+fresh process that loads only that model's runtime, file bytes, test accuracy (one request at a
+time, as `evaluate` scores it), agreement with
 the torch fake-quant reference of the same plan (one request at a time on both sides: the int8
 kernels quantize each call's input over its own range), and modeled energy per utterance at the
 widths each graph executes (every profile and workload). The CPU model and the onnxruntime
@@ -125,12 +126,12 @@ def main() -> None:
         runners = {name: OnnxClassifier(path, threads) for name, path in folders.items()}
         runners[TORCH] = TorchEager(base)
 
-        # test accuracy and parity first (they also warm every runtime up)
+        # test accuracy and parity first (they also warm every runtime up); one request at a
+        # time, as the models serve and as `evaluate` scores them (the int8 kernels quantize each
+        # call's input over its own range, so a batch's accuracy differs)
         rows: dict[str, dict] = {}
         for name, runner in runners.items():
-            logits = np.concatenate(
-                [runner.logits(texts[i : i + 64]) for i in range(0, len(texts), 64)]
-            )
+            logits = np.concatenate([runner.logits([text]) for text in texts])
             model_labels = np.array(
                 json.loads((folders[name] / "frugal.json").read_text())["labels"]
             )
