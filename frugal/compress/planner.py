@@ -17,7 +17,7 @@ Pure: torch modules and numbers in, numbers and plans out; no Prefect, MLflow or
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,32 @@ class Plan:
     predicted_loss: float
     relative_energy: float  # as the MILP prices it: ÷ FP32 all read from DRAM, mean of workloads
     size_bytes: float
+    keep: dict[str, float] = field(default_factory=dict)  # structure -> share kept, when < 1
+
+
+@dataclass(frozen=True)
+class Structure:
+    """Channels the planner may remove from a layer, a share at a time: the output rows of
+    `by_row` and the input columns of `by_column` shrink together to `keep` of them (a feed-
+    forward block: intermediate.dense's rows, output.dense's columns). `loss`: each share the
+    planner may keep -> the predicted loss of removing the rest (1.0 -> 0)."""
+
+    by_row: tuple[str, ...]
+    by_column: tuple[str, ...]
+    loss: Mapping[float, float]
+
+
+def _shrunk(cost: TensorCost, keep: float, by_row: bool) -> TensorCost:
+    """`cost` with only `keep` of its rows (`by_row`) or input columns left."""
+    if keep == 1.0:
+        return cost
+    return replace(
+        cost,
+        n_elements=round(cost.n_elements * keep),
+        bytes_read=cost.bytes_read * keep,
+        macs=cost.macs * keep,
+        rows=max(1, round(cost.rows * keep)) if by_row else cost.rows,
+    )
 
 
 def plan_bits(
@@ -77,10 +103,12 @@ def plan_bits(
     activation_bits: int = 8,
     size_budget: float | None = None,
     block_size: int = 64,
-    latency: Mapping[tuple[str, int], float] | None = None,
+    latency: Mapping[tuple, float] | None = None,
     latency_budget: float | None = None,
+    structures: Mapping[str, Structure] | None = None,
 ) -> Plan:
-    """Choose bits per tensor (and, for energy, SRAM residency) by MILP.
+    """Choose bits per tensor (and, for energy, SRAM residency and the share of each
+    structure's channels kept) by MILP.
 
     `costs`: workload -> full-precision `tensor_costs`; `choices`: tensor -> allowed bits
     (tensors not named stay at 32 bits but can still be placed in SRAM); `loss`: (tensor,
@@ -88,26 +116,51 @@ def plan_bits(
     each workload relative to its full-precision energy, averaged), "bytes" (size-guided) or
     "loss" (least predicted loss; needs `energy_budget`, the relative energy allowed, or
     `size_budget`). `size_budget`: bytes allowed for the tensors in `choices` at their widths.
-    `latency`: (tensor, bits) -> µs per request of its kernel (absent: 0); `latency_budget`: the
-    µs the chosen kernels may take together.
+    `latency`: (tensor, bits) -> µs per request of its kernel, and (tensor, bits, keep) at a
+    share `keep` < 1 of a structure's channels (absent: 0, or, for a share with a latency
+    budget, not allowed: its shape was not measured); `latency_budget`: the µs the chosen
+    kernels may take together. `structures`: name -> `Structure`; every tensor of one keeps
+    the same share (its loss added once), and its reads, MACs and bytes shrink with it.
     """
     if objective not in ("energy", "bytes", "loss"):
         raise ValueError(f"objective must be energy, bytes or loss, got {objective!r}")
     if objective == "loss" and energy_budget is None and size_budget is None:
         raise ValueError("objective 'loss' needs an energy_budget or a size_budget")
+    latency = latency or {}
+    structures = structures or {}
+    member: dict[str, tuple[str, bool]] = {}  # tensor -> (its structure, shrinks by row)
+    for name, structure in structures.items():
+        for tensor in structure.by_row + structure.by_column:
+            member[tensor] = (name, tensor in structure.by_row)
+    shares = [(s, keep) for s, structure in structures.items() for keep in sorted(structure.loss)]
     workloads = list(costs)
     first = costs[workloads[0]]
     per_workload = {w: {c.name: c for c in costs[w]} for w in workloads}
-    options = []  # (tensor, bits)
+
+    def timed(tensor: str, bits: int, keep: float) -> float | None:
+        if keep == 1.0 or bits == 0:
+            return latency.get((tensor, bits), 0.0)
+        return latency.get((tensor, bits, keep), None if latency_budget is not None else 0.0)
+
+    options = []  # (tensor, bits, share of its structure kept)
     for cost in first:
+        owner = member.get(cost.name)
+        keeps = sorted(structures[owner[0]].loss) if owner else [1.0]
         for bits in choices.get(cost.name, [FLOAT_BITS]):
-            options.append((cost.name, bits))
-    n = len(options)
+            options += [
+                (cost.name, bits, k) for k in keeps if timed(cost.name, bits, k) is not None
+            ]
+    n, m = len(options), len(shares)
+
+    def shrunk(w: str, tensor: str, keep: float) -> TensorCost:
+        owner = member.get(tensor)
+        return _shrunk(per_workload[w][tensor], keep, owner[1] if owner else True)
+
     # every option priced exactly as the runtime executes it (block scales included)
     priced = {
         w: [
-            with_bits([per_workload[w][t]], {t: b}, activation_bits, block_size)[0]
-            for t, b in options
+            with_bits([shrunk(w, t, k)], {t: b}, activation_bits, block_size)[0]
+            for t, b, k in options
         ]
         for w in workloads
     }
@@ -130,51 +183,63 @@ def plan_bits(
             )
     dram_pj /= len(workloads)
     saving_pj /= len(workloads)
-    losses = np.array([loss.get((t, b), 0.0) if b != FLOAT_BITS else 0.0 for t, b in options])
+    losses = np.array([loss.get((t, b), 0.0) if b != FLOAT_BITS else 0.0 for t, b, _ in options])
+    share_losses = np.array([structures[s].loss[k] for s, k in shares])
 
-    tensors = list(dict.fromkeys(t for t, _ in options))
-    pick = np.zeros((len(tensors), 2 * n))  # exactly one width per tensor
-    for i, (t, _) in enumerate(options):
+    # variables: an option chosen (n), it sits in SRAM (n), a structure keeps a share (m)
+    def row(x: object = 0.0, resident: object = 0.0, kept: object = 0.0) -> np.ndarray:
+        return np.concatenate(
+            [np.broadcast_to(x, n), np.broadcast_to(resident, n), np.broadcast_to(kept, m)]
+        )[None, :]
+
+    tensors = list(dict.fromkeys(t for t, _, _ in options))
+    pick = np.zeros((len(tensors), 2 * n + m))  # exactly one (width, share) per tensor
+    for i, (t, _, _) in enumerate(options):
         pick[tensors.index(t), i] = 1
     constraints = [linear_constraint(pick, 1, 1)]
-    link = np.hstack([-np.eye(n), np.eye(n)])  # resident only at the chosen width
+    link = np.hstack([-np.eye(n), np.eye(n), np.zeros((n, m))])  # resident only if chosen
     constraints.append(linear_constraint(link, -np.inf, 0))
-    constraints.append(
-        linear_constraint(np.concatenate([np.zeros(n), size])[None, :], -np.inf, profile.sram_bytes)
-    )
-    energy_row = np.concatenate([dram_pj, -saving_pj])
+    constraints.append(linear_constraint(row(resident=size), -np.inf, profile.sram_bytes))
+    for name in structures:  # one share per structure, the same for each of its tensors
+        constraints.append(linear_constraint(row(kept=[s == name for s, _ in shares]), 1, 1))
+        for j, (s, keep) in enumerate(shares):
+            if s != name:
+                continue
+            for tensor in (t for t, (owner, _) in member.items() if owner == name):
+                same = np.array([t == tensor and k == keep for t, _, k in options], dtype=float)
+                constraints.append(linear_constraint(row(same, kept=-np.eye(m)[j]), 0, 0))
+    energy_row = row(dram_pj, -saving_pj)[0]
+    loss_row = row(losses, kept=share_losses)[0]
     if loss_budget is not None:
-        constraints.append(
-            linear_constraint(np.concatenate([losses, np.zeros(n)])[None, :], -np.inf, loss_budget)
-        )
+        constraints.append(linear_constraint(loss_row[None, :], -np.inf, loss_budget))
     if energy_budget is not None:
         constraints.append(linear_constraint(energy_row[None, :], -np.inf, energy_budget))
     if latency_budget is not None:
-        times = np.array([(latency or {}).get(option, 0.0) for option in options])
-        row = np.concatenate([times, np.zeros(n)])
-        constraints.append(linear_constraint(row[None, :], -np.inf, latency_budget))
+        times = np.array([timed(t, b, k) for t, b, k in options])
+        constraints.append(linear_constraint(row(times), -np.inf, latency_budget))
     if size_budget is not None:
-        planned = np.array([t in choices for t, _ in options], dtype=float)
-        row = np.concatenate([size * planned, np.zeros(n)])
-        constraints.append(linear_constraint(row[None, :], -np.inf, size_budget))
+        planned = np.array([t in choices for t, _, _ in options], dtype=float)
+        constraints.append(linear_constraint(row(size * planned), -np.inf, size_budget))
     if objective == "energy":
         c = energy_row
     elif objective == "bytes":
         # fewest bytes first; energy only breaks ties (scaled far below one byte)
-        c = np.concatenate([size, np.zeros(n)]) + 1e-9 * energy_row
+        c = row(size)[0] + 1e-9 * energy_row
     else:
-        c = np.concatenate([losses, np.zeros(n)]) + 1e-9 * energy_row
-    result = milp(c=c, constraints=constraints, integrality=np.ones(2 * n), bounds=Bounds(0, 1))
+        c = loss_row + 1e-9 * energy_row
+    result = milp(c=c, constraints=constraints, integrality=np.ones(2 * n + m), bounds=Bounds(0, 1))
     if not result.success:
         raise Infeasible(f"no plan meets the budget: {result.message}")
-    x, y = result.x[:n] > 0.5, result.x[n:] > 0.5
-    bits = {t: b for (t, b), chosen in zip(options, x, strict=True) if chosen and t in choices}
+    x, y = result.x[:n] > 0.5, result.x[n : 2 * n] > 0.5
+    kept = result.x[2 * n :] > 0.5
+    bits = {t: b for (t, b, _), chosen in zip(options, x, strict=True) if chosen and t in choices}
     return Plan(
         bits=bits,
-        resident=[t for (t, _), on in zip(options, y, strict=True) if on],
-        predicted_loss=float(losses[x].sum()),
+        resident=[t for (t, _, _), on in zip(options, y, strict=True) if on],
+        predicted_loss=float(loss_row @ result.x),
         relative_energy=float(energy_row @ result.x),
         size_bytes=float(size[x].sum()),
+        keep={s: k for (s, k), on in zip(shares, kept, strict=True) if on and k < 1.0},
     )
 
 

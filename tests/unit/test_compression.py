@@ -119,6 +119,78 @@ def test_a_latency_budget_keeps_slow_kernels_out_of_the_plan():
     assert plan(45.0) == {"big": 4, "hot": 4}
 
 
+def _kept(costs: list[TensorCost], keep: float, by_row: set[str]) -> list[TensorCost]:
+    """The hand costs with `keep` of "big" (rows) and "mid" (columns) left."""
+    from frugal.compress.planner import _shrunk
+
+    return [_shrunk(c, keep, c.name in by_row) if c.name in ("big", "mid") else c for c in costs]
+
+
+@pytest.mark.parametrize("budget", [0.0, 0.2, 0.5, 1.0, 5.0])
+def test_a_structure_keeps_one_share_for_all_its_tensors_at_the_exhaustive_optimum(budget):
+    """Given "big" (by rows) and "mid" (by input columns) in one structure that may keep half
+    its channels at a predicted loss of 0.4, the plan is the least-energy (width, share)
+    combination within the loss budget, found by enumeration with the energy model itself,
+    and both tensors keep the same share."""
+    from frugal.compress.planner import Structure
+
+    costs = hand_costs()
+    choices = {name: [4, 8, 32] for name in ("big", "hot", "mid")}
+    structure = Structure(("big",), ("mid",), {0.5: 0.4, 1.0: 0.0})
+    plan = plan_bits(
+        {"batch": costs}, PROFILE, choices, LOSS, "energy", loss_budget=budget, block_size=BLOCK,
+        structures={"ffn": structure},
+    )  # fmt: skip
+    assert plan.predicted_loss <= budget + 1e-9
+
+    def energy(bits, keep):
+        priced = with_bits(_kept(costs, keep, {"big"}), bits, 8, BLOCK)
+        return energy_per_request(priced, PROFILE).total_pj
+
+    feasible = [
+        (dict(zip(choices, combo, strict=True)), keep)
+        for combo in itertools.product([4, 8, 32], repeat=3)
+        for keep in (0.5, 1.0)
+        if sum(LOSS.get((n, b), 0.0) for n, b in zip(choices, combo, strict=True))
+        + structure.loss[keep]
+        <= budget
+    ]
+    best = min(energy(bits, keep) for bits, keep in feasible)
+    keep = plan.keep.get("ffn", 1.0)
+    assert energy(plan.bits, keep) == pytest.approx(best)
+    assert (keep == 0.5) == (budget >= 0.4 + 0.05 + 0.01 + 0.1)  # pruning pays once affordable
+
+
+def test_pruned_channels_pay_for_their_time_and_need_a_measured_shape():
+    """Given 4 bits slower than 8 and an int8 time budget, removing half of a structure's
+    channels frees the time a 4-bit layer needs; a share whose shape the latency table lacks
+    is never planned under a latency budget."""
+    from frugal.compress.planner import Structure
+
+    costs = [c for c in hand_costs() if c.name in ("big", "hot", "mid")]
+    choices = {"big": [4, 8], "hot": [4, 8], "mid": [4, 8]}
+    latency = {
+        ("big", 4): 30.0, ("big", 8): 20.0, ("hot", 4): 15.0, ("hot", 8): 10.0,
+        ("mid", 4): 12.0, ("mid", 8): 8.0,
+        ("big", 4, 0.5): 15.0, ("big", 8, 0.5): 10.0, ("mid", 4, 0.5): 6.0, ("mid", 8, 0.5): 4.0,
+    }  # fmt: skip
+    free = {key: 0.0 for key in LOSS}
+    ffn = {"ffn": Structure(("big",), ("mid",), {0.5: 0.5, 1.0: 0.0})}
+
+    def plan(loss_budget, table):
+        return plan_bits(
+            {"batch": costs}, PROFILE, choices, free, "energy", loss_budget=loss_budget,
+            block_size=BLOCK, latency=table, latency_budget=38.0, structures=ffn,
+        )  # fmt: skip
+
+    unpruned = plan(0.4, latency)  # pruning costs 0.5: out of the budget
+    assert unpruned.keep == {} and unpruned.bits == {"big": 8, "hot": 8, "mid": 8}
+    pruned = plan(1.0, latency)  # half the channels free 14 µs: room for 4 bits everywhere
+    assert pruned.keep == {"ffn": 0.5} and pruned.bits == {"big": 4, "hot": 4, "mid": 4}
+    unmeasured = {k: v for k, v in latency.items() if len(k) == 2}
+    assert plan(1.0, unmeasured).keep == {}
+
+
 def test_kernel_latency_reads_a_hand_made_table_at_the_median_request(clf):
     """Given a table where every kernel takes µs = tokens × (1 at int8, 2 at 4 bits, 1.5 in
     float) per square-hidden-sized unit of work, when the planner prices the model's linear layers,
