@@ -158,6 +158,7 @@ LATENCY_TOKENS = (1, 4, 8, 16, 32, 64, 128)  # 1: the head, which reads the pool
 
 def _latency(args: argparse.Namespace) -> dict[str, Any]:
     from frugal import latency  # onnxruntime, only when needed
+    from frugal.compress.pruning import kept_channels
 
     cfg = load_params(args.params)
     if not args.measure:
@@ -177,7 +178,12 @@ def _latency(args: argparse.Namespace) -> dict[str, Any]:
     options = {"rounds": args.rounds} if args.rounds is not None else {}
     started = time.perf_counter()
     table = latency.measure_table(
-        latency.model_shapes(hidden, ffn, n_classes),
+        latency.model_shapes(
+            hidden,
+            ffn,
+            n_classes,
+            [kept_channels(ffn, cfg.compress.channel_group, k) for k in cfg.compress.ffn_keep],
+        ),  # fmt: skip
         tokens,
         block_size=cfg.compress.block_size,
         threads=cfg.compress.threads,

@@ -234,6 +234,9 @@ class CompressConfig(_Section):
     fisher_texts: int = Field(ge=1)
     sensitivity_texts: int = Field(ge=2)
     channel_group: int = Field(ge=1)
+    ffn_keep: list[float] = Field(
+        default_factory=list
+    )  # shares of feed-forward channels a plan may keep
     workload_texts: int = Field(ge=1)
     bit_choices: list[Literal[0, 2, 4, 8]] = Field(min_length=1)
     block_size: Literal[16, 32, 64, 128, 256]  # weights per float32 scale (MatMulNBits blocks)

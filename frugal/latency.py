@@ -99,9 +99,12 @@ def machine_key() -> str:
     return f"{name} ({' '.join(isa)})" if isa else name
 
 
-def model_shapes(hidden_size: int, intermediate_size: int, n_classes: int) -> list[Shape]:
+def model_shapes(
+    hidden_size: int, intermediate_size: int, n_classes: int, ffn_widths: Sequence[int] = ()
+) -> list[Shape]:
     """The distinct (in_features, out_features) of a BERT classifier's linear layers: attention
-    projections (h, h), feed-forward in (h, ffn) and out (ffn, h), and the head (h, classes)."""
+    projections (h, h), feed-forward in (h, ffn) and out (ffn, h), and the head (h, classes);
+    and the feed-forward layers at each of `ffn_widths` channels (pruned shares)."""
     for name, value in (
         ("hidden_size", hidden_size),
         ("intermediate_size", intermediate_size),
@@ -115,6 +118,8 @@ def model_shapes(hidden_size: int, intermediate_size: int, n_classes: int) -> li
         (intermediate_size, hidden_size),
         (hidden_size, n_classes),
     ]
+    for width in ffn_widths:
+        shapes += [(hidden_size, width), (width, hidden_size)]
     return list(dict.fromkeys(shapes))
 
 

@@ -24,7 +24,12 @@ import pandas as pd
 import torch
 from scipy.optimize import Bounds, milp
 
-from frugal.compress.pruning import structure_groups
+from frugal.compress.pruning import (
+    channel_removal,
+    channels_zeroed,
+    kept_channels,
+    structure_groups,
+)
 from frugal.compress.qat import accuracy
 from frugal.compress.sensitivity import (
     sensitivity_agreement,
@@ -49,7 +54,7 @@ from frugal.errors import FrugalError
 from frugal.export import NATIVE_BITS, kind_of
 from frugal.fisher import fisher_diagonal
 from frugal.latency import LatencyTable, latency_us
-from frugal.modeling import Classifier, token_batches
+from frugal.modeling import Classifier, logits_of, token_batches
 from frugal.quantize import plannable_tensors
 
 
@@ -292,8 +297,16 @@ class Analysis:
     choices: dict[str, list[int]]  # allowed bits per tensor: the widths the runtime executes
     reference_dev_accuracy: float
     budgets: list[float]  # the candidate plans' predicted-loss budgets
-    latency: dict[tuple[str, int], float]  # µs per request of each (tensor, bits)'s kernel
+    latency: dict[tuple, float]  # µs per request of each (tensor, bits[, share kept])'s kernel
     latency_budget: float | None  # µs the plan's linear kernels may take; None: no limit
+    ffn: dict[str, Structure] = field(default_factory=dict)  # layer's FFN -> its shares' loss
+    n_channels: int = 0  # feed-forward channels per layer
+    group_size: int = 64  # channels per removable group
+
+    def removal(self, plan: Plan) -> pd.DataFrame:
+        """The feed-forward channel groups `plan` removes (rows of `structures`)."""
+        keep = {int(name.split(".")[1]): share for name, share in plan.keep.items()}
+        return channel_removal(self.structures, keep, self.n_channels, self.group_size)
 
 
 @dataclass(frozen=True)
@@ -350,9 +363,18 @@ def analyse(
         for row in sensitivity.itertuples()
     }
     int8_loss = sum(loss[(name, 8)] for name in fisher) if 8 in widths else 1e-3
+    structures = structure_groups(model, fisher, cfg.channel_group)
+    n_channels = model.config.intermediate_size
+    ffn = ffn_structures(
+        base, structures, cfg.ffn_keep, n_channels, cfg.channel_group, dev_texts[:n_sens]
+    )
+    if ffn:
+        log(f"measured the loss of keeping {cfg.ffn_keep} of {len(ffn)} feed-forward layers")
     costs, held = workload_costs(base, workload_texts, cfg.workloads)
     try:
-        latency, latency_budget = kernel_latency(base, workload_texts, choices, latency_table, cfg)
+        latency, latency_budget = kernel_latency(
+            base, workload_texts, choices, latency_table, cfg, n_channels
+        )
     except FrugalError as error:  # a shape the table lacks: plan with what it has, say so
         log(f"{error}; planning without a latency budget")
         latency, latency_budget = {}, None
@@ -369,7 +391,7 @@ def analyse(
             cfg.channel_group,
             cfg.block_size,
         ),
-        structures=structure_groups(model, fisher, cfg.channel_group),
+        structures=structures,
         agreement=sensitivity_agreement(sensitivity),
         loss=loss,
         costs=costs,
@@ -379,7 +401,39 @@ def analyse(
         budgets=[float(b) for b in int8_loss * 2.0 ** np.arange(-2, cfg.plan_budgets - 2)],
         latency=latency,
         latency_budget=latency_budget,
+        ffn=ffn,
+        n_channels=n_channels,
+        group_size=cfg.channel_group,
     )
+
+
+def ffn_structures(
+    base: Classifier,
+    structures: pd.DataFrame,
+    keeps: list[float],
+    n_channels: int,
+    group_size: int,
+    texts: list[str],
+) -> dict[str, Structure]:
+    """Each layer's feed-forward block as a `Structure` the planner may shrink to a share of
+    `keeps`, with the measured loss (mean KL to the full model's outputs on `texts`) of
+    removing the least-Fisher channel groups down to that share."""
+    if not keeps or n_channels // group_size < 2:  # one group: nothing to choose from
+        return {}
+    reference = torch.log_softmax(logits_of(base, texts), -1)
+    out = {}
+    for layer in range(len(base.model.bert.encoder.layer)):
+        loss = {1.0: 0.0}
+        for keep in keeps:
+            removed = channel_removal(structures, {layer: keep}, n_channels, group_size)
+            with channels_zeroed(base.model, removed, group_size):
+                logp = torch.log_softmax(logits_of(base, texts), -1)
+            loss[keep] = max(float((reference.exp() * (reference - logp)).sum(-1).mean()), 0.0)
+        prefix = f"bert.encoder.layer.{layer}"
+        out[f"layer.{layer}.ffn"] = Structure(
+            (f"{prefix}.intermediate.dense.weight",), (f"{prefix}.output.dense.weight",), loss
+        )
+    return out
 
 
 def kernel_latency(
@@ -388,7 +442,8 @@ def kernel_latency(
     choices: Mapping[str, list[int]],
     table: LatencyTable | None,
     cfg: CompressConfig,
-) -> tuple[dict[tuple[str, int], float], float | None]:
+    n_channels: int = 0,
+) -> tuple[dict[tuple, float], float | None]:
     """µs of each linear layer's kernel at each allowed width on a request of the median
     length of `texts` (one request per text, as served), read from `table`, and the budget:
     `cfg.latency_budget` × the time with every linear layer at 8 bits (the int8 anchor's
@@ -409,6 +464,16 @@ def kernel_latency(
             latency[(name, bits)] = latency_us(
                 table, bits, module.in_features, module.out_features, rows
             )
+            for keep in cfg.ffn_keep if n_channels else []:  # the pruned shares' own shapes
+                kept = kept_channels(n_channels, cfg.channel_group, keep)
+                if name.endswith("intermediate.dense.weight") and bits:
+                    latency[(name, bits, keep)] = latency_us(
+                        table, bits, module.in_features, kept, rows
+                    )
+                elif name.endswith("output.dense.weight") and "attention" not in name and bits:
+                    latency[(name, bits, keep)] = latency_us(
+                        table, bits, kept, module.out_features, rows
+                    )
     int8 = sum(latency.get((name, 8), 0.0) for name in choices)
     return latency, cfg.latency_budget * int8
 
@@ -432,11 +497,15 @@ def plan_candidate(
         plan = plan_bits(
             a.costs, profile, a.choices, a.loss, "energy", budget, activation_bits=act,
             block_size=block, latency=a.latency, latency_budget=a.latency_budget,
+            structures=a.ffn,
         )  # fmt: skip
     except Infeasible:
         return None
-    dev = accuracy(base, dev_texts, dev_labels, plan.bits, act, block)
-    energy_by_workload = relative_energy(a.costs, profile, plan.bits, act, block)
+    with channels_zeroed(base.model, a.removal(plan), a.group_size):
+        dev = accuracy(base, dev_texts, dev_labels, plan.bits, act, block)
+    energy_by_workload = relative_energy(
+        kept_costs(a.costs, a.ffn, plan.keep), profile, plan.bits, act, block, reference=a.costs
+    )
     planned = sum(c.n_elements for c in a.costs[cfg.workloads[0]] if c.name in a.choices)
     record = {
         "loss_budget": budget,
@@ -444,11 +513,38 @@ def plan_candidate(
         "size_bytes": plan.size_bytes,
         "mean_bits": 8 * plan.size_bytes / planned,
         **{f"relative_energy.{w}": e for w, e in energy_by_workload.items()},
-        "linear_kernels_us": sum(a.latency.get((t, b), 0.0) for t, b in plan.bits.items()),
+        "linear_kernels_us": sum(
+            a.latency.get((t, b, keep_of(t, a.ffn, plan.keep)), a.latency.get((t, b), 0.0))
+            for t, b in plan.bits.items()
+        ),
+        "ffn_share_kept": (sum(plan.keep.values()) + len(a.ffn) - len(plan.keep)) / len(a.ffn)
+        if a.ffn
+        else 1.0,
         "dev_accuracy": dev,
         "dev_drop": a.reference_dev_accuracy - dev,
     }
     return Candidate(budget, plan, dev, record)
+
+
+def keep_of(tensor: str, structures: Mapping[str, Structure], keep: Mapping[str, float]) -> float:
+    """The share of its structure's channels `tensor` keeps under `keep` (1.0: all)."""
+    for name, structure in structures.items():
+        if tensor in structure.by_row + structure.by_column:
+            return keep.get(name, 1.0)
+    return 1.0
+
+
+def kept_costs(
+    costs: Mapping[str, list[TensorCost]],
+    structures: Mapping[str, Structure],
+    keep: Mapping[str, float],
+) -> dict[str, list[TensorCost]]:
+    """`costs` with each structure's tensors shrunk to the share `keep` gives it."""
+    rows = {t for s in structures.values() for t in s.by_row}
+    return {
+        w: [_shrunk(c, keep_of(c.name, structures, keep), c.name in rows) for c in table]
+        for w, table in costs.items()
+    }
 
 
 def candidate_table(candidates: list[Candidate]) -> pd.DataFrame:

@@ -7,7 +7,8 @@ Pure: torch modules and numbers in, tables and modules out; no Prefect, MLflow o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import pandas as pd
 import torch
@@ -105,3 +106,52 @@ def prune_structure(model: torch.nn.Module, removed: pd.DataFrame, group_size: i
         ffn = keep["channels"]
         layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, ffn)
         layer.output.dense = prune_linear_layer(layer.output.dense, ffn, dim=1)
+
+
+def kept_channels(n_channels: int, group_size: int, keep: float) -> int:
+    """Feed-forward channels left when a layer keeps `keep` of its `group_size`-channel groups
+    (rounded to whole groups, at least one)."""
+    groups = n_channels // group_size
+    return max(1, groups - round(groups * (1 - keep))) * group_size
+
+
+def channel_removal(
+    structures: pd.DataFrame, keep: Mapping[int, float], n_channels: int, group_size: int
+) -> pd.DataFrame:
+    """The rows of `structure_groups` to remove so that each layer in `keep` (layer -> share
+    kept) keeps that share of its feed-forward channel groups: least Fisher loss first."""
+    chosen = []
+    for layer, share in keep.items():
+        gone = (n_channels - kept_channels(n_channels, group_size, share)) // group_size
+        mine = structures[(structures["layer"] == layer) & (structures["kind"] == "channels")]
+        chosen.append(mine.sort_values(["fisher_loss", "group"]).head(gone))
+    if not chosen:
+        return structures.iloc[:0]
+    return pd.concat(chosen).sort_values(["layer", "group"])
+
+
+@contextmanager
+def channels_zeroed(
+    model: torch.nn.Module, removed: pd.DataFrame, group_size: int
+) -> Iterator[None]:
+    """While inside, the feed-forward channel groups in `removed` compute nothing: their rows
+    (and biases) of the intermediate layer and input columns of the output layer are zero, the
+    function `prune_structure` leaves (GELU(0) = 0), at the shapes every other step expects."""
+    saved = []
+    with torch.no_grad():
+        for row in removed.itertuples():
+            layer = model.bert.encoder.layer[int(row.layer)]
+            span = slice(int(row.group) * group_size, (int(row.group) + 1) * group_size)
+            for tensor, index in (
+                (layer.intermediate.dense.weight, (span,)),
+                (layer.intermediate.dense.bias, (span,)),
+                (layer.output.dense.weight, (slice(None), span)),
+            ):
+                saved.append((tensor, index, tensor[index].clone()))
+                tensor[index] = 0
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for tensor, index, value in saved:
+                tensor[index] = value

@@ -22,6 +22,7 @@ from frugal.compress.planner import (
     Analysis,
     Candidate,
     candidate_table,
+    kept_costs,
     lowest_energy_within,
     plan_bits,
     relative_energy,
@@ -105,10 +106,20 @@ class VariantJob:
         }
 
     def from_candidate(self, chosen: Candidate, how: str, **extra: object) -> dict:
+        a, keep = self.analysis, chosen.plan.keep
         return self.describe(
-            chosen.plan.bits, how, "int8", loss_budget=chosen.loss_budget,
-            resident=chosen.plan.resident, **extra,
+            chosen.plan.bits, how, "int8", own_costs=kept_costs(a.costs, a.ffn, keep),
+            loss_budget=chosen.loss_budget, resident=chosen.plan.resident,
+            ffn_share_kept=chosen.record.get("ffn_share_kept", 1.0),
+            removed_channel_groups=_by_layer(a.removal(chosen.plan), "channels"), **extra,
         )  # fmt: skip
+
+    def pruned(self, clf: Classifier, chosen: Candidate) -> Classifier:
+        """`clf` with the feed-forward channel groups `chosen` removes cut out (in place)."""
+        removed = self.analysis.removal(chosen.plan)
+        if len(removed):
+            prune_structure(clf.model, removed, self.analysis.group_size)
+        return clf
 
     def ptq_candidate(self) -> Candidate:
         """The lowest-energy candidate whose post-training dev drop is ≤ accuracy_budget."""
@@ -215,7 +226,7 @@ def energy_ptq(job: VariantJob) -> Variant:
     how = (
         f"energy-guided plan, dev drop ≤ {job.cfg.accuracy_budget} after post-training quantization"
     )
-    apply_bits(job.clf.model, chosen.plan.bits, job.cfg.block_size)
+    apply_bits(job.pruned(job.clf, chosen).model, chosen.plan.bits, job.cfg.block_size)
     return Variant(
         job.name, job.clf, dict(chosen.plan.bits), "int8", job.from_candidate(chosen, how)
     )
@@ -252,7 +263,7 @@ def energy_qat(job: VariantJob) -> Variant:
     trials: list[tuple[Candidate, Classifier, dict]] = []
     for index in qat_order(job.candidates, cfg.qat_accuracy_budget)[: cfg.qat.trials]:
         chosen = job.candidates[index]
-        clf = job.clf if not trials else copy.deepcopy(job.base)
+        clf = job.pruned(job.clf if not trials else copy.deepcopy(job.base), chosen)
         extra = job.recovered(clf, chosen.plan.bits, job.recover(clf, chosen.plan.bits))
         lost = reference - chosen.dev_accuracy
         # how much of the post-training loss on dev the distillation won back (1 = all of it)

@@ -161,6 +161,35 @@ def test_a_structure_keeps_one_share_for_all_its_tensors_at_the_exhaustive_optim
     assert (keep == 0.5) == (budget >= 0.4 + 0.05 + 0.01 + 0.1)  # pruning pays once affordable
 
 
+def test_zeroed_channels_score_exactly_what_the_pruned_model_computes(clf):
+    """Candidate plans are scored with the removed feed-forward groups zeroed in place; the
+    served model has them cut out. Both give the same logits, and zeroing leaves no trace."""
+    from frugal.compress.pruning import (
+        channel_removal,
+        channels_zeroed,
+        kept_channels,
+        prune_structure,
+        structure_groups,
+    )
+    from frugal.fisher import fisher_diagonal
+    from frugal.modeling import logits_of
+
+    model, n = clf.model, clf.model.config.intermediate_size
+    fisher = fisher_diagonal(model, token_batches(clf, TEXTS, 1), plannable_tensors(model))
+    groups = structure_groups(model, fisher, GROUP)
+    removed = channel_removal(groups, {0: 0.5, 1: 0.5}, n, GROUP)
+    assert kept_channels(n, GROUP, 0.5) == n // 2 and len(removed) == 2 * (n // GROUP // 2)
+    before = logits_of(clf, TEXTS)
+    with channels_zeroed(model, removed, GROUP):
+        zeroed = logits_of(clf, TEXTS)
+    assert torch.equal(logits_of(clf, TEXTS), before)
+    pruned = copy.deepcopy(clf)
+    prune_structure(pruned.model, removed, GROUP)
+    assert pruned.model.bert.encoder.layer[0].intermediate.dense.out_features == n // 2
+    assert torch.allclose(logits_of(pruned, TEXTS), zeroed, atol=1e-5)
+    assert not torch.allclose(zeroed, before, atol=1e-5)
+
+
 def test_pruned_channels_pay_for_their_time_and_need_a_measured_shape():
     """Given 4 bits slower than 8 and an int8 time budget, removing half of a structure's
     channels frees the time a 4-bit layer needs; a share whose shape the latency table lacks
