@@ -17,6 +17,7 @@ import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
@@ -148,6 +149,21 @@ def accuracy(
     """Accuracy on (`texts`, `labels`), optionally as if quantized to `bits` with the inputs of
     the quantized linear layers (`executed_bits`, default `bits`) at `activation_bits` (the
     model is left as it was)."""
+    return float(
+        correct(clf, texts, labels, bits, activation_bits, block_size, executed_bits).mean()
+    )
+
+
+def correct(
+    clf: Classifier,
+    texts: list[str],
+    labels: list[str],
+    bits: Mapping[str, int] | None = None,
+    activation_bits: int | None = None,
+    block_size: int = 64,
+    executed_bits: Mapping[str, int] | None = None,
+) -> np.ndarray:
+    """Whether each of `texts` gets its label, as `accuracy` scores it."""
     index = {label: i for i, label in enumerate(clf.labels)}
     y = torch.tensor([index[label] for label in labels])
     with (
@@ -157,7 +173,7 @@ def accuracy(
         ),
     ):
         predicted = logits_of(clf, texts).argmax(-1)
-    return float((predicted == y).float().mean())
+    return (predicted == y).numpy()
 
 
 def distill(

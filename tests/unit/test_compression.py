@@ -396,6 +396,20 @@ def test_qat_trials_start_from_the_cheapest_plan_worth_distilling():
     assert qat_order(candidates[1:], 0.005) == [0]  # none within: the most accurate one
 
 
+def test_a_trial_one_question_short_of_the_best_is_not_passed_over_for_a_costlier_one():
+    from frugal.compress.variants import pick_trial
+
+    rng = np.random.default_rng(0)
+    best = rng.random(268) < 0.933
+    one_short = best.copy()
+    one_short[np.flatnonzero(best)[0]] = False  # one question fewer
+    far_short = best & (rng.random(268) < 0.9)  # ~25 questions fewer
+    assert pick_trial([one_short, best], 0.944, 0.005, 0) == (0, False)
+    assert pick_trial([far_short, best], 0.944, 0.005, 0) == (1, False)
+    assert pick_trial([far_short, best], best.mean(), 0.005, 0) == (1, True)
+    assert pick_trial([best, far_short], best.mean(), 0.005, 0) == (0, True)
+
+
 def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identically(clf, tmp_path):
     from safetensors import safe_open
 
