@@ -158,15 +158,19 @@ class VariantJob:
             label_weight=q.label_weight,
         )  # fmt: skip
 
-    def recovered(self, clf: Classifier, bits: Mapping[str, int], losses: list[float]) -> dict:
+    def recovered(
+        self, clf: Classifier, bits: Mapping[str, int], losses: list[float]
+    ) -> tuple[dict, np.ndarray]:
+        """The record of a distilled model (dev accuracy, first and last distillation loss),
+        and which dev examples it gets right."""
         act, block = self.cfg.qat.activation_bits, self.cfg.block_size
         hits = correct(clf, self.dev_texts, self.dev_labels, None, act, block, bits)
-        return {
+        record = {
             "qat_dev_accuracy": float(hits.mean()),
-            "qat_dev_correct": hits,
             "distill_loss_first": losses[0],
             "distill_loss_last": losses[-1],
         }
+        return record, hits
 
 
 def _uniform(job: VariantJob, width: int, execution: str, how: str) -> Variant:
@@ -282,17 +286,17 @@ def energy_qat(job: VariantJob) -> Variant:
     `qat_accuracy_budget` are distilled cheapest first, up to `qat.trials` of them, until one
     is within `accuracy_budget` of FP32 on dev; none is: the most accurate trial ships."""
     cfg, reference = job.cfg, job.analysis.reference_dev_accuracy
-    trials: list[tuple[Candidate, Classifier, dict]] = []
+    trials: list[tuple[Candidate, Classifier, dict, np.ndarray]] = []
     for index in qat_order(job.candidates, cfg.qat_accuracy_budget)[: cfg.qat.trials]:
         chosen = job.candidates[index]
         clf = job.pruned(job.clf if not trials else copy.deepcopy(job.base), chosen)
-        extra = job.recovered(clf, chosen.plan.bits, job.recover(clf, chosen.plan.bits))
+        extra, hits = job.recovered(clf, chosen.plan.bits, job.recover(clf, chosen.plan.bits))
         lost = reference - chosen.dev_accuracy
         # how much of the post-training loss on dev the distillation won back (1 = all of it)
         extra["recovered_share_of_ptq_loss"] = (
             (extra["qat_dev_accuracy"] - chosen.dev_accuracy) / lost if lost > 0 else None
         )
-        trials.append((chosen, clf, extra))
+        trials.append((chosen, clf, extra, hits))
         job.log(
             f"QAT trial {len(trials)}: dev {chosen.dev_accuracy:.4f} after post-training "
             f"quantization, {extra['qat_dev_accuracy']:.4f} after distillation "
@@ -301,9 +305,9 @@ def energy_qat(job: VariantJob) -> Variant:
         if reference - extra["qat_dev_accuracy"] <= cfg.accuracy_budget:
             break
     pick, met = pick_trial(
-        [t[2].pop("qat_dev_correct") for t in trials], reference, cfg.accuracy_budget, cfg.qat.seed
+        [t[3] for t in trials], reference, cfg.accuracy_budget, cfg.qat.seed
     )
-    chosen, clf, extra = trials[pick]
+    chosen, clf, extra, _ = trials[pick]
     how = (
         f"energy-guided plan distilled (pool text, bought labels) and chosen by its dev "
         f"accuracy after distillation: the cheapest of {len(trials)} trial(s) within "
@@ -350,7 +354,7 @@ def structured_pruning(job: VariantJob) -> Variant:
         removed_channel_groups=_by_layer(removed, "channels"),
         removal_fisher_loss=float(removed["fisher_loss"].sum()),
         pruned_dev_accuracy=pruned_dev,
-        **job.recovered(clf, bits, losses),
+        **job.recovered(clf, bits, losses)[0],
     )
     return Variant(job.name, clf, bits, "int8", plan_record)
 
@@ -387,7 +391,7 @@ def size_target(job: VariantJob) -> Variant:
         "int8",
         size_budget=budget,
         ptq_dev_accuracy=ptq_dev,
-        **job.recovered(job.clf, bits, losses),
+        **job.recovered(job.clf, bits, losses)[0],
     )
     return Variant(job.name, job.clf, dict(bits), "int8", plan_record)
 

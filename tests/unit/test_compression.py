@@ -3,6 +3,7 @@ compressed models on disk (packed, pruned tensors absent, the same values after 
 served graph that predicts what the torch reference does)."""
 
 import copy
+import json
 import itertools
 
 import numpy as np
@@ -608,3 +609,31 @@ def test_every_configurable_variant_has_a_recipe_and_an_unknown_one_lists_them()
     assert list(RECIPES) == list(VARIANTS)
     with pytest.raises(ValueError, match="unknown variant 'int3'.*size_target"):
         build_variant("int3", *[None] * 9)
+
+
+def test_every_recipe_builds_a_variant_whose_record_is_plain_json(clf):
+    """The plan record is written as compression.json: every recipe's record must serialise
+    as it is (no arrays, tensors or frames slipping in), whatever variants params.yaml names."""
+    from frugal.compress.planner import analyse, plan_candidate
+    from frugal.compress.variants import RECIPES, build_variant
+    from frugal.config import load_params
+    from frugal.energy import device_profile
+    from tests.conftest import ROOT
+
+    small = {"fisher_texts": 4, "sensitivity_texts": 6, "workload_texts": 4, "plan_budgets": 3}
+    params = load_params(
+        ROOT / "params.yaml",
+        {"compress": {**small, "bit_choices": [2, 4, 8], "qat": {"steps": 2, "batch_size": 4}}},
+    )
+    cfg, profile = params.compress, device_profile("phone", params.energy.profiles["phone"])
+    analysis = analyse(clf, TEXTS, TEXTS, LABELS, TEXTS[:4], cfg)
+    candidates = [
+        plan_candidate(clf, analysis, budget, TEXTS, LABELS, profile, cfg)
+        for budget in analysis.budgets
+    ]
+    for name in RECIPES:
+        variant = build_variant(
+            name, clf, analysis, candidates, TEXTS, TEXTS, LABELS, TEXTS[:4], profile, cfg,
+            bought=dict(zip(TEXTS[:3], LABELS[:3], strict=True)),
+        )  # fmt: skip
+        assert json.loads(json.dumps(variant.plan)) == variant.plan, name
