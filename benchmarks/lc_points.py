@@ -55,7 +55,7 @@ def run(
     labeled = pd.read_parquet(root / params.forecast.labeled_data)
     pool = pd.read_parquet(root / params.sample.pool_data)
     dev = pd.read_parquet(root / params.train.dev_data)
-    test = pd.read_parquet(root / params.forecast.eval_data)
+    test = pd.read_parquet(root / params.evaluate.test_data)
     done = pd.read_csv(output) if output.is_file() else pd.DataFrame(columns=COLUMNS)
     finished = {
         (o, round(float(f), 4), int(s)) for o, f, s in done[["order", "fraction", "seed"]].values

@@ -75,7 +75,7 @@ for strategy in p.sample.compare:
         sampling.simulate(inputs, p.sample, strategy, seed)
 labeled, _ = sampling.buy_labels(inputs, read_annotations(p.sample.annotations), p.sample)
 files.write_parquet_atomic(labeled, p.sample.output)
-points = learning_curve_points(labeled, pd.read_parquet(p.train.dev_data), pd.read_parquet(p.forecast.eval_data), p.forecast.fractions, p.forecast.seeds, p.train)
+points = learning_curve_points(labeled, pd.read_parquet(p.train.dev_data), pd.read_parquet(p.evaluate.test_data), p.forecast.fractions, p.forecast.seeds, p.train)
 fit_curve(points[["n_labels", "score"]])
 result = fine_tune(pd.read_parquet(p.train.labeled_data), pd.read_parquet(p.train.dev_data), p.train)
 save_classifier(result.classifier, p.train.output_dir)

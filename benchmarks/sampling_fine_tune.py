@@ -45,7 +45,7 @@ def run(strategies: list[str], budgets: list[int], seeds: list[int], output: Pat
 
     params = load_params(Path("params.yaml"))
     dev = pd.read_parquet(params.train.dev_data)
-    test = pd.read_parquet(params.forecast.eval_data)
+    test = pd.read_parquet(params.evaluate.test_data)
     inputs = sampling.load_inputs(params.sample)
     done = pd.read_csv(output) if output.is_file() else pd.DataFrame(columns=COLUMNS)
     finished = {(s, int(b), int(d)) for s, b, d in done[["strategy", "budget", "seed"]].values}

@@ -44,7 +44,7 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     cfg = params.sample.model_copy(
         update={
-            "eval_data": params.forecast.eval_data,  # the test split
+            "eval_data": params.evaluate.test_data,  # the test split
             "budget": args.budget,
             "batch_size": args.batch,
             "initial_size": args.batch,

@@ -415,5 +415,16 @@ def forecast_report(
     return report
 
 
+def at_labels_bought(curve: CurveForecast | CalibratedForecast, points: pd.DataFrame) -> dict:
+    """The fitted curve where it was measured last (the most labels among `points`, columns
+    n_labels and score) beside the mean score measured there: how far the fit sits from the
+    data at the labels bought."""
+    n = int(points["n_labels"].max())
+    score, low, high = (float(v[0]) for v in curve.predict([n]))
+    measured = float(points.loc[points["n_labels"] == n, "score"].mean())
+    return {"n_labels": n, "forecast": _round(score), "low": _round(low), "high": _round(high),
+            "measured": _round(measured)}  # fmt: skip
+
+
 def _round(value: float) -> float:
     return round(float(value), 6)

@@ -92,6 +92,21 @@ def forecast_provenance(forecast: Mapping) -> str:
     return f"{fitted}; method {forecast.get('method', 'select')}, 90% intervals."
 
 
+def at_labels_bought(forecast: Mapping, metrics: Mapping[str, dict]) -> str:
+    """The forecast where the labels were bought, beside what was measured there: on dev (the
+    split the points are scored on) and on test (the base model, reported only)."""
+    here = forecast.get("at_labels_bought")
+    if not here:
+        return ""
+    base = next(iter(metrics.values()))
+    return (
+        f"At the {here['n_labels']:,} labels bought the curve gives {here['forecast']:.2%} "
+        f"[{here['low']:.2%}, {here['high']:.2%}]; measured: {here['measured']:.2%} on dev "
+        f"(what the points are scored on; training early-stops on dev, so it reads high) and "
+        f"{base['accuracy']:.2%} on test (reported only, never used to choose)."
+    )
+
+
 def forecast_table(forecast: Mapping) -> pd.DataFrame:
     rows = [
         {"labels": f"{f['n_labels']:,}", "forecast accuracy": f"{f['score']:.2%}",
@@ -208,6 +223,7 @@ def render(inputs: ReportInputs) -> str:
         "<h2>Forecast</h2>",
         f"<p>{html.escape(forecast_provenance(inputs.forecast))}</p>",
         _table(forecast_table(inputs.forecast)),
+        f"<p>{html.escape(at_labels_bought(inputs.forecast, inputs.metrics))}</p>",
         _figure(inputs.plots, "Learning-curve forecast"),
         *_plan_section(inputs.plan),
         "<h2>Models</h2>",

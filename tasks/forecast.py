@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import task
 
 from frugal.config import ForecastConfig
-from frugal.curves import fit_curve, forecast_report
+from frugal.curves import at_labels_bought, fit_curve, forecast_report
 from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.plots import plot_forecast
@@ -26,6 +26,7 @@ def forecast_task(cfg: ForecastConfig, tracker: Tracker) -> dict:
         **forecast_report(curve, at, cfg.target),
         "pool_size": pool_size,
         "labels_measured": int(points["n_labels"].max()),
+        "at_labels_bought": at_labels_bought(curve, points),
         "points": {"order": cfg.order, "fractions": cfg.fractions, "seeds": cfg.seeds},
     }
     cfg.output.parent.mkdir(parents=True, exist_ok=True)

@@ -187,3 +187,19 @@ def test_a_sparse_horizon_bin_borrows_its_neighbours() -> None:
     ratios = np.r_[np.full(200, 1.5), np.full(5, 3.0)]
     bands = conformal_quantiles(ratios, np.linspace(-0.1, 0.1, 205))
     assert bands[1][2] >= 30 and len(bands) == len(HORIZON_BINS)
+
+
+def test_at_labels_bought_sets_the_fit_beside_the_mean_measured_there(noisy_points) -> None:
+    from frugal.curves import at_labels_bought
+
+    points = pd.concat(
+        [noisy_points, pd.DataFrame({"n_labels": [1000.0], "score": [0.60]})]  # a 2nd seed
+    )
+    curve = fit_curve(points)
+    here = at_labels_bought(curve, points)
+    score, low, high = (float(v[0]) for v in curve.predict([1000]))
+    assert here["n_labels"] == 1000
+    assert here["forecast"] == pytest.approx(score, abs=1e-6)
+    assert here["low"] <= here["forecast"] <= here["high"]
+    last = noisy_points["score"].iloc[-1]
+    assert here["measured"] == pytest.approx((last + 0.60) / 2, abs=1e-6)

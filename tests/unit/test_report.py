@@ -68,6 +68,9 @@ def _inputs(tmp_path, continual=True, plan=PLAN):
             "max_score": {"score": 0.89, "low": 0.88, "high": 0.92},
             "labels_for_target": {"target": 0.92, "n_labels": None, "low": 2549, "high": None},
             "labels_measured": 500,
+            "at_labels_bought": {
+                "n_labels": 500, "forecast": 0.8712, "low": 0.85, "high": 0.89, "measured": 0.8834,
+            },
             "method": "log_power",
             "points": {"order": "random", "fractions": [0.0625, 0.5, 1.0], "seeds": [13, 14]},
         },
@@ -128,6 +131,9 @@ def test_report_names_the_champion_and_why_and_embeds_the_plots(tmp_path):
         "at 0.0625, 0.5, 1 of the 500 bought labels (a seeded random share; seeds 13, 14)" in page
     )
     assert "method log_power" in page
+    # the fit where the labels were bought, beside dev (points) and test (the base model)
+    assert "500 labels bought the curve gives 87.12% [85.00%, 89.00%]" in page
+    assert "88.34% on dev" in page and "88.10% on test (reported only" in page
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert len(images) == 1 and base64.b64decode(images[0])[:4] == b"\x89PNG"
     assert "Pareto front</figcaption>" not in page  # a plot that is not there is skipped
