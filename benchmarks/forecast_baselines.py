@@ -28,16 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import tarfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import forecast_library as library  # benchmarks/ is sys.path[0]
 import numpy as np
 import pandas as pd
-
-import forecast_library as library  # benchmarks/ is sys.path[0]
 from stamp import provenance
 
 ROOT = library.ROOT
@@ -55,27 +51,14 @@ LCPFN_LEFT_OUT = (
 )
 
 
-def _all_lcdb(archive: Path) -> pd.DataFrame:
-    """Every LCDB curve: openmlid, learner, size_train, score_test (mean over its seeds)."""
-    with tarfile.open(archive) as tar:
-        raw = pd.read_csv(
-            tar.extractfile(library.LCDB_MEMBER),
-            usecols=["openmlid", "learner", "size_train", "score_test"],
-        )
-    raw = raw.dropna()
-    return raw.groupby(["openmlid", "learner", "size_train"], as_index=False)["score_test"].mean()
-
-
 def draw(args: argparse.Namespace) -> None:
     if FRESH.is_file():
         raise SystemExit(f"{FRESH} exists: the fresh curves are drawn once (delete it to redraw)")
     split = json.loads(library.SPLIT.read_text())
     held = set(split["held_out"])
-    drawn = library.lcdb_curves(
-        library.lcdb_archive(args.lcdb), args.learners_per_dataset, library.SPLIT_SEED
-    )
+    curves = library.lcdb_table(library.lcdb_archive(args.lcdb))
+    drawn = library.lcdb_curves(curves, args.learners_per_dataset, library.SPLIT_SEED)
     used = set(map(tuple, drawn[["dataset", "curve"]].drop_duplicates().to_numpy()))
-    curves = _all_lcdb(library.lcdb_archive(args.lcdb))
     rng = np.random.default_rng(FRESH_SEED)
     fresh: dict[str, list[str]] = {}
     for openmlid, learners in curves.groupby("openmlid")["learner"].unique().items():
@@ -105,36 +88,10 @@ def draw(args: argparse.Namespace) -> None:
     print(f"wrote {FRESH}: {sum(map(len, fresh.values()))} curves on {len(fresh)} data sets")
 
 
-def far_cut(curve: pd.DataFrame, share: float) -> tuple[np.ndarray, ...] | None:
-    """(n_fit, y_fit, n_at, y_at): fit at n <= share × largest n (>= 3 distinct n), targets at
-    55-100% of it: the library's 10% task at any cut-off."""
-    n, y = library._mean_points(curve)
-    fit, target = n <= share * n.max(), n >= library.TARGET_SHARES[0] * n.max()
-    if np.unique(n[fit]).size < 3 or not target.any():
-        return None
-    return n[fit], y[fit], n[target], y[target]
-
-
-def _score(job: tuple) -> list[tuple]:
-    (dataset, name), curve, share = job
-    parts = far_cut(curve, share)
-    if parts is None:
-        return []
-    n_fit, y_fit, n_at, y_at = parts
-    forecasts, scale = library.base_forecasts(n_fit, y_fit, n_at)
-    return [
-        (dataset, name, method, n, n / n_fit.max(), truth, float(value), unit)
-        for method, forecast in forecasts.items()
-        for n, truth, value, unit in zip(n_at, y_at, forecast, scale, strict=True)
-    ]
-
-
 def score(curves: pd.DataFrame, share: float) -> pd.DataFrame:
-    jobs = [(key, curve, share) for key, curve in curves.groupby(["dataset", "curve"])]
-    with ProcessPoolExecutor(library.WORKERS) as pool:
-        rows = [row for result in pool.map(_score, jobs, chunksize=8) for row in result]
-    columns = ["dataset", "curve", "method", "n", "ratio", "truth", "forecast", "scale"]
-    return pd.DataFrame(rows, columns=columns)
+    """Fit at n <= share × largest n, score at 55-100% of it: the library's 10% task at any
+    cut-off."""
+    return library.score_curves(curves, share, lambda _: None, far=True)
 
 
 def band_figures(scored: pd.DataFrame, chosen: str) -> dict:
@@ -154,10 +111,10 @@ def run(args: argparse.Namespace) -> None:
     chosen = library.load_calibration()["method"]
     methods = [chosen, *ROWS]
     split = json.loads(library.SPLIT.read_text())
-    archive = library.lcdb_archive(args.lcdb)
+    everything = library.lcdb_table(library.lcdb_archive(args.lcdb))
     curves = pd.concat(
         [
-            library.lcdb_curves(archive, args.learners_per_dataset, library.SPLIT_SEED),
+            library.lcdb_curves(everything, args.learners_per_dataset, library.SPLIT_SEED),
             library.peer_curves(args.peer),
         ]
     )
@@ -184,7 +141,6 @@ def run(args: argparse.Namespace) -> None:
         "cuts": cuts,
     }
     fresh_list = json.loads(FRESH.read_text())["curves"]
-    everything = _all_lcdb(archive)
     everything["dataset"] = "openml-" + everything["openmlid"].astype(str)
     wanted = {(d, c) for d, learners in fresh_list.items() for c in learners}
     pairs = list(zip(everything["dataset"], everything["learner"].astype(str), strict=True))

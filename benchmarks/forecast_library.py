@@ -105,15 +105,21 @@ def lcdb_archive(path: Path | None) -> Path:
     return found[0]
 
 
-def lcdb_curves(archive: Path, learners_per_dataset: int, seed: int) -> pd.DataFrame:
-    """Columns: dataset, curve, n, score (mean test accuracy over LCDB's seeds)."""
+def lcdb_table(archive: Path) -> pd.DataFrame:
+    """Every LCDB curve: openmlid, learner, size_train, score_test (mean over its seeds)."""
     with tarfile.open(archive) as tar:
         raw = pd.read_csv(
             tar.extractfile(LCDB_MEMBER),
             usecols=["openmlid", "learner", "size_train", "score_test"],
         )
     raw = raw.dropna()
-    curves = raw.groupby(["openmlid", "learner", "size_train"], as_index=False)["score_test"].mean()
+    return raw.groupby(["openmlid", "learner", "size_train"], as_index=False)["score_test"].mean()
+
+
+def lcdb_curves(table: pd.DataFrame, learners_per_dataset: int, seed: int) -> pd.DataFrame:
+    """Columns: dataset, curve, n, score (mean test accuracy over LCDB's seeds): at most
+    `learners_per_dataset` seeded learners per data set of `lcdb_table`'s `table`."""
+    curves = table
     rng = np.random.default_rng(seed)
     keep = []
     for openmlid, learners in curves.groupby("openmlid")["learner"].unique().items():
@@ -182,24 +188,26 @@ def base_forecasts(
 
 
 def cut(
-    curve: pd.DataFrame, share: float
+    curve: pd.DataFrame, share: float, far: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(n_fit, y_fit, n_target, y_target) for a fit at n <= share * max n, targets at 55-100%
-    (for the 10% task) or every later point (calibration cuts); None if too few points."""
+    (`far`; by default for the 10% task) or every later point (calibration cuts); None if too
+    few points."""
     n, y = _mean_points(curve)
     top = n.max()
     fit = n <= share * top
     if np.unique(n[fit]).size < 3:
         return None
-    target = (n >= TARGET_SHARES[0] * top) if share == FIT_SHARE else ~fit
+    far = share == FIT_SHARE if far is None else far
+    target = (n >= TARGET_SHARES[0] * top) if far else ~fit
     if not target.any():
         return None
     return n[fit], y[fit], n[target], y[target]
 
 
 def _score_one(job: tuple) -> list[tuple]:
-    (dataset, name), curve, share = job
-    parts = cut(curve, share)
+    (dataset, name), curve, share, far = job
+    parts = cut(curve, share, far)
     if parts is None:
         return []
     n_fit, y_fit, n_at, y_at = parts
@@ -211,10 +219,13 @@ def _score_one(job: tuple) -> list[tuple]:
     return rows
 
 
-def score_curves(curves: pd.DataFrame, share: float, log: Callable[[str], None]) -> pd.DataFrame:
-    """One row per (curve, target point, method): dataset, curve, n, ratio, truth, forecast.
-    Curves are fitted on WORKERS processes (one CPU-heavy job: the whole machine)."""
-    jobs = [(key, curve, share) for key, curve in curves.groupby(["dataset", "curve"])]
+def score_curves(
+    curves: pd.DataFrame, share: float, log: Callable[[str], None], far: bool | None = None
+) -> pd.DataFrame:
+    """One row per (curve, target point, method): dataset, curve, n, ratio, truth, forecast
+    (targets as `cut`'s `far`). Curves are fitted on WORKERS processes (one CPU-heavy job: the
+    whole machine)."""
+    jobs = [(key, curve, share, far) for key, curve in curves.groupby(["dataset", "curve"])]
     started = time.perf_counter()
     rows: list[tuple] = []
     with ProcessPoolExecutor(WORKERS) as pool:
@@ -258,7 +269,7 @@ def main() -> None:
     started = time.perf_counter()
     library = pd.concat(
         [
-            lcdb_curves(lcdb_archive(args.lcdb), args.learners_per_dataset, SPLIT_SEED),
+            lcdb_curves(lcdb_table(lcdb_archive(args.lcdb)), args.learners_per_dataset, SPLIT_SEED),
             peer_curves(args.peer),
         ]
     )
