@@ -1,9 +1,10 @@
 """The published forecasters beside ours on the same held-out curves, and a fresh split for a
 clean coverage figure (issue 29, items 2 and 3).
 
-1. Baselines. On the library's held-out half (`forecast_library_split.json`: the LCDB
-   learners the library benchmark draws, and the held-out published curves), every curve that
-   can be cut at all three cut-offs (at least 3 distinct n at ≤ 5% of its largest n) is fitted
+1. Baselines. On each held-out set apart (LCDB: the learners the library benchmark draws on
+   its held-out data sets, `forecast_library_split.json`; NLP: the held-out proxy curves,
+   `nlp_curves_split.json`; the four published curves, which are in no choice), every curve
+   that can be cut at all three cut-offs (at least 3 distinct n at ≤ 5% of its largest n) is fitted
    at n ≤ 5%, 10% and 20% of its largest n and scored on its points at 55-100%, as the library
    benchmark scores the 10% task. Rows: the shipped forecaster (the method in
    `frugal/forecast_calibration.json`, with its band), POW4 and MMF4 (the two parametric
@@ -104,41 +105,45 @@ def band_figures(scored: pd.DataFrame, chosen: str) -> dict:
     }
 
 
+def by_cuts(curves: pd.DataFrame, methods: list[str], chosen: str, name: str) -> dict:
+    """Every method on the curves that can be cut at every cut-off, at each of CUTS."""
+    by_cut = {share: score(curves, share) for share in CUTS}
+    keys = [set(map(tuple, s[["dataset", "curve"]].drop_duplicates().to_numpy()))
+            for s in by_cut.values()]  # fmt: skip
+    common = set.intersection(*keys)  # the same curves at every cut-off
+    cuts = {}
+    for share, scored in by_cut.items():
+        index = scored.set_index(["dataset", "curve"]).index
+        same = scored[index.isin(list(common))]
+        errors = library.per_dataset_error(same)[methods]
+        table = library.summarise(errors)
+        cuts[f"{share:.0%}"] = {
+            "mae": table.round(3).to_dict(orient="index"),
+            "per_dataset": errors.round(3).to_dict(orient="index"),
+            "band": band_figures(same, chosen),
+        }
+        print(f"\n{name}, held out, fit at <= {share:.0%}: MAE in points per data set")
+        print(table.rename(index=ROWS).round(2).to_string())
+    return {"datasets": len({d for d, _ in common}), "curves": len(common), "cuts": cuts}
+
+
 def run(args: argparse.Namespace) -> None:
     if not FRESH.is_file():
         raise SystemExit(f"{FRESH}: missing; run `draw` first and commit it before `run`")
     started = time.perf_counter()
     chosen = library.load_calibration()["method"]
     methods = [chosen, *ROWS]
-    split = json.loads(library.SPLIT.read_text())
     everything = library.lcdb_table(library.lcdb_archive(args.lcdb))
-    curves = pd.concat(
-        [
-            library.lcdb_curves(everything, args.learners_per_dataset, library.SPLIT_SEED),
-            library.peer_curves(args.peer),
-        ]
-    )
-    held = curves[curves["dataset"].isin(split["held_out"])]
-    by_cut = {share: score(held, share) for share in CUTS}
-    keys = [set(map(tuple, s[["dataset", "curve"]].drop_duplicates().to_numpy()))
-            for s in by_cut.values()]  # fmt: skip
-    common = set.intersection(*keys)  # the same curves at every cut-off
+    lcdb = library.lcdb_curves(everything, args.learners_per_dataset, library.SPLIT_SEED)
+    nlp = library.nlp_curves(args.nlp)
+    held = {
+        "lcdb": lcdb[lcdb["dataset"].isin(json.loads(library.SPLIT.read_text())["held_out"])],
+        "nlp": nlp[nlp["dataset"].isin(json.loads(library.NLP_SPLIT.read_text())["held_out"])],
+        "published": library.peer_curves(args.peer),
+    }
     results: dict[str, object] = {"chosen": chosen, "methods": {m: ROWS.get(m, m) for m in methods}}
-    cuts = {}
-    for share, scored in by_cut.items():
-        index = scored.set_index(["dataset", "curve"]).index
-        same = scored[index.isin(list(common))]
-        table = library.summarise(library.per_dataset_error(same)[methods])
-        cuts[f"{share:.0%}"] = {
-            "mae": table.round(3).to_dict(orient="index"),
-            "band": band_figures(same, chosen),
-        }
-        print(f"\nheld out, fit at <= {share:.0%}: MAE in points per data set")
-        print(table.rename(index=ROWS).round(2).to_string())
     results["held_out"] = {
-        "datasets": len({d for d, _ in common}),
-        "curves": len(common),
-        "cuts": cuts,
+        name: by_cuts(curves, methods, chosen, name) for name, curves in held.items()
     }
     fresh_list = json.loads(FRESH.read_text())["curves"]
     everything["dataset"] = "openml-" + everything["openmlid"].astype(str)
@@ -171,6 +176,7 @@ def main() -> None:
     parser.add_argument("command", choices=["draw", "run"])
     parser.add_argument("--lcdb", type=Path, default=None, help="lcdb-0.1.0.tar.gz")
     parser.add_argument("--peer", type=Path, default=library.PEER)
+    parser.add_argument("--nlp", type=Path, default=library.NLP)
     parser.add_argument("--learners-per-dataset", type=int, default=3)
     args = parser.parse_args()
     {"draw": draw, "run": run}[args.command](args)

@@ -1,16 +1,23 @@
-"""Learning-curve forecasters on a library of real curves, chosen on one half, scored on the other.
+"""Learning-curve forecasters on a library of real curves, chosen on development halves, scored
+on held-out ones.
 
-Curves (score = test accuracy, a fraction; one curve = one learner on one data set):
-  * LCDB 0.1.0 (Mohr et al. 2022): `lcdb/database-accuracy.csv` from the PyPI source archive
-    `lcdb-0.1.0.tar.gz`, read as a file (never installed, not a runtime dependency): sample-wise
-    curves of ~20 learners on ~200 OpenML data sets, averaged over its seeds per anchor. At most
-    `--learners-per-dataset` learners per data set (seeded), to bound the fitting time.
-  * the published curves of arXiv 2307.00374 (`../shared/benchmarks/peer_learning_curves.csv`);
-  * our own fine-tuned TREC curve (`benchmarks/results/trec_learning_curve.csv`), scored apart.
+Curves (score = accuracy, a fraction; one curve = one learner on one data set), in two groups
+that are chosen on and reported apart:
+  * `lcdb`: LCDB 0.1.0 (Mohr et al. 2022): `lcdb/database-accuracy.csv` from the PyPI source
+    archive `lcdb-0.1.0.tar.gz`, read as a file (never installed, not a runtime dependency):
+    sample-wise curves of ~20 classical learners on ~200 OpenML tabular data sets, averaged
+    over its seeds per anchor. At most `--learners-per-dataset` learners per data set (seeded).
+  * `nlp`: the product's own kind of curve on eight packaged text data sets
+    (`benchmarks/nlp_curves.py`: the frozen-encoder proxy the `sample` stage trains,
+    `benchmarks/results/nlp_curves.csv`), three seeds each.
+Scored only, never in a choice: the four published curves of arXiv 2307.00374
+(`../shared/benchmarks/peer_learning_curves.csv`) and our fine-tuned TREC curve
+(`benchmarks/results/trec_learning_curve.csv`).
 
 Protocol, written down before any figure was read:
-  * Split by data set into a development and a held-out half, once (seeded permutation of the
-    data-set names), stored in `benchmarks/results/forecast_library_split.json` and reused.
+  * Splits by data set, made once and committed before any fit: LCDB in
+    `benchmarks/results/forecast_library_split.json` (seeded permutation of the data-set names),
+    NLP in `benchmarks/results/nlp_curves_split.json` (`nlp_curves.py draw`).
   * Task (the paper's): fit on the points with n <= 10% of the curve's largest n (at least 3
     distinct n), forecast every point at 55-100% of it. Error = mean |forecast - truth| over
     those points, in accuracy points, per curve. A data set counts once: its curves' errors
@@ -18,19 +25,22 @@ Protocol, written down before any figure was read:
   * Methods, every family fitted the same way (`frugal.conformal.fit_bases`: weighted least
     squares, several starts, bounds): `last` (the score at the largest fitted n), `ipl` (inverse
     power law), `paper` (mean of exponential, inverse power and pow4: the paper's ensemble),
-    `select` (the selection rule `fit_curve` used before this benchmark), and every
+    `mean` / `median` of the families, every family alone, and every
     `shrink:<base>:<alpha>` = last + alpha * (base - last), the target correction in the spirit
     of Mahmood et al. (CVPR 2022: fitted curves over-shoot, so correct them by a factor learned
     on curves with known outcome).
-  * Everything is chosen on the development half: the method with the lowest median error
-    (mean as tie-break). Its 90% band is calibrated by split-conformal prediction on the
-    development half, per horizon ratio (forecast n / largest fitted n, log2 bins), from fits at
-    the 5, 10, 20 and 40% cut-offs, and written to `frugal/forecast_calibration.json`, which
+  * Chosen on the development halves: the method with the lowest mean of the two groups'
+    median errors (each group weighs half, however many data sets it has; mean as tie-break).
+    Its 90% band is calibrated by split-conformal prediction per horizon ratio (forecast n /
+    largest fitted n, log2 bins) from fits at the 5, 10, 20 and 40% cut-offs, on each group's
+    development half; each bin takes the wider of the two groups' offsets, so the band is meant
+    to hold on both kinds of curve. Written to `frugal/forecast_calibration.json`, which
     `frugal.curves` reads.
-  * Reported on the held-out half only: median, mean and 90th percentile of the error per
-    method, and the coverage and median width of the chosen method's band; then on our own curve.
+  * Reported on the held-out halves only, per group: median, mean and 90th percentile of the
+    error per method, and the coverage and median width of the chosen method's band; then on
+    the published curves and our own.
 
-    python benchmarks/forecast_library.py [--lcdb lcdb-0.1.0.tar.gz] [--learners-per-dataset 4]
+    python benchmarks/forecast_library.py [--lcdb lcdb-0.1.0.tar.gz] [--learners-per-dataset 3]
 
 Without --lcdb it uses (and on first use fills) a cache: `pip download lcdb==0.1.0 --no-deps`.
 Prints tables and writes benchmarks/results/forecast_library.json.
@@ -74,6 +84,8 @@ LCDB_MEMBER = "lcdb-0.1.0/lcdb/database-accuracy.csv"
 CACHE = Path.home() / ".cache" / "frugal"
 PEER = Path("/work/shared/benchmarks/peer_learning_curves.csv")
 OWN = ROOT / "benchmarks" / "results" / "trec_learning_curve.csv"
+NLP = ROOT / "benchmarks" / "results" / "nlp_curves.csv"
+NLP_SPLIT = ROOT / "benchmarks" / "results" / "nlp_curves_split.json"
 SPLIT = ROOT / "benchmarks" / "results" / "forecast_library_split.json"
 OUTPUT = ROOT / "benchmarks" / "results" / "forecast_library.json"
 FIT_SHARE, TARGET_SHARES = 0.10, (0.55, 1.0)
@@ -136,6 +148,11 @@ def lcdb_curves(table: pd.DataFrame, learners_per_dataset: int, seed: int) -> pd
 def peer_curves(path: Path) -> pd.DataFrame:
     peer = pd.read_csv(path)
     return _curves(peer["dataset"], "transformer", peer["n_labels"], peer["score"])
+
+
+def nlp_curves(path: Path) -> pd.DataFrame:
+    nlp = pd.read_csv(path)
+    return _curves(nlp["dataset"], nlp["curve"], nlp["n"], nlp["score"])
 
 
 def own_curves(path: Path) -> pd.DataFrame:
@@ -256,65 +273,69 @@ def summarise(errors: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- main
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lcdb", type=Path, default=None, help="lcdb-0.1.0.tar.gz")
-    parser.add_argument("--peer", type=Path, default=PEER)
-    parser.add_argument("--own", type=Path, default=OWN)
-    parser.add_argument("--learners-per-dataset", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    args = parser.parse_args()
-    log = lambda message: print(message, flush=True)  # noqa: E731
+def library_groups(args: argparse.Namespace) -> dict[str, dict[str, pd.DataFrame]]:
+    """{group: {"development": curves, "held_out": curves}} from each group's stored split."""
+    lcdb = lcdb_curves(lcdb_table(lcdb_archive(args.lcdb)), args.learners_per_dataset, SPLIT_SEED)
+    nlp = nlp_curves(args.nlp)
+    splits = {
+        "lcdb": data_set_split(sorted(lcdb["dataset"].unique()), SPLIT_SEED),
+        "nlp": json.loads(NLP_SPLIT.read_text()),
+    }
+    groups = {}
+    for name, curves in (("lcdb", lcdb), ("nlp", nlp)):
+        split = splits[name]
+        unknown = sorted(
+            set(curves["dataset"]) - set(split["development"]) - set(split["held_out"])
+        )
+        if unknown:
+            raise SystemExit(f"{name}: data sets in no stored split: {unknown[:5]}")
+        groups[name] = {half: curves[curves["dataset"].isin(split[half])]
+                        for half in ("development", "held_out")}  # fmt: skip
+    return groups
 
-    started = time.perf_counter()
-    library = pd.concat(
-        [
-            lcdb_curves(lcdb_table(lcdb_archive(args.lcdb)), args.learners_per_dataset, SPLIT_SEED),
-            peer_curves(args.peer),
+
+def calibrate(dev: dict[str, pd.DataFrame], dev_scored: dict[str, pd.DataFrame], chosen: str,
+              log: Callable[[str], None]) -> dict:  # fmt: skip
+    """The chosen method's conformal band from each group's development residuals at every
+    cut-off: per bin the wider of the groups' offsets; scaled or plain, whichever is narrower
+    on the development fits at the 10% cut."""
+    per_group: dict[bool, list[list]] = {False: [], True: []}
+    for group, curves in dev.items():
+        parts = [dev_scored[group][dev_scored[group]["method"] == chosen]]
+        for share in CALIBRATION_CUTS:
+            if share != FIT_SHARE:
+                extra = score_curves(curves, share, log)
+                parts.append(extra[extra["method"] == chosen])
+        calib = pd.concat(parts)
+        residual = (calib["truth"] - calib["forecast"]).to_numpy()
+        for scaled in (False, True):
+            unit = calib["scale"].to_numpy() if scaled else 1.0
+            per_group[scaled].append(
+                conformal_quantiles(calib["ratio"].to_numpy(), residual / unit, NOMINAL)
+            )
+    kinds = {
+        scaled: [
+            (min(q[0] for q in bins), max(q[1] for q in bins), sum(q[2] for q in bins))
+            for bins in zip(*groups, strict=True)
         ]
-    )
-    split = data_set_split(sorted(library["dataset"].unique()), SPLIT_SEED)
-    development = library[library["dataset"].isin(split["development"])]
-    held_out = library[library["dataset"].isin(split["held_out"])]
-    log(
-        f"library: {library.groupby(['dataset', 'curve']).ngroups} curves on "
-        f"{library['dataset'].nunique()} data sets; development {len(split['development'])}, "
-        f"held out {len(split['held_out'])} data sets"
-    )
-
-    # 1. choose the method on the development half (10% cut-off task)
-    dev_scored = score_curves(development, FIT_SHARE, log)
-    dev_table = summarise(per_dataset_error(dev_scored))
-    chosen = str(dev_table.index[0])
-    log(f"\ndevelopment half, MAE in points at the 10% cut-off (chosen: {chosen})")
-    log(dev_table.round(2).to_string())
-
-    # 2. calibrate its band on the development half, per horizon ratio
-    residuals = [dev_scored[dev_scored["method"] == chosen]]
-    for share in CALIBRATION_CUTS:
-        if share != FIT_SHARE:
-            extra = score_curves(development, share, log)
-            residuals.append(extra[extra["method"] == chosen])
-    calib = pd.concat(residuals)
-    residual = (calib["truth"] - calib["forecast"]).to_numpy()
-    kinds = {}  # plain (score units) or scaled (units of the families' disagreement)
-    for scaled in (False, True):
-        unit = calib["scale"].to_numpy() if scaled else 1.0
-        kinds[scaled] = conformal_quantiles(calib["ratio"].to_numpy(), residual / unit, NOMINAL)
-    dev_chosen = dev_scored[dev_scored["method"] == chosen]
+        for scaled, groups in per_group.items()
+    }
+    dev_chosen = pd.concat(d[d["method"] == chosen] for d in dev_scored.values())
     widths = {
         scaled: float(np.median(np.subtract(*band_of(dev_chosen, q, scaled)[::-1])))
         for scaled, q in kinds.items()
     }
     scaled = widths[True] < widths[False]
     log(f"dev median width: plain {100 * widths[False]:.1f} pt, scaled {100 * widths[True]:.1f} pt")
-    quantiles = kinds[scaled]
-    calibration = {
+    return {
         "method": chosen,
         "nominal": NOMINAL,
-        "chosen_on": "development half of the library (forecast_library_split.json)",
-        "task": "fit n <= 10% of the largest n, forecast 55-100%; lowest median MAE per data set",
-        "conformal": "split-conformal on signed residuals truth - forecast, per horizon bin"
+        "chosen_on": "development halves of LCDB (forecast_library_split.json) and of the NLP "
+        "proxy curves (nlp_curves_split.json); the published curves are in no choice",
+        "task": "fit n <= 10% of the largest n, forecast 55-100%; lowest mean of the two groups' "
+        "median MAE per data set",
+        "conformal": "split-conformal on signed residuals truth - forecast, per horizon bin and "
+        "group, each bin the wider of the groups' offsets"
         + (", in units of the families' disagreement + 1 pt (narrower on dev)" if scaled else ""),
         "scaled": scaled,
         "dev_median_width_pt": {
@@ -330,39 +351,96 @@ def main() -> None:
                 "high": q[1],
                 "n": q[2],
             }
-            for (lo, hi), q in zip(HORIZON_BINS, quantiles, strict=True)
+            for (lo, hi), q in zip(HORIZON_BINS, kinds[scaled], strict=True)
         ],
     }
+
+
+def held_out_figures(scored: pd.DataFrame, chosen: str) -> dict:
+    """Per-method MAE table and the chosen method's band on scored curves (10% task)."""
+    table = summarise(per_dataset_error(scored))
+    mine = scored[scored["method"] == chosen].copy()
+    low, high = band(chosen, mine)
+    return {
+        "datasets": int(scored["dataset"].nunique()),
+        "curves": int(scored.groupby(["dataset", "curve"]).ngroups),
+        "mae": table.round(3).to_dict(orient="index"),
+        "coverage_90": round(float(((mine["truth"] >= low) & (mine["truth"] <= high)).mean()), 4),
+        "median_width_pt": round(float(100 * np.median(high - low)), 2),
+        "points": len(mine),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lcdb", type=Path, default=None, help="lcdb-0.1.0.tar.gz")
+    parser.add_argument("--nlp", type=Path, default=NLP)
+    parser.add_argument("--peer", type=Path, default=PEER)
+    parser.add_argument("--own", type=Path, default=OWN)
+    parser.add_argument("--learners-per-dataset", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args()
+    log = lambda message: print(message, flush=True)  # noqa: E731
+
+    started = time.perf_counter()
+    groups = library_groups(args)
+    for name, halves in groups.items():
+        log(f"{name}: " + ", ".join(
+            f"{half} {h['dataset'].nunique()} data sets ({h.groupby(['dataset', 'curve']).ngroups}"
+            " curves)" for half, h in halves.items()))  # fmt: skip
+
+    # 1. choose the method on the development halves (10% cut-off task), each group half
+    dev = {name: halves["development"] for name, halves in groups.items()}
+    dev_scored = {name: score_curves(curves, FIT_SHARE, log) for name, curves in dev.items()}
+    dev_tables = {name: summarise(per_dataset_error(scored)) for name, scored in dev_scored.items()}
+    criterion = (
+        pd.DataFrame(
+            {
+                "median": sum(t["median"] for t in dev_tables.values()) / len(dev_tables),
+                "mean": sum(t["mean"] for t in dev_tables.values()) / len(dev_tables),
+                **{f"{name}_median": t["median"] for name, t in dev_tables.items()},
+            }
+        )
+        .dropna()
+        .sort_values(["median", "mean"])
+    )
+    chosen = str(criterion.index[0])
+    log(f"\ndevelopment, MAE in points at the 10% cut-off (chosen: {chosen})")
+    log(criterion.head(15).round(2).to_string())
+
+    # 2. calibrate its band on the development halves, per horizon ratio
+    calibration = calibrate(dev, dev_scored, chosen, log)
     CALIBRATION_PATH.write_text(json.dumps(calibration, indent=1) + "\n")
     log(f"wrote {CALIBRATION_PATH}")
 
-    # 3. report on the held-out half, and on our own curve
-    results: dict[str, object] = {"split": str(SPLIT.relative_to(ROOT)), "chosen": chosen,
-                                  "calibration": calibration, "development": dev_table.round(3)
-                                  .to_dict(orient="index")}  # fmt: skip
-    for name, curves in (("held_out", held_out), ("own", own_curves(args.own))):
+    # 3. report on the held-out halves, the published curves and our own curve
+    results: dict[str, object] = {
+        "splits": {"lcdb": str(SPLIT.relative_to(ROOT)), "nlp": str(NLP_SPLIT.relative_to(ROOT))},
+        "chosen": chosen,
+        "calibration": calibration,
+        "development": criterion.round(3).to_dict(orient="index"),
+    }
+    held_scored = {}
+    for name, halves in groups.items():
+        held_scored[name] = score_curves(halves["held_out"], FIT_SHARE, log)
+        results[f"held_out_{name}"] = held_out_figures(held_scored[name], chosen)
+    for name, curves in (("published", peer_curves(args.peer)), ("own", own_curves(args.own))):
         scored = score_curves(curves, FIT_SHARE, log)
-        if name == "held_out":
-            held_scored = scored
-        table = summarise(per_dataset_error(scored))
-        mine = scored[scored["method"] == chosen].copy()
-        low, high = band(chosen, mine)
-        inside = (mine["truth"] >= low) & (mine["truth"] <= high)
-        log(f"\n{name}: MAE in points at the 10% cut-off")
-        log(table.round(2).to_string())
-        log(
-            f"{chosen}: 90% band coverage {inside.mean():.1%} of {len(mine)} points, "
-            f"median width {100 * np.median(high - low):.1f} pt"
+        results[name] = held_out_figures(scored, chosen)
+        errors = per_dataset_error(scored)
+        results[name]["per_dataset"] = (
+            errors[[chosen, "paper", "ipl", "last"]].round(3).to_dict(orient="index")
         )
-        results[name] = {
-            "datasets": int(scored["dataset"].nunique()),
-            "curves": int(scored.groupby(["dataset", "curve"]).ngroups),
-            "mae": table.round(3).to_dict(orient="index"),
-            "coverage_90": round(float(inside.mean()), 4),
-            "median_width_pt": round(float(100 * np.median(high - low)), 2),
-            "points": len(mine),
-        }
-    results["before"] = select_reference(held_out, held_scored, chosen)
+    for name in ("held_out_lcdb", "held_out_nlp", "published", "own"):
+        figures = results[name]
+        mae = figures["mae"]
+        log(
+            f"\n{name}: {figures['datasets']} data sets, {figures['curves']} curves; median MAE "
+            + ", ".join(f"{m} {mae[m]['median']:.2f}" for m in (chosen, "paper", "ipl", "last"))
+            + f"; {chosen} band coverage {figures['coverage_90']:.1%} of {figures['points']} "
+            f"points, median width {figures['median_width_pt']:.1f} pt"
+        )
+    results["before"] = select_reference(groups["lcdb"]["held_out"], held_scored["lcdb"], chosen)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["provenance"] = provenance()
     args.output.write_text(json.dumps(results, indent=1) + "\n")

@@ -99,6 +99,22 @@ DATA_SETS: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
+def load_frame(name: str) -> pd.DataFrame:
+    """Data set `name` as text, label: non-empty, unique texts, classes with >= MIN_CLASS."""
+    frame = DATA_SETS[name]().dropna()
+    frame = frame[frame["text"].str.len() > 0].drop_duplicates("text")
+    counts = frame["label"].value_counts()  # a stratified split needs >= MIN_CLASS per class
+    frame = frame[frame["label"].isin(counts[counts >= MIN_CLASS].index)]
+    return frame.reset_index(drop=True)
+
+
+def pool_and_test(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The curves' 75% pool and 25% scoring split (stratified, seeded)."""
+    return train_test_split(
+        frame, test_size=TEST_SHARE, random_state=SPLIT_SEED, stratify=frame["label"]
+    )
+
+
 def draw(_: argparse.Namespace) -> None:
     if SPLIT.is_file():
         raise SystemExit(f"{SPLIT} exists: the split is drawn once (delete it to redraw)")
@@ -134,12 +150,11 @@ def _embeddings(texts: list[str]) -> dict[str, np.ndarray]:
 
 
 def curve_rows(name: str, frame: pd.DataFrame, vectors: dict[str, np.ndarray]) -> list[dict]:
-    labels = frame["label"].astype(str).to_numpy()
-    features = np.stack([vectors[t] for t in frame["text"]])
-    pool_x, test_x, pool_y, test_y = train_test_split(
-        features, labels, test_size=TEST_SHARE, random_state=SPLIT_SEED, stratify=labels
+    pool, test = pool_and_test(frame)
+    pool_y, test_y = pool["label"].astype(str).to_numpy(), test["label"].astype(str).to_numpy()
+    pool_x, test_x = standardize(
+        np.stack([vectors[t] for t in pool["text"]]), np.stack([vectors[t] for t in test["text"]])
     )
-    pool_x, test_x = standardize(pool_x, test_x)
     sizes = np.unique(np.geomspace(SMALLEST, len(pool_y), POINTS).astype(int))
     rows = []
     for seed in SEEDS:
@@ -157,13 +172,7 @@ def run(_: argparse.Namespace) -> None:
     if not SPLIT.is_file():
         raise SystemExit(f"{SPLIT}: missing; run `draw` first and commit it before `run`")
     started = time.perf_counter()
-    frames = {}
-    for name, load in DATA_SETS.items():
-        frame = load().dropna()
-        frame = frame[frame["text"].str.len() > 0].drop_duplicates("text")
-        counts = frame["label"].value_counts()  # a stratified split needs >= MIN_CLASS per class
-        frame = frame[frame["label"].isin(counts[counts >= MIN_CLASS].index)]
-        frames[name] = frame.reset_index(drop=True)
+    frames = {name: load_frame(name) for name in DATA_SETS}
     vectors = _embeddings([t for f in frames.values() for t in f["text"]])
     rows, summary = [], {}
     for name, frame in frames.items():

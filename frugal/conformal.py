@@ -1,8 +1,9 @@
 """The library-chosen forecast and its split-conformal 90% band.
 
-`benchmarks/forecast_library.py` chooses a forecast method on the development half of a library
-of real learning curves (LCDB, the published curves) and calibrates a split-conformal band per
-horizon ratio (forecast n / largest fitted n) on that half's residuals; it writes both to
+`benchmarks/forecast_library.py` chooses a forecast method on the development halves of a library
+of real learning curves (LCDB's classical learners, and the frozen-encoder proxy curves of eight
+packaged text data sets) and calibrates a split-conformal band per horizon ratio (forecast n /
+largest fitted n) on those halves' residuals; it writes both to
 `CALIBRATION_PATH`. `CalibratedForecast` applies them to a new curve: the method's point
 forecast, plus the calibrated offsets of its horizon bin (optionally in units of the families'
 disagreement at n).
@@ -103,7 +104,11 @@ class BaseFits:
         if not curves:
             return np.full(n_at.shape, self.last)
         values = np.median(curves, axis=0) if base == "median" else np.mean(curves, axis=0)
-        return np.clip(self.last + alpha * (values - self.last), 0.0, 1.0)
+        # The correction is of the gain beyond the data: within it, the fitted curve itself
+        # (shrinking there would pull every point toward the last one).
+        beyond = n_at > self.n_scale
+        values = np.where(beyond, self.last + alpha * (values - self.last), values)
+        return np.clip(values, 0.0, 1.0)
 
 
 def fit_bases(table: pd.DataFrame) -> BaseFits:

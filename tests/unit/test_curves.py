@@ -160,6 +160,21 @@ def test_shrink_moves_the_base_forecast_toward_the_last_point(noisy_points) -> N
     assert abs(ipl[0] - true_score(5000)) < 0.01  # the base itself recovers the true curve
 
 
+def test_shrink_corrects_only_past_the_data_so_a_reachable_target_keeps_its_labels(
+    noisy_points,
+) -> None:
+    bases = fit_bases(validate_points(noisy_points))
+    inside = np.array([100.0, 300.0, bases.n_scale])
+    np.testing.assert_allclose(bases.point("shrink:ipl:0.25", inside), bases.point("ipl", inside))
+    # a target the data already passed is reached where the fitted curve reaches it, not at
+    # the first point a curve pulled toward the last score would reach it
+    target = float(true_score(300))
+    reached, _, _ = CalibratedForecast(
+        "shrink:ipl:0.25", bases, load_calibration()
+    ).labels_for_target(target)
+    assert reached is not None and 200 <= reached <= 450
+
+
 @pytest.mark.parametrize("bad", ["cubic", "shrink:ipl", "shrink:ipl:2.5", "shrink:cubic:0.5"])
 def test_unknown_methods_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="unknown forecast method"):
