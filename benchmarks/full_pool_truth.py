@@ -9,6 +9,10 @@ as the points; the forecast's target) and on test (reported only). Then it reads
 `reports/forecast.json` and states the forecast's error and whether its band holds.
 
     python benchmarks/full_pool_truth.py [--seeds 13] [--threads 2]
+    python benchmarks/full_pool_truth.py --reuse-truth   # a new forecast, the same truth
+
+`--reuse-truth` keeps the fine-tunes already in the results file (the truth depends on the
+data and the train recipe, not on the forecaster) and compares the current forecast with them.
 
 Needs data/splits and reports/forecast.json (`dvc repro forecast`). About 15 minutes per seed
 on 2 cores; run it alone. Writes benchmarks/results/full_pool_truth.json.
@@ -43,6 +47,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--forecast", type=Path, default=None, help="default: params' forecast")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--reuse-truth", action="store_true", help="keep the stored fine-tunes")
     args = parser.parse_args()
 
     params = load_params(ROOT / "params.yaml")
@@ -54,8 +59,10 @@ def main() -> None:
     forecast = json.loads(forecast_path.read_text())
     full = next(f for f in forecast["forecasts"] if f["n_labels"] == len(pool))
 
-    runs = []
-    for seed in args.seeds:
+    stored = json.loads(args.output.read_text()) if args.reuse_truth else {}
+    runs = stored.get("runs", [])
+    truth_provenance = stored.get("truth_provenance", stored.get("provenance")) or provenance()
+    for seed in [] if args.reuse_truth else args.seeds:
         started = time.perf_counter()
         cfg = params.train.model_copy(update={"seed": seed, "threads": args.threads})
         result = fine_tune(pool, early_stop, cfg)
@@ -89,6 +96,7 @@ def main() -> None:
             f"|error| <= {GOAL_ERROR_PT} pt": bool(abs(error) <= GOAL_ERROR_PT),
             f"band width <= {GOAL_WIDTH_PT} pt": bool(width <= GOAL_WIDTH_PT),
         },
+        "truth_provenance": truth_provenance,  # where the fine-tunes ran
         "provenance": provenance(),
     }
     print(

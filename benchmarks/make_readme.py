@@ -481,6 +481,48 @@ def _forecast_library(data: dict, results_dir: Path) -> list[str]:
     return lines
 
 
+def _finetuned_curves(data: dict, results_dir: Path) -> list[str]:
+    shapes = list(data["summary"])
+
+    def cell(d: dict) -> str:
+        if "unfit" in d:
+            return f"refused: {d['unfit']}"
+        return f"{pt(d['error_pt'])} ({num(d['width_pt'], 1)} pt{'' if d['holds'] else ', misses'})"
+
+    rows = [
+        [name, num(d["budget"]), num(d["truth_n"]), pct(d["truth"])] + [cell(d[s]) for s in shapes]
+        for name, d in data["datasets"].items()
+    ]
+    summary = data["summary"]
+    rows.append(
+        ["**mean abs. error** (median width; truths held / forecast)", "", "", ""]
+        + [
+            f"**{num(summary[s]['mae_pt'], 2)}** ({num(summary[s]['median_width_pt'], 1)} pt; "
+            f"{summary[s]['holds']}/{summary[s].get('fitted', len(data['datasets']))})"
+            for s in shapes
+        ]
+    )
+    lines = [f"Rule: {data['rule']}. Chosen: **`{data['chosen']}`**.", ""]
+    return lines + table(
+        ["data set", "budget", "truth at", "truth (dev)", *(f"`{s}` error (band)" for s in shapes)],
+        rows,
+    )
+
+
+def _full_pool_truth(data: dict, results_dir: Path) -> list[str]:
+    f = data["forecast"]
+    goals = "; ".join(f"{k}: {yes_no(v)}" for k, v in data["goals"].items())
+    return [
+        f"Full pool ({num(data['pool_size'])} labels), fine-tuned: dev **{pct(data['truth_dev'])}**"
+        f" (test {pct(data['truth_test'])}, reported only). The default run's forecast "
+        f"(`{data['forecast_file']}`, `{data['method']}`): {pct(f['score'])} "
+        f"[{pct(f['low'])}, {pct(f['high'])}]: error **{pt(data['error_pt'])} pt**, band "
+        f"**{num(data['band_width_pt'], 1)} pt** wide, "
+        f"{'holds the truth' if data['band_holds'] else 'misses the truth'}. Goals: {goals}.",
+        "",
+    ]
+
+
 def _forecast_split(data: dict, results_dir: Path) -> list[str]:
     return [
         f"Rule: {data['rule']}. {len(data['development'])} development data sets, "
@@ -1188,10 +1230,12 @@ SECTIONS: dict[str, list[Section]] = {
         Section(
             "forecast_library.json",
             "Forecasters on a library of real learning curves (chooses the forecaster)",
-            "LCDB 0.1.0 and the published curves of arXiv 2307.00374, split by data set into a "
-            "development and a held-out half. Fit the points at n ≤ 10% of a curve's largest "
-            "n, forecast every point at 55–100%. Method and band chosen on the development "
-            "half (written to `frugal/forecast_calibration.json`), scored on the held-out half.",
+            "LCDB 0.1.0 (classical learners) and the NLP proxy curves of `nlp_curves.json`, "
+            "each split by data set into a development and a held-out half. Fit the points at "
+            "n ≤ 10% of a curve's largest n, forecast every point at 55–100%. Method and band "
+            "chosen on the development halves, each group weighing half (written to "
+            "`frugal/forecast_calibration.json`); scored on the held-out halves and on the four "
+            "published curves of arXiv 2307.00374, which are in no choice.",
             "python benchmarks/forecast_library.py",
             _forecast_library,
         ),
@@ -1207,9 +1251,9 @@ SECTIONS: dict[str, list[Section]] = {
             "forecast_baselines.json",
             "Published forecasters on the same held-out curves, and a fresh split",
             "POW4, MMF4, the paper's ensemble and `last` beside the shipped forecaster, each "
-            "fitted at n ≤ 5%, 10% and 20% of a curve's largest n on the library's held-out "
-            "half (the curves every cut-off can fit), and the shipped 90% band on curves drawn "
-            "after the band was designed and before any fit.",
+            "fitted at n ≤ 5%, 10% and 20% of a curve's largest n on each held-out set (LCDB, "
+            "NLP, the published curves; the curves every cut-off can fit), and the shipped 90% "
+            "band on curves drawn after the band was designed and before any fit.",
             "python benchmarks/forecast_baselines.py run",
             _forecast_baselines,
         ),
@@ -1247,6 +1291,26 @@ SECTIONS: dict[str, list[Section]] = {
             "python benchmarks/lc_points.py run --root CLONE --seeds 13 14 --orders random && "
             "python benchmarks/lc_points.py choose",
             _lc_points,
+        ),
+        Section(
+            "finetuned_curves.json",
+            "The shipped model's curve (chooses `forecast.shape`)",
+            "On each NLP development data set, what a run measures (the fine-tuned model at "
+            "the `forecast.fractions` of a budget, the proxy every tenth of it, on dev) and the "
+            "truth 7.5 budgets out (the default run's pool ÷ budget); every way of "
+            "`frugal.curves.SHAPES` forecasts the truth.",
+            "python benchmarks/finetuned_curves.py run && "
+            "python benchmarks/finetuned_curves.py choose",
+            _finetuned_curves,
+        ),
+        Section(
+            "full_pool_truth.json",
+            "The default run's full-pool forecast against the truth",
+            "A fine-tune with the `train` recipe on every pool label, scored on dev (the "
+            "split the forecast's points are scored on) and test (reported only), beside "
+            "the committed `reports/forecast.json`.",
+            "python benchmarks/full_pool_truth.py",
+            _full_pool_truth,
         ),
         Section(
             "forecast_curves.json",
@@ -1422,13 +1486,13 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
                 _link(results, "cold_run.json"),
             ]
         )
-    lc = results.get("lc_points.json")
-    if lc:
+    truth = results.get("full_pool_truth.json")
+    if truth:
         rows.append(
             [
-                f"Fine-tuned on all {num(lc['pool_size'])} pool labels: test (dev) accuracy",
-                f"{pct(lc['truth']['test'])} ({pct(lc['truth']['dev'])})",
-                _link(results, "lc_points.json"),
+                f"Fine-tuned on all {num(truth['pool_size'])} pool labels: test (dev) accuracy",
+                f"{pct(truth['truth_test'])} ({pct(truth['truth_dev'])})",
+                _link(results, "full_pool_truth.json"),
             ]
         )
     fine = results.get("sampling_fine_tune.json")
@@ -1470,13 +1534,14 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
                     _link(results, "forecast_library.json"),
                 ]
             )
-    if lc:
-        chosen = lc["chosen"]["test"]
+    if truth:
         rows.append(
             [
-                "The pipeline's forecast of full-pool test accuracy: error (band holds)",
-                f"{pt(chosen['error_pt'])} pt ({yes_no(chosen['holds'])})",
-                _link(results, "lc_points.json"),
+                "The default run's full-pool forecast vs that fine-tune, on dev: error; band "
+                "width (holds)",
+                f"{pt(truth['error_pt'])} pt; {num(truth['band_width_pt'], 1)} pt "
+                f"({yes_no(truth['band_holds'])})",
+                _link(results, "full_pool_truth.json"),
             ]
         )
     ratios = results.get("runtime_ratios.json")

@@ -76,12 +76,15 @@ class BaseFits:
     n_scale: float
     last: float
     params: dict[str, tuple[float, ...]]
+    n_first: float = 0.0  # the smallest measured n
 
     def scale(self, n_at: Sequence[float] | np.ndarray) -> np.ndarray:
         """How uncertain a forecast at n_at is, in score units: the standard deviation of the
         fitted families' forecasts there (they agree near the data and part further out),
-        plus SCALE_FLOOR. The unit of a scaled conformal band."""
-        x = np.asarray(n_at, dtype=float) / self.n_scale
+        plus SCALE_FLOOR. The unit of a scaled conformal band. Below the smallest measured n it
+        is held at its value there: the families part again going backward, a direction no
+        calibration measured."""
+        x = np.maximum(np.asarray(n_at, dtype=float), self.n_first) / self.n_scale
         curves = [np.clip(evaluate(f, p, x), 0.0, 1.0) for f, p in self.params.items()]
         spread = np.std(curves, axis=0) if len(curves) > 1 else np.zeros(x.shape)
         return spread + SCALE_FLOOR
@@ -121,7 +124,7 @@ def fit_bases(table: pd.DataFrame) -> BaseFits:
         fitted = fit_family(FAMILIES[name], n / n_scale, y)
         if fitted is not None:
             params[name] = tuple(float(p) for p in fitted)
-    return BaseFits(n_scale, float(y[n == n_scale].mean()), params)
+    return BaseFits(n_scale, float(y[n == n_scale].mean()), params, float(n.min()))
 
 
 def horizon_bin(ratio: float) -> int:

@@ -45,7 +45,7 @@ How the `select` rule forecasts, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,7 @@ _MAX_CUTOFFS = 4
 _INTERVAL = (5.0, 95.0)
 _Z90 = 1.645  # two-sided 90% of a normal
 _SHOWN = 5
+_MIN_ERROR = 1e-4  # error rates are clipped here before a log (a perfect score)
 
 
 @dataclass(frozen=True)
@@ -379,8 +380,85 @@ def _bootstrap(
     return tuple(replicates)
 
 
+@dataclass(frozen=True)
+class LinkedForecast:
+    """The fine-tuned model's curve forecast through the proxy's.
+
+    A run measures the frozen-encoder proxy after every annotation round and the fine-tuned
+    model at a few shares of the budget. Both improve with the same labels, so their error
+    rates are linked: log(1 - fine-tuned) = alpha + beta log(1 - proxy), fitted on the
+    fine-tuned points inside the proxy curve's range (the proxy read there by interpolation in
+    log n). The proxy curve is forecast by the library-chosen method with its calibrated band
+    (proxy curves are one of the two groups that method was chosen on), and the forecast and
+    both band edges are carried through the link (increasing for beta > 0)."""
+
+    proxy: CalibratedForecast
+    alpha: float
+    beta: float
+
+    @property
+    def method(self) -> str:
+        return f"linked:{self.proxy.method}"
+
+    @property
+    def calibration(self) -> Mapping[str, Any]:
+        return self.proxy.calibration
+
+    def _through_link(self, proxy_score: np.ndarray) -> np.ndarray:
+        error = np.clip(1.0 - np.asarray(proxy_score, dtype=float), _MIN_ERROR, 1.0)
+        return np.clip(1.0 - np.exp(self.alpha + self.beta * np.log(error)), 0.0, 1.0)
+
+    def predict(self, n_labels: Sequence[float] | np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self._through_link(values) for values in self.proxy.predict(n_labels))
+
+    def max_score(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in self._through_link(np.array(self.proxy.max_score())))
+
+    def labels_for_target(self, target: float) -> tuple[int | None, int | None, int | None]:
+        return labels_reaching(self.predict, target)
+
+
+def fit_linked(points: pd.DataFrame, proxy_points: pd.DataFrame) -> LinkedForecast:
+    """`LinkedForecast` of fine-tuned `points` and `proxy_points` (both columns n_labels,
+    score). Raises DataError when fewer than 2 distinct fine-tuned n lie inside the proxy
+    curve's range, or when the fitted link does not rise (beta <= 0)."""
+    fine = validate_points(points).groupby("n_labels")["score"].mean()
+    proxy = validate_points(proxy_points)
+    proxy_mean = proxy.groupby("n_labels")["score"].mean()
+    n_proxy = proxy_mean.index.to_numpy(dtype=float)
+    inside = fine[(fine.index >= n_proxy.min()) & (fine.index <= n_proxy.max())]
+    if inside.size < 2:
+        raise DataError(
+            f"linking needs at least 2 fine-tuned points within the proxy curve's range "
+            f"({n_proxy.min():.0f}-{n_proxy.max():.0f} labels); got {inside.size}"
+        )
+    proxy_at = np.interp(np.log(inside.index.to_numpy(float)), np.log(n_proxy), proxy_mean)
+    x = np.log(np.clip(1.0 - proxy_at, _MIN_ERROR, 1.0))
+    y = np.log(np.clip(1.0 - inside.to_numpy(), _MIN_ERROR, 1.0))
+    beta, alpha = np.polyfit(x, y, 1)
+    if not np.isfinite(beta) or beta <= 0:
+        raise DataError(
+            f"the fine-tuned and proxy error rates do not fall together (beta {beta:.3g})"
+        )
+    curve = fit_curve(proxy)
+    assert isinstance(curve, CalibratedForecast)
+    return LinkedForecast(curve, float(alpha), float(beta))
+
+
+# Ways to forecast the shipped (fine-tuned) model's curve from what a run measures: its points
+# (columns n_labels, score) and the proxy's annotation curve (the same columns). Compared on
+# development curves by benchmarks/finetuned_curves.py, which chose `points`: what the forecast
+# stage does (`fit_curve` on the learning_curve stage's points; tests/unit/test_default_choices.py).
+SHAPES: dict[str, Callable[[pd.DataFrame, pd.DataFrame], CalibratedForecast | LinkedForecast]] = {
+    "points": lambda points, proxy: fit_curve(points[["n_labels", "score"]]),
+    "linked": lambda points, proxy: fit_linked(points, proxy[["n_labels", "score"]]),
+}
+
+
 def forecast_report(
-    curve: CurveForecast | CalibratedForecast, at: Sequence[int], target: float | None = None
+    curve: CurveForecast | CalibratedForecast | LinkedForecast,
+    at: Sequence[int],
+    target: float | None = None,
 ) -> dict[str, Any]:
     """The forecast as plain JSON data: scores at `at`, the maximum reachable score and, with
     a `target`, the labels it needs (n_labels None when out of reach), each with its 90%
@@ -394,14 +472,17 @@ def forecast_report(
         ],
         "max_score": {"score": _round(best), "low": _round(best_low), "high": _round(best_high)},
     }
-    if isinstance(curve, CalibratedForecast):
+    if isinstance(curve, CalibratedForecast | LinkedForecast):
         calibration = curve.calibration
         report["method"] = curve.method
         report["calibration"] = {
             key: calibration.get(key)
             for key in ("nominal", "chosen_on", "task", "conformal", "scaled")
         } | {"file": f"frugal/{CALIBRATION_PATH.name}", "bands": calibration["bins"]}
-    else:
+    if isinstance(curve, LinkedForecast):
+        report["link"] = {"alpha": _round(curve.alpha), "beta": _round(curve.beta),
+                          "proxy_method": curve.proxy.method}  # fmt: skip
+    elif not isinstance(curve, CalibratedForecast):
         report["method"] = "select"
         report["calibration"] = {"nominal": 0.9, "interval": "residual bootstrap, widened"}
     if target is not None:
@@ -415,7 +496,9 @@ def forecast_report(
     return report
 
 
-def at_labels_bought(curve: CurveForecast | CalibratedForecast, points: pd.DataFrame) -> dict:
+def at_labels_bought(
+    curve: CurveForecast | CalibratedForecast | LinkedForecast, points: pd.DataFrame
+) -> dict:
     """The fitted curve where it was measured last (the most labels among `points`, columns
     n_labels and score) beside the mean score measured there: how far the fit sits from the
     data at the labels bought."""

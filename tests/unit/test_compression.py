@@ -3,8 +3,8 @@ compressed models on disk (packed, pruned tensors absent, the same values after 
 served graph that predicts what the torch reference does)."""
 
 import copy
-import json
 import itertools
+import json
 
 import numpy as np
 import pandas as pd

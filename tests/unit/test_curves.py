@@ -16,7 +16,13 @@ from frugal.conformal import (
     parse_method,
 )
 from frugal.curve_families import FAMILY_NAMES
-from frugal.curves import CurveForecast, fit_curve, forecast_report, validate_points
+from frugal.curves import (
+    CurveForecast,
+    fit_curve,
+    fit_linked,
+    forecast_report,
+    validate_points,
+)
 from frugal.errors import DataError
 
 TRUE_A, TRUE_B, TRUE_C = 0.9, 0.5, 0.4
@@ -173,6 +179,10 @@ def test_shrink_corrects_only_past_the_data_so_a_reachable_target_keeps_its_labe
         "shrink:ipl:0.25", bases, load_calibration()
     ).labels_for_target(target)
     assert reached is not None and 200 <= reached <= 450
+    # and the band's optimistic edge does not reach it far below the data, where the families
+    # part going backward (the band there is held at its width at the first point)
+    _, early, _ = CalibratedForecast("ipl", bases, load_calibration()).labels_for_target(target)
+    assert early is not None and early >= 50
 
 
 @pytest.mark.parametrize("bad", ["cubic", "shrink:ipl", "shrink:ipl:2.5", "shrink:cubic:0.5"])
@@ -218,3 +228,51 @@ def test_at_labels_bought_sets_the_fit_beside_the_mean_measured_there(noisy_poin
     assert here["low"] <= here["forecast"] <= here["high"]
     last = noisy_points["score"].iloc[-1]
     assert here["measured"] == pytest.approx((last + 0.60) / 2, abs=1e-6)
+
+
+# ------------------------------------------------------------ the shipped model through the proxy
+LINK_ALPHA, LINK_BETA = -0.4, 2.0
+
+
+def proxy_truth(n: np.ndarray | float) -> np.ndarray:
+    return 0.8 - 0.6 * np.power(n, -0.35)
+
+
+def fine_tuned_truth(n: np.ndarray | float) -> np.ndarray:
+    return 1 - np.exp(LINK_ALPHA) * np.power(1 - proxy_truth(n), LINK_BETA)
+
+
+def test_linked_forecast_recovers_the_link_and_carries_the_proxy_forecast_through_it() -> None:
+    # given a run's proxy curve (every 50 labels) and fine-tuned points at 1/16, 1/2 and all of 500
+    proxy_n = np.arange(50, 501, 50)
+    proxy = pd.DataFrame({"n_labels": proxy_n, "score": proxy_truth(proxy_n)})
+    fine_n = np.array([31, 250, 500])
+    points = pd.DataFrame({"n_labels": fine_n, "score": fine_tuned_truth(fine_n)})
+    # when they are linked (31 lies below the proxy curve: not used for the link)
+    curve = fit_linked(points, proxy)
+    # then the link is the true one, and the forecast is the proxy forecast carried through it
+    assert curve.alpha == pytest.approx(LINK_ALPHA, abs=0.05)
+    assert curve.beta == pytest.approx(LINK_BETA, abs=0.05)
+    far = np.array([500.0, 3766.0])
+    score, low, high = curve.predict(far)
+    proxy_score, proxy_low, proxy_high = curve.proxy.predict(far)
+    np.testing.assert_allclose(score, 1 - np.exp(curve.alpha) * (1 - proxy_score) ** curve.beta)
+    assert np.all(low <= score) and np.all(score <= high)
+    assert low[1] == pytest.approx(1 - np.exp(curve.alpha) * (1 - proxy_low[1]) ** curve.beta)
+    assert score[0] == pytest.approx(fine_tuned_truth(500), abs=0.005)
+    # the fine-tuned model's error falls by a larger factor than the proxy's (beta > 1)
+    assert (1 - score[1]) / (1 - score[0]) < (1 - proxy_score[1]) / (1 - proxy_score[0])
+    report = forecast_report(curve, [3766], target=0.9)
+    assert report["method"].startswith("linked:") and report["link"]["beta"] == pytest.approx(
+        curve.beta, abs=1e-6
+    )
+
+
+def test_linking_needs_two_points_inside_the_proxy_curve_and_a_rising_link() -> None:
+    proxy = pd.DataFrame({"n_labels": [50, 100, 150, 200], "score": [0.5, 0.55, 0.58, 0.6]})
+    few = pd.DataFrame({"n_labels": [20, 30, 200], "score": [0.5, 0.6, 0.8]})
+    with pytest.raises(DataError, match="at least 2 fine-tuned points within"):
+        fit_linked(few, proxy)
+    falling = pd.DataFrame({"n_labels": [50, 100, 200], "score": [0.8, 0.75, 0.7]})
+    with pytest.raises(DataError, match="do not fall together"):
+        fit_linked(falling, proxy)

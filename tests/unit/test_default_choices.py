@@ -46,3 +46,24 @@ def test_the_default_compression_set_holds_the_anchor_and_the_research_champion(
     research = research["research"]["metrics"]
     champion = next(name for name, m in research.items() if m.get("champion"))
     assert champion in variants
+
+
+def test_the_forecast_fits_the_way_chosen_on_development_curves(tmp_path):
+    # benchmarks/finetuned_curves.py choose: fine-tuned + proxy curves on the NLP development
+    # data sets, every way in frugal.curves.SHAPES scored against the fine-tuned truth
+    from frugal.curves import SHAPES, fit_curve
+
+    results = json.loads((RESULTS / "finetuned_curves.json").read_text(encoding="utf-8"))
+    assert set(results["summary"]) == set(SHAPES)
+    best = min(s["mae_pt"] for s in results["summary"].values() if s["fitted"] == 5)
+    assert results["summary"][results["chosen"]]["mae_pt"] <= best + 0.25  # the written rule
+    # the forecast stage fits the learning_curve points alone: the `points` way
+    assert results["chosen"] == "points"
+    source = (ROOT / "tasks" / "forecast.py").read_text(encoding="utf-8")
+    assert 'fit_curve(points[["n_labels", "score"]])' in source
+    points = {"n_labels": [31, 250, 500], "score": [0.63, 0.9, 0.94]}
+    import pandas as pd
+
+    frame = pd.DataFrame(points)
+    chosen = SHAPES["points"](frame, frame).predict([3766])
+    assert chosen[0][0] == fit_curve(frame).predict([3766])[0][0]

@@ -69,7 +69,11 @@ def _inputs(tmp_path, continual=True, plan=PLAN):
             "labels_for_target": {"target": 0.92, "n_labels": None, "low": 2549, "high": None},
             "labels_measured": 500,
             "at_labels_bought": {
-                "n_labels": 500, "forecast": 0.8712, "low": 0.85, "high": 0.89, "measured": 0.8834,
+                "n_labels": 500,
+                "forecast": 0.8712,
+                "low": 0.85,
+                "high": 0.89,
+                "measured": 0.8834,
             },
             "method": "log_power",
             "points": {"order": "random", "fractions": [0.0625, 0.5, 1.0], "seeds": [13, 14]},
