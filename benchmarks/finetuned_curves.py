@@ -29,8 +29,9 @@ chooses by the rule written here before any forecast was computed: the lowest me
 error over the development data sets; a way within TIE_PT of it with no extra input (`points`)
 wins the tie. (Added when the first `choose` met it: a way that refuses a development curve,
 as `linked` does when the two error rates do not fall together, would stop the run there, so
-it cannot win; its error is averaged over the curves it fits.) It writes benchmarks/results/finetuned_curves.json; params.yaml
-`forecast.shape` names the choice (a unit test checks they agree).
+it cannot win; its error is averaged over the curves it fits.) It writes
+benchmarks/results/finetuned_curves.json; the forecast stage fits the chosen way
+(tests/unit/test_default_choices.py checks that they agree).
 
     python benchmarks/finetuned_curves.py run      # ~8 minutes per data set on 2 cores; alone
     python benchmarks/finetuned_curves.py choose   # seconds
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
         if len(order) < ft_sizes[-1]:
             raise SystemExit(f"{name}: pool {len(order)} < {ft_sizes[-1]} labels")
         if any((name, "proxy", n) not in finished for n in proxy_sizes):
-            vectors = nlp_curves._embeddings([*order["text"], *dev["text"]])  # cached
+            vectors = nlp_curves.embeddings([*order["text"], *dev["text"]])  # cached
             train_x, dev_x = standardize(
                 np.stack([vectors[t] for t in order["text"]]),
                 np.stack([vectors[t] for t in dev["text"]]),

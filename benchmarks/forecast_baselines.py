@@ -95,16 +95,6 @@ def score(curves: pd.DataFrame, share: float) -> pd.DataFrame:
     return library.score_curves(curves, share, lambda _: None, far=True)
 
 
-def band_figures(scored: pd.DataFrame, chosen: str) -> dict:
-    mine = scored[scored["method"] == chosen]
-    low, high = library.band(chosen, mine)
-    return {
-        "coverage_90": round(float(((mine["truth"] >= low) & (mine["truth"] <= high)).mean()), 4),
-        "median_width_pt": round(float(100 * np.median(high - low)), 2),
-        "points": len(mine),
-    }
-
-
 def by_cuts(curves: pd.DataFrame, methods: list[str], chosen: str, name: str) -> dict:
     """Every method on the curves that can be cut at every cut-off, at each of CUTS."""
     by_cut = {share: score(curves, share) for share in CUTS}
@@ -120,7 +110,7 @@ def by_cuts(curves: pd.DataFrame, methods: list[str], chosen: str, name: str) ->
         cuts[f"{share:.0%}"] = {
             "mae": table.round(3).to_dict(orient="index"),
             "per_dataset": errors.round(3).to_dict(orient="index"),
-            "band": band_figures(same, chosen),
+            "band": library.band_figures(same, chosen),
         }
         print(f"\n{name}, held out, fit at <= {share:.0%}: MAE in points per data set")
         print(table.rename(index=ROWS).round(2).to_string())
@@ -159,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
         "datasets": int(scored["dataset"].nunique()),
         "curves": int(scored.groupby(["dataset", "curve"]).ngroups),
         "mae": table.round(3).to_dict(orient="index"),
-        "band": band_figures(scored, chosen),
+        "band": library.band_figures(scored, chosen),
     }
     print("\nfresh curves (drawn before any fit), fit at <= 10%: MAE in points per data set")
     print(table.rename(index=ROWS).round(2).to_string())

@@ -356,18 +356,24 @@ def calibrate(dev: dict[str, pd.DataFrame], dev_scored: dict[str, pd.DataFrame],
     }
 
 
-def held_out_figures(scored: pd.DataFrame, chosen: str) -> dict:
-    """Per-method MAE table and the chosen method's band on scored curves (10% task)."""
-    table = summarise(per_dataset_error(scored))
-    mine = scored[scored["method"] == chosen].copy()
+def band_figures(scored: pd.DataFrame, chosen: str) -> dict:
+    """Coverage and median width of the chosen method's calibrated band on scored curves."""
+    mine = scored[scored["method"] == chosen]
     low, high = band(chosen, mine)
     return {
-        "datasets": int(scored["dataset"].nunique()),
-        "curves": int(scored.groupby(["dataset", "curve"]).ngroups),
-        "mae": table.round(3).to_dict(orient="index"),
         "coverage_90": round(float(((mine["truth"] >= low) & (mine["truth"] <= high)).mean()), 4),
         "median_width_pt": round(float(100 * np.median(high - low)), 2),
         "points": len(mine),
+    }
+
+
+def held_out_figures(scored: pd.DataFrame, chosen: str) -> dict:
+    """Per-method MAE table and the chosen method's band on scored curves (10% task)."""
+    return {
+        "datasets": int(scored["dataset"].nunique()),
+        "curves": int(scored.groupby(["dataset", "curve"]).ngroups),
+        "mae": summarise(per_dataset_error(scored)).round(3).to_dict(orient="index"),
+        **band_figures(scored, chosen),
     }
 
 

@@ -14,7 +14,7 @@ as the points; the forecast's target) and on test (reported only). Then it reads
 `--reuse-truth` keeps the fine-tunes already in the results file (the truth depends on the
 data and the train recipe, not on the forecaster) and compares the current forecast with them.
 
-Needs data/splits and reports/forecast.json (`dvc repro forecast`). About 15 minutes per seed
+Needs data/splits and reports/forecast.json (`dvc repro forecast`). About 5 minutes per seed
 on 2 cores; run it alone. Writes benchmarks/results/full_pool_truth.json.
 """
 

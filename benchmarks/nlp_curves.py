@@ -131,7 +131,7 @@ def draw(_: argparse.Namespace) -> None:
     print(f"wrote {SPLIT}: held out {split['held_out']}")
 
 
-def _embeddings(texts: list[str]) -> dict[str, np.ndarray]:
+def embeddings(texts: list[str]) -> dict[str, np.ndarray]:
     """Embeddings of `texts` (each unique text once), cached on disk by text."""
     cached: dict[str, np.ndarray] = {}
     if CACHE.is_file():
@@ -173,7 +173,7 @@ def run(_: argparse.Namespace) -> None:
         raise SystemExit(f"{SPLIT}: missing; run `draw` first and commit it before `run`")
     started = time.perf_counter()
     frames = {name: load_frame(name) for name in DATA_SETS}
-    vectors = _embeddings([t for f in frames.values() for t in f["text"]])
+    vectors = embeddings([t for f in frames.values() for t in f["text"]])
     rows, summary = [], {}
     for name, frame in frames.items():
         mine = curve_rows(name, frame, vectors)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import yaml
 
 from tests.conftest import ROOT
@@ -48,7 +49,7 @@ def test_the_default_compression_set_holds_the_anchor_and_the_research_champion(
     assert champion in variants
 
 
-def test_the_forecast_fits_the_way_chosen_on_development_curves(tmp_path):
+def test_the_forecast_fits_the_way_chosen_on_development_curves():
     # benchmarks/finetuned_curves.py choose: fine-tuned + proxy curves on the NLP development
     # data sets, every way in frugal.curves.SHAPES scored against the fine-tuned truth
     from frugal.curves import SHAPES, fit_curve
@@ -61,9 +62,6 @@ def test_the_forecast_fits_the_way_chosen_on_development_curves(tmp_path):
     assert results["chosen"] == "points"
     source = (ROOT / "tasks" / "forecast.py").read_text(encoding="utf-8")
     assert 'fit_curve(points[["n_labels", "score"]])' in source
-    points = {"n_labels": [31, 250, 500], "score": [0.63, 0.9, 0.94]}
-    import pandas as pd
-
-    frame = pd.DataFrame(points)
+    frame = pd.DataFrame({"n_labels": [31, 250, 500], "score": [0.63, 0.9, 0.94]})
     chosen = SHAPES["points"](frame, frame).predict([3766])
     assert chosen[0][0] == fit_curve(frame).predict([3766])[0][0]
