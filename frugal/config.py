@@ -222,6 +222,7 @@ CONTINUAL_METHODS = (  # frugal/continual.py has a recipe for each
     "mixed_distill",
     "mixed_distill_head",
     "full_retrain",
+    "stats_head",
 )
 
 

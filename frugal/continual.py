@@ -29,8 +29,16 @@ on every batch (LwF / iCaRL; weighted as BiC by default, from the share of old c
 `mixed_distill_head` also freezes the old classes' rows of the head, where most forgetting of
 a pretrained encoder's classifier happens (Zheng et al. 2023); and `balanced_replay` trains
 random replay with balanced softmax, against the bias toward whichever side, new data or
-memory, is larger (a large class arriving late outweighs every old class's memory). Every
-method is a `Recipe`.
+memory, is larger (a large class arriving late outweighs every old class's memory).
+
+`stats_head` (issue 30) stores no text at all. After step 0 the encoder stays as it is; what
+is kept of the data seen is `ClassStats`: per class the count and the sum of the features the
+head reads, and Σ x xᵀ over all of them. An update adds the new classes' statistics (one
+forward pass over the new data) and solves the head in closed form, LDA with a shrunk shared
+covariance (as first-session adaptation, Panos et al. ICCV 2023). The old classes' statistics
+never change, so nothing of theirs is overwritten; the shrinkage is chosen on dev by a rule
+(`SHRINKAGE_RULE`). The head is one linear layer: it is written into the served graph as any
+head. Every method is a `Recipe`.
 
 Pure: data frames and models in, models and numbers out; no Prefect, MLflow or files.
 """
@@ -38,10 +46,12 @@ Pure: data frames and models in, models and numbers out; no Prefect, MLflow or f
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -52,10 +62,11 @@ from frugal.config import CONTINUAL_METHODS, ContinualConfig
 from frugal.domains import check_memory, check_update
 from frugal.errors import DataError
 from frugal.exemplars import MemoryKind, keep_exemplars
-from frugal.fisher import fisher_diagonal
+from frugal.fisher import fisher_diagonal, head_inputs
 from frugal.loop import Batcher, Optimization, train_steps
 from frugal.modeling import Classifier, new_classifier, predict_proba, token_batches
 from frugal.quantize import plannable_tensors
+from frugal.runtime import in_input_order, length_order
 from frugal.training import seed_everything
 
 
@@ -69,12 +80,18 @@ class Recipe:
     balanced: bool = False  # balanced softmax: the update's class shares do not bias decisions
     protect_head: bool = False  # the old classes' rows of the head are not trained
     retrain: bool = False  # from the pretrained encoder on all data seen (the upper bound)
+    head: Literal["trained", "lda"] = "trained"  # lda: fixed encoder, head from `ClassStats`
     adds: tuple[str, str] | None = None  # (the method it extends, the one part it adds)
 
     @property
     def reads_old_data(self) -> bool:
         """Whether an update reads the old data itself (not a bounded memory of it)."""
         return self.retrain or self.penalty == "ewc"
+
+    @property
+    def stores_text(self) -> bool:
+        """Whether an update needs old training texts: kept exemplars, or the old data."""
+        return self.memory != "none" or self.reads_old_data
 
 
 RECIPES: dict[str, Recipe] = {
@@ -97,15 +114,152 @@ RECIPES: dict[str, Recipe] = {
         adds=("mixed_distill", "frozen old head rows"),
     ),
     "full_retrain": Recipe(retrain=True),
+    "stats_head": Recipe(head="lda"),
 }
 METHODS = CONTINUAL_METHODS
 assert tuple(RECIPES) == METHODS, "config.CONTINUAL_METHODS and RECIPES differ"
 DISTILL_TEMPERATURE = 2.0  # softened old-class logits, as in LwF / BiC
 SHIPPED_RULE = (
-    "the highest dev average accuracy after the last step among the methods that keep at most "
-    "continual.memory_fraction of the old data and take at most continual.max_time_share of "
-    "full retraining's update time (where none does, the fastest of those within the memory budget)"
+    "the highest dev average accuracy after the last step among the methods that store no "
+    "training text and take at most continual.max_time_share of full retraining's update time "
+    "(where none does, the fastest of those that store no text)"
 )
+SHRINKAGE_GRID = (0.01, 0.03, 0.1, 0.3, 0.5, 0.7, 0.9)
+SHRINKAGE_RULE = (
+    "the shrinkage in SHRINKAGE_GRID whose LDA head has the highest class-balanced dev accuracy "
+    "on the first model's classes (a tie: the smaller), chosen once when the statistics are "
+    "first taken and kept for every update"
+)
+STATS_FILE = "class_stats.npz"  # beside a stats_head model's weights: what its next update needs
+
+
+@dataclass(frozen=True)
+class ClassStats:
+    """What `stats_head` keeps of the data it has seen, and no text: per class (in the head's
+    order) the number of examples and the sum of the features the head reads; over all of
+    them the scatter Σ x xᵀ; and the shrinkage γ of the shared covariance."""
+
+    labels: list[str]
+    counts: np.ndarray  # (classes,)
+    sums: np.ndarray  # (classes, features), float64
+    scatter: np.ndarray  # (features, features), float64
+    shrinkage: float = SHRINKAGE_GRID[0]
+
+    @classmethod
+    def of(cls, features: np.ndarray, labels: np.ndarray, order: list[str]) -> ClassStats:
+        """The statistics of `features` (one row per example, labelled `labels`), classes in
+        `order`."""
+        x = np.asarray(features, dtype=np.float64)
+        y = np.asarray(labels).astype(str)
+        return cls(
+            list(order),
+            np.array([(y == c).sum() for c in order], dtype=np.int64),
+            np.stack([x[y == c].sum(0) for c in order]),
+            x.T @ x,
+        )
+
+    def add(self, features: np.ndarray, labels: np.ndarray, order: list[str]) -> ClassStats:
+        """These statistics with more examples added, of new classes (`order` extends
+        `self.labels`) or known ones. A class with no new example keeps its count and sum."""
+        if order[: len(self.labels)] != self.labels or len(set(order)) != len(order):
+            raise ValueError(f"classes {order} must extend {self.labels} with new ones")
+        unknown = sorted({str(v) for v in np.asarray(labels)} - set(order))
+        if unknown:
+            raise ValueError(f"examples of {unknown}, not among {order}")
+        more = ClassStats.of(features, labels, order)
+        grown = len(order) - len(self.labels)
+        return ClassStats(
+            list(order),
+            np.concatenate([self.counts, np.zeros(grown, np.int64)]) + more.counts,
+            np.concatenate([self.sums, np.zeros((grown, self.sums.shape[1]))]) + more.sums,
+            self.scatter + more.scatter,
+            self.shrinkage,
+        )
+
+    def head(self, shrinkage: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """LDA in closed form, equal class priors (the class-balanced accuracy is what is
+        scored): weights (classes × features) and biases. The shared covariance is the
+        within-class scatter ÷ (examples − classes), shrunk toward its mean variance by γ."""
+        gamma = self.shrinkage if shrinkage is None else shrinkage
+        means = self.sums / np.maximum(self.counts, 1)[:, None]
+        within = self.scatter - (means.T * self.counts) @ means
+        covariance = within / max(int(self.counts.sum()) - len(self.labels), 1)
+        size = len(covariance)
+        scale = np.trace(covariance) / size
+        target = (scale if scale > 0 else 1.0) * np.eye(size)
+        shrunk = (1 - gamma) * covariance + gamma * target
+        weights = np.linalg.solve(shrunk, means.T).T
+        return weights, -0.5 * np.sum(weights * means, axis=1)
+
+    @property
+    def nbytes(self) -> int:
+        """What keeping these statistics takes, as stored (labels as UTF-8)."""
+        text = sum(len(label.encode()) for label in self.labels)
+        return self.counts.nbytes + self.sums.nbytes + self.scatter.nbytes + 8 + text
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path,
+            labels=np.array(self.labels, dtype=str),
+            counts=self.counts,
+            sums=self.sums,
+            scatter=self.scatter,
+            shrinkage=np.float64(self.shrinkage),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> ClassStats:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(
+                [str(v) for v in z["labels"]],
+                z["counts"],
+                z["sums"],
+                z["scatter"],
+                float(z["shrinkage"]),
+            )
+
+
+def pooled_features(clf: Classifier, texts: list[str]) -> np.ndarray:
+    """The features `clf`'s head reads (texts × hidden), batched by length, in input order."""
+    order = length_order(texts)
+    features, _ = head_inputs(clf.model, token_batches(clf, [texts[i] for i in order], 64))
+    return in_input_order(features, order)
+
+
+def class_balanced_accuracy(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Mean over the classes of `actual` of each one's accuracy."""
+    return float(np.mean([(predicted[actual == c] == c).mean() for c in np.unique(actual)]))
+
+
+def first_stats(clf: Classifier, data: pd.DataFrame, dev: pd.DataFrame) -> ClassStats:
+    """`ClassStats` of the data `clf` was trained on, the shrinkage chosen by `SHRINKAGE_RULE`
+    on `dev`'s rows of its classes (none: the grid's smallest)."""
+    stats = ClassStats.of(pooled_features(clf, data["text"].tolist()), data["label"], clf.labels)
+    known = dev[dev["label"].astype(str).isin(clf.labels)]
+    if known.empty:
+        return stats
+    x = pooled_features(clf, known["text"].tolist())
+    actual = known["label"].astype(str).to_numpy()
+    best, best_accuracy = SHRINKAGE_GRID[0], -1.0
+    for gamma in SHRINKAGE_GRID:
+        weights, bias = stats.head(gamma)
+        accuracy = class_balanced_accuracy(
+            np.array(clf.labels)[(x @ weights.T + bias).argmax(1)], actual
+        )
+        if accuracy > best_accuracy:
+            best, best_accuracy = gamma, accuracy
+    return dataclasses.replace(stats, shrinkage=best)
+
+
+def with_head(
+    clf: Classifier, labels: list[str], weights: np.ndarray, bias: np.ndarray
+) -> Classifier:
+    """A copy of `clf` for `labels` whose head is `weights`, `bias` (the encoder as it is)."""
+    out = expand_head(clf, labels, seed=0)
+    with torch.no_grad():
+        out.model.classifier.weight.copy_(torch.from_numpy(weights))
+        out.model.classifier.bias.copy_(torch.from_numpy(bias))
+    return out
 
 
 def expand_head(clf: Classifier, labels: list[str], seed: int) -> Classifier:
@@ -170,6 +324,7 @@ class UpdateResult:
     steps: int
     train_examples: int
     lambdas: list[float] = field(default_factory=list)  # λ each optimizer step used
+    stats: ClassStats | None = None  # stats_head: the statistics after the update
 
 
 def train_on(
@@ -291,20 +446,29 @@ def update(
     method: str,
     old: Classifier,
     new: pd.DataFrame,
-    memory: pd.DataFrame,
+    memory: pd.DataFrame | ClassStats,
     seen: pd.DataFrame,
     cfg: ContinualConfig,
     progress: Callable[[int, int], None] = lambda *_: None,
 ) -> UpdateResult:
     """One domain update by `method` from the `old` model: `new` is the arriving data,
-    `memory` the old exemplars this method kept, `seen` all old data (only full retraining and
-    EWC's Fisher read it). `progress(step, total)` after every optimizer step."""
+    `memory` what this method kept of the old data (exemplars, or `ClassStats` for a
+    statistics head), `seen` all old data (only full retraining and EWC's Fisher read it).
+    `progress(step, total)` after every optimizer step."""
     if method not in RECIPES:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     recipe = RECIPES[method]
     labels = check_update(old.labels, new)
-    check_memory(memory, old.labels)
     started = time.perf_counter()
+    if recipe.head == "lda":  # the encoder as it is; the head from every class's statistics
+        if not isinstance(memory, ClassStats) or memory.labels != old.labels:
+            raise ValueError(f"{method} updates from the statistics of {old.labels}")
+        features = pooled_features(old, new["text"].tolist())
+        stats = memory.add(features, new["label"], labels)
+        clf = with_head(old, labels, *stats.head())
+        seconds = time.perf_counter() - started
+        return UpdateResult(clf, seconds, 0, len(new), stats=stats)
+    check_memory(memory, old.labels)
     if recipe.retrain:
         result = train_initial(pd.concat([seen, new]), cfg, old.max_length, progress)
         # keep the head's label order stable across steps
@@ -390,8 +554,10 @@ class StepRecord:
     forgetting: dict[str, float]  # per old class: best earlier accuracy − now
     seconds: float
     train_examples: int
-    memory_examples: int  # old examples kept for replay after this step
+    memory_examples: int  # old training texts kept after this step (for replay)
+    memory_bytes: int  # what is kept of the old data after this step: texts, or statistics
     lambdas: list[float] = field(default_factory=list)
+    setup_seconds: float = 0.0  # of `seconds`, the one-time work on step 0's data (update 1)
 
     def row(self) -> dict:
         return {
@@ -406,6 +572,8 @@ class StepRecord:
             "seconds": self.seconds,
             "train_examples": self.train_examples,
             "memory_examples": self.memory_examples,
+            "memory_bytes": self.memory_bytes,
+            "setup_seconds": self.setup_seconds,
         }
 
 
@@ -414,16 +582,17 @@ def run_continual(
     dev: pd.DataFrame,
     test: pd.DataFrame,
     cfg: ContinualConfig,
-    on_model: Callable[[str, int, Classifier], None] = lambda *_: None,
+    on_model: Callable[[str, int, Classifier, ClassStats | None], None] = lambda *_: None,
     log: Callable[[str], None] = lambda _: None,
     progress: Callable[[str, int, int], None] = lambda *_: None,
     trained: Classifier | None = None,
 ) -> list[StepRecord]:
     """Step 0 trains on `steps[0]` (shared by every method), or is `trained`, a model already
     trained on it (the train stage's); each later step updates every method's model with that
-    step's data. `on_model(method, step, classifier)` sees every model (step 0 as method
-    "initial"); `progress(phase, done, total)` follows every training. Every model is scored on
-    `test` (reported) and `dev` (chosen on)."""
+    step's data. `on_model(method, step, classifier, stats)` sees every model (step 0 as
+    method "initial"), with its `ClassStats` for a statistics head (else None);
+    `progress(phase, done, total)` follows every training. Every model is scored on `test`
+    (reported) and `dev` (chosen on; a statistics head's shrinkage too, on step 0's classes)."""
     torch.set_num_threads(cfg.threads)
     if trained is None:
         log(f"step 0: training on {len(steps[0])} examples of {sorted(set(steps[0]['label']))}")
@@ -432,7 +601,7 @@ def run_continual(
         )
     else:
         initial = UpdateResult(trained, 0.0, 0, len(steps[0]))
-    on_model("initial", 0, initial.classifier)
+    on_model("initial", 0, initial.classifier, None)
     accuracy0 = per_class_accuracy(initial.classifier, test)
     records = [
         StepRecord(
@@ -446,15 +615,19 @@ def run_continual(
             initial.seconds,
             initial.train_examples,
             0,
+            0,
         )
     ]
     models = {m: initial.classifier for m in cfg.methods}
-    memory: dict[str, pd.DataFrame] = {}
+    memory: dict[str, pd.DataFrame | ClassStats] = {}
     history: dict[str, list[dict[str, float]]] = {m: [accuracy0] for m in cfg.methods}
-    pending: dict[str, float] = {}  # choosing step 0's exemplars counts in the first update
+    pending: dict[str, float] = {}  # keeping step 0's exemplars or statistics counts in update 1
     for method in cfg.methods:
         started = time.perf_counter()
-        memory[method] = _keep(method, initial.classifier, steps[0], cfg)
+        if RECIPES[method].head == "lda":
+            memory[method] = first_stats(initial.classifier, steps[0], dev)
+        else:
+            memory[method] = _keep(method, initial.classifier, steps[0], cfg)
         pending[method] = time.perf_counter() - started
     seen = steps[0]
     for index, new in enumerate(steps[1:], start=1):
@@ -469,14 +642,17 @@ def run_continual(
                 cfg,
                 lambda done, total: progress(f"step {index} {method}", done, total),  # noqa: B023
             )
-            seconds = result.seconds + pending.pop(method, 0.0)
-            if RECIPES[method].memory != "none":
+            setup = pending.pop(method, 0.0)
+            seconds = result.seconds + setup
+            if result.stats is not None:
+                memory[method] = result.stats
+            elif RECIPES[method].memory != "none":
                 started = time.perf_counter()
                 kept = _keep(method, result.classifier, new, cfg)
                 memory[method] = pd.concat([memory[method], kept], ignore_index=True)
                 seconds += time.perf_counter() - started
             models[method] = result.classifier
-            on_model(method, index, result.classifier)
+            on_model(method, index, result.classifier, result.stats)
             accuracy = per_class_accuracy(result.classifier, test)
             history[method].append(accuracy)
             records.append(
@@ -490,8 +666,9 @@ def run_continual(
                     forgetting(history[method]),
                     seconds,
                     result.train_examples,
-                    len(memory[method]),
+                    *memory_size(memory[method]),
                     result.lambdas,
+                    setup,
                 )
             )
             log(
@@ -500,6 +677,16 @@ def run_continual(
             )
         seen = pd.concat([seen, new], ignore_index=True)
     return records
+
+
+def memory_size(memory: pd.DataFrame | ClassStats) -> tuple[int, int]:
+    """Old training texts kept, and the bytes kept of the old data: the texts and labels as
+    UTF-8, or the statistics as stored."""
+    if isinstance(memory, ClassStats):
+        return 0, memory.nbytes
+    return len(memory), int(
+        sum(len(str(v).encode()) for column in ("text", "label") for v in memory[column])
+    )
 
 
 def _dev_average(clf: Classifier, dev: pd.DataFrame) -> float:
@@ -514,8 +701,10 @@ def _keep(method: str, clf: Classifier, data: pd.DataFrame, cfg: ContinualConfig
 
 def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:
     """Per method after the last step: average accuracy, mean forgetting, its gap to full
-    retraining (percentage points), and the update time summed over steps, also as a share of
-    full retraining's. `table`: one row per `StepRecord.row()` of `run_continual`'s records."""
+    retraining (percentage points), what it keeps of the old data, and the update time summed
+    over steps, also as a share of full retraining's: summed (one-time work on step 0's data
+    included), and the largest of any one update's own work (that work apart: `setup_seconds`).
+    `table`: one row per `StepRecord.row()` of `run_continual`'s records."""
     updates = table[table["method"] != "initial"]
     last = updates[updates["step"] == updates["step"].max()].set_index("method")
     seconds = updates.groupby("method")["seconds"].sum()
@@ -526,13 +715,22 @@ def summarize_methods(table: pd.DataFrame) -> dict[str, dict]:
             "final_dev_average_accuracy": float(last.loc[method, "dev_average_accuracy"]),
             "final_mean_forgetting": float(last.loc[method, "mean_forgetting"]),
             "update_seconds": float(seconds[method]),
+            "memory_examples": int(last.loc[method, "memory_examples"]),
         }
+        if "memory_bytes" in last.columns:
+            out[method]["memory_bytes"] = int(last.loc[method, "memory_bytes"])
         if "full_retrain" in last.index:
             full = last.loc["full_retrain"]
             out[method]["gap_to_full_retrain_pt"] = 100 * float(
                 full["average_accuracy"] - last.loc[method, "average_accuracy"]
             )
             out[method]["time_vs_full_retrain"] = float(seconds[method] / seconds["full_retrain"])
+            setup = updates["setup_seconds"].fillna(0.0) if "setup_seconds" in updates else 0.0
+            own = updates["seconds"] - setup
+            per_step = updates.assign(own=own).pivot_table("own", "step", "method")
+            out[method]["max_update_time_vs_full_retrain"] = float(
+                (per_step[method] / per_step["full_retrain"]).max()
+            )
     return out
 
 
@@ -561,24 +759,25 @@ def ablation(summary: Mapping[str, Mapping]) -> list[dict]:
 
 def choose_shipped(summary: Mapping[str, Mapping], max_time_share: float) -> tuple[str, str]:
     """The method to ship (`SHIPPED_RULE`) from `summarize_methods`' summary, and why. Methods
-    that read the old data itself (full retraining, EWC's Fisher) are out of the memory
-    budget; the time budget applies where full retraining ran to compare with. Where no
-    method within the memory budget meets the time budget (tiny data, where fixed costs
-    dominate), the fastest of them ships and the reason says so."""
-    in_memory = {m: e for m, e in summary.items() if not RECIPES[m].reads_old_data}
-    if not in_memory:
+    that need old training texts (exemplar memory, or the old data itself) are out; the time
+    budget applies where full retraining ran to compare with. Where no method that stores no
+    text meets the time budget (tiny data, where fixed costs dominate), the fastest of them
+    ships and the reason says so."""
+    textless = {m: e for m, e in summary.items() if not RECIPES[m].stores_text}
+    if not textless:
         raise DataError(
-            "continual: no method keeps within the memory budget; add one of "
-            f"{[m for m in METHODS if not RECIPES[m].reads_old_data]} to continual.methods"
+            "continual: every method in continual.methods keeps old training texts; add one "
+            f"that stores none, {[m for m in METHODS if not RECIPES[m].stores_text]}, to "
+            "continual.methods"
         )
     eligible = {
-        m: e for m, e in in_memory.items() if e.get("time_vs_full_retrain", 0.0) <= max_time_share
+        m: e for m, e in textless.items() if e.get("time_vs_full_retrain", 0.0) <= max_time_share
     }
     if not eligible:
-        fastest = min(in_memory, key=lambda m: in_memory[m]["time_vs_full_retrain"])
-        share = in_memory[fastest]["time_vs_full_retrain"]
+        fastest = min(textless, key=lambda m: textless[m]["time_vs_full_retrain"])
+        share = textless[fastest]["time_vs_full_retrain"]
         return fastest, (
-            f"{fastest}: no method within the memory budget took at most {max_time_share:.0%} "
+            f"{fastest}: no method that stores no text took at most {max_time_share:.0%} "
             f"of full retraining's time; {fastest} was the fastest ({share:.0%})"
         )
     best = max(eligible, key=lambda m: eligible[m]["final_dev_average_accuracy"])

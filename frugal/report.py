@@ -145,11 +145,21 @@ def continual_table(continual: Mapping) -> pd.DataFrame:
                 else "–",
                 "gap to full retrain, pt": "–" if gap is None else f"{gap:+.2f}",
                 "mean forgetting, pt": f"{100 * s['final_mean_forgetting']:.1f}",
+                "kept of the old data": _kept(s),
                 "update time": f"{s['update_seconds']:.0f} s"
                 + ("" if share is None else f" ({share:.0%} of full retrain)"),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _kept(summary: Mapping) -> str:
+    """What a method keeps of the old data: training texts, or statistics only (no text)."""
+    texts, size = summary.get("memory_examples"), summary.get("memory_bytes")
+    if texts is None:
+        return "–"
+    kib = "" if size is None else f", {size / 1024:,.0f} KiB"
+    return f"{texts:,} texts{kib}" if texts else f"no text{kib}"
 
 
 def ablation_table(continual: Mapping) -> pd.DataFrame:

@@ -22,6 +22,8 @@ from prefect import get_run_logger, task
 from frugal.config import ContinualConfig
 from frugal.continual import (
     SHIPPED_RULE,
+    STATS_FILE,
+    ClassStats,
     ablation,
     choose_shipped,
     run_continual,
@@ -84,10 +86,13 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
     run_ids: dict[tuple[str, int], str] = {}
     last = len(steps) - 1
 
-    def on_model(method: str, step: int, clf: Classifier) -> None:
-        """Save, log and register every step's model; keep each method's last one on disk."""
+    def on_model(method: str, step: int, clf: Classifier, stats: ClassStats | None) -> None:
+        """Save, log and register every step's model (a statistics head's model with the
+        statistics its next update needs); keep each method's last one on disk."""
         model_dir = staging / f"{method}_step{step}"
         save_classifier(clf, model_dir)
+        if stats is not None:
+            stats.save(model_dir / STATS_FILE)
         run_id = tracker.nested_run(
             run_name=f"continual-{method}-step{step}",
             tags={
@@ -117,6 +122,7 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
         c.log_metric(run_id, "update_seconds", record.seconds)
         c.log_metric(run_id, "train_examples", record.train_examples)
         c.log_metric(run_id, "memory_examples", record.memory_examples)
+        c.log_metric(run_id, "memory_bytes", record.memory_bytes)
         for label, value in record.per_class.items():
             c.log_metric(run_id, f"test_accuracy.{label}", value)
         for label, value in record.forgetting.items():

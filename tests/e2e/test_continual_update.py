@@ -9,8 +9,14 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import yaml
 
+from frugal.continual import STATS_FILE, ClassStats, pooled_features
+from frugal.modeling import load_classifier
+from frugal.runtime import OnnxClassifier
+from tests.conftest import ROOT
 from tests.e2e.conftest import project_env
 
 WEATHER = [f"will it rain or snow in town number {i} on sunday" for i in range(20)]
@@ -73,6 +79,12 @@ def test_a_users_update_file_arrives_last_and_a_bad_one_is_refused(tiny_pipeline
         update.unlink(missing_ok=True)
 
 
+def report_rows(tmp_path) -> pd.DataFrame:
+    """The update's training rows, as the stage wrote them (the last step's data file)."""
+    steps = sorted((tmp_path / "continual").glob("step_*.parquet"))
+    return pd.read_parquet(steps[-1])
+
+
 def test_by_default_an_update_starts_from_trains_model_and_no_update_keeps_it(
     tiny_pipeline, tmp_path
 ):
@@ -83,9 +95,9 @@ def test_by_default_an_update_starts_from_trains_model_and_no_update_keeps_it(
         # given the default run's setting (no simulated domains) and a file of a new class
         update.write_text("text,label\n" + "".join(f"{t},WEATHER\n" for t in WEATHER))
         # when the continual stage runs with it and the one method the default names
-        result = _stage(
-            repo, tmp_path, "data/updates/weather.csv", steps="none", methods=["balanced_replay"]
-        )
+        method = yaml.safe_load((ROOT / "params.yaml").read_text())["continual"]["methods"]
+        assert method == ["stats_head"]  # the benchmark's choice (test_default_choices.py)
+        result = _stage(repo, tmp_path, "data/updates/weather.csv", steps="none", methods=method)
         # then train's model was updated (no step 0 training): its classes, then the new one
         assert result.returncode == 0, result.stderr[-3000:]
         report = json.loads((tmp_path / "continual.json").read_text())
@@ -93,14 +105,29 @@ def test_by_default_an_update_starts_from_trains_model_and_no_update_keeps_it(
         assert set(report["steps"][0]) <= set(base["labels"])  # the labels train bought
         initial = next(r for r in report["records"] if r["method"] == "initial")
         assert initial["seconds"] == 0.0  # train's model, not trained again
-        assert report["shipped"]["method"] == "balanced_replay"
-        shipped = json.loads((tmp_path / "models" / "continual" / "frugal.json").read_text())
+        assert report["shipped"]["method"] == "stats_head"
+        shipped_dir = tmp_path / "models" / "continual"
+        shipped = json.loads((shipped_dir / "frugal.json").read_text())
         assert shipped["labels"] == base["labels"] + ["WEATHER"]
+        # it kept no text, only the statistics its next update needs, beside the model
+        last = next(r for r in report["records"] if r["method"] == "stats_head")
+        stats = ClassStats.load(shipped_dir / STATS_FILE)
+        assert last["memory_examples"] == 0 and last["memory_bytes"] == stats.nbytes
+        assert stats.labels == shipped["labels"] and stats.counts[-1] == len(report_rows(tmp_path))
+        # and the served graph runs the solved head: ONNX Runtime's logits are the LDA's
+        served = OnnxClassifier(shipped_dir, threads=1)
+        clf = load_classifier(shipped_dir)
+        features = pooled_features(clf, WEATHER[:4])
+        weights, bias = stats.head()
+        assert np.allclose(served.logits(WEATHER[:4]), features @ weights.T + bias, atol=1e-3)
+        assert (
+            served.predict_proba(WEATHER[:4]).argmax(1).tolist() == [len(shipped["labels"]) - 1] * 4
+        )
     finally:
         update.unlink(missing_ok=True)
 
     # given no update file, when the stage runs, then train's model stays current, said so
-    result = _stage(repo, tmp_path / "none", None, steps="none", methods=["balanced_replay"])
+    result = _stage(repo, tmp_path / "none", None, steps="none", methods=["stats_head"])
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "none" / "continual.json").read_text())
     assert report["shipped"]["method"] == "initial"

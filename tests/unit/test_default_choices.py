@@ -19,17 +19,22 @@ def _default_params() -> dict:
 
 
 def test_the_default_continual_method_is_the_benchmarks_dev_rule_choice():
-    # given the continual benchmark's results (both domain orders, every seed)
+    # given the continual benchmark's results (every configuration, every seed)
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from continual_updates import dev_rule_choice
 
+    from frugal.continual import RECIPES
+
     results = json.loads((RESULTS / "continual_updates.json").read_text(encoding="utf-8"))
+    every = results["all_configs"]
+    assert set(every["configs"]) == {"default", "hum_last", "fine"}
     # when the choice is derived again from the per-seed picks it records
-    choice = dev_rule_choice(results, ["default", "hum_last"])
-    # then it is the recorded choice, and the one method the default run applies
-    assert results["both_orders"]["choice"] == choice
+    choice = dev_rule_choice(results, every["configs"])
+    # then it is the recorded choice, stores no training text, and is the one method the
+    # default run applies
+    assert every["choice"] == choice and not RECIPES[choice].stores_text
     assert _default_params()["continual"]["methods"] == [choice]
 
 

@@ -159,6 +159,20 @@ def test_continual_table_without_full_retraining_shows_no_comparison():
     assert row["gap to full retrain, pt"] == "–" and row["update time"] == "12 s"
 
 
+def test_continual_table_says_what_each_method_keeps_of_the_old_data():
+    from frugal.report import continual_table
+
+    base = {"final_average_accuracy": 0.9, "final_mean_forgetting": 0.01, "update_seconds": 1.0}
+    rows = continual_table(
+        {"summary": {"random_replay": base | {"memory_examples": 1200, "memory_bytes": 61440},
+                     "stats_head": base | {"memory_examples": 0, "memory_bytes": 1_200_000}}}
+    ).set_index("method")["kept of the old data"]  # fmt: skip
+    assert rows.to_dict() == {
+        "random_replay": "1,200 texts, 60 KiB",
+        "stats_head": "no text, 1,172 KiB",
+    }
+
+
 def test_report_shows_the_budget_plan_or_its_refusal(tmp_path):
     page = render(_inputs(tmp_path))
     section = page.split("<h2>Budget plan</h2>")[1].split("<h2>")[0]
