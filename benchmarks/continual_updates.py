@@ -384,9 +384,7 @@ def goals(frame: pd.DataFrame, shipped: dict, bounds: dict[str, float]) -> dict[
         met = (
             None
             if bound is None
-            else values[name] <= bound
-            if kind == "max"
-            else values[name] >= bound
+            else bool(values[name] <= bound if kind == "max" else values[name] >= bound)
         )
         out[name] = {"value": round(float(values[name]), 4), "bound": bound, "met": met}
     return out
