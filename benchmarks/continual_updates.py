@@ -69,6 +69,7 @@ from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 from frugal.config import load_params  # noqa: E402
 from frugal.continual import (  # noqa: E402
     METHODS,
+    RECIPES,
     choose_shipped,
     predict_labels,
     run_continual,
@@ -277,11 +278,17 @@ def table(args: argparse.Namespace) -> None:
                     & (predictions["seed"] == seed)
                     & (predictions["method"] == method)
                 ]
+                everything = RECIPES[method].reads_old_data  # it keeps all the data seen
                 per_seed.append(
                     {"seed": seed, "method": method, **entry}
                     | {
-                        "memory_share": float(memory.loc[method, "memory_share"]),
-                        "memory_kib": float(memory.loc[method].get("memory_bytes", np.nan)) / 1024,
+                        "memory_share": 1.0
+                        if everything
+                        else float(memory.loc[method, "memory_share"]),
+                        # not recorded before issue 30, nor for methods that read all data
+                        "memory_kib": np.nan
+                        if everything
+                        else float(memory.loc[method].get("memory_bytes", np.nan)) / 1024,
                     }
                     | old_and_new(mine, old)
                 )

@@ -1183,7 +1183,7 @@ def _continual(data: dict, results_dir: Path) -> list[str]:
         extra = {
             k: v
             for k, v in (entry.items() if isinstance(entry, dict) else [])
-            if k not in ("methods", "shipped_per_seed", "goals", "choice", "configs")
+            if k not in ("methods", "shipped_per_seed", "goals", "choice", "configs", "old_classes")
         }
         if extra:
             lines += [f"`{config}`, further figures:", "", *generic(extra)]
@@ -1647,14 +1647,18 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
             )
     continual = results.get("continual_updates.json")
     if continual and "all_configs" in continual:
-        goals = continual["all_configs"]["goals"]
+        every = continual["all_configs"]
+        configs = every["configs"]
+        gaps = " / ".join(
+            pt(continual[c]["goals"]["gap_to_full_retrain_pt"]["value"]) for c in configs
+        )
+        goals = every["goals"]
         rows.append(
             [
-                f"Continual update with no stored text ({continual['all_configs']['choice']}), "
-                "TREC, every configuration: gap to full retraining; slowest update ÷ full "
-                "retraining's; mean forgetting",
-                f"{pt(goals['gap_to_full_retrain_pt']['value'])} pt; "
-                f"{pct(goals['max_update_time_vs_full_retrain']['value'])}; "
+                f"Continual update with no stored text ({every['choice']}), TREC: gap to full "
+                f"retraining ({' / '.join(configs)}); slowest update ÷ full retraining's; mean "
+                "forgetting (all configurations)",
+                f"{gaps} pt; {pct(goals['max_update_time_vs_full_retrain']['value'])}; "
                 f"{num(goals['forgetting_pt']['value'], 2)} pt",
                 _link(results, "continual_updates.json"),
             ]

@@ -555,7 +555,7 @@ class StepRecord:
     forgetting: dict[str, float]  # per old class: best earlier accuracy − now
     seconds: float
     train_examples: int
-    memory_examples: int  # old training texts kept after this step (for replay)
+    memory_examples: int  # training texts kept after this step (replay memory, or all seen)
     memory_bytes: int  # what is kept of the old data after this step: texts, or statistics
     lambdas: list[float] = field(default_factory=list)
     setup_seconds: float = 0.0  # of `seconds`, the one-time work on step 0's data (update 1)
@@ -667,7 +667,9 @@ def run_continual(
                     forgetting(history[method]),
                     seconds,
                     result.train_examples,
-                    *memory_size(memory[method]),
+                    *memory_size(
+                        pd.concat([seen, new]) if RECIPES[method].reads_old_data else memory[method]
+                    ),
                     result.lambdas,
                     setup,
                 )
@@ -681,8 +683,9 @@ def run_continual(
 
 
 def memory_size(memory: pd.DataFrame | ClassStats) -> tuple[int, int]:
-    """Old training texts kept, and the bytes kept of the old data: the texts and labels as
-    UTF-8, or the statistics as stored."""
+    """Training texts kept for the next update, and their bytes: the texts and labels as
+    UTF-8 (a replay memory, or all the data seen for a method that reads it), or the
+    statistics as stored (no text)."""
     if isinstance(memory, ClassStats):
         return 0, memory.nbytes
     return len(memory), int(
