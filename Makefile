@@ -27,8 +27,8 @@ MLFLOW_PORT ?= 5000
 MLFLOW_STORE ?= $(CURDIR)/mlruns
 PREFECT_PORT ?= 4200
 
-.PHONY: setup browser run test test-fast lint ui prefect-ui clean \
-	bench-compress bench-sampling bench-continual bench-continual-other bench-learning-curve bench-cold-run
+.PHONY: setup browser run test test-fast lint ui prefect-ui clean team-up team-down \
+	bench-team-stack bench-compress bench-sampling bench-continual bench-continual-other bench-learning-curve bench-cold-run
 
 setup: $(VENV)/.installed
 
@@ -104,6 +104,19 @@ ui: setup
 prefect-ui: setup
 	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
 	  prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+# The team stack (orchestration/team.py): PostgreSQL (apt-get installs it where missing) under
+# an MLflow server, a Dask scheduler and 2 workers, a Prefect server, a DVC remote folder; each a
+# process on 127.0.0.1, all under $(TEAM_DIR). `team-up` prints what a clone sets to use it
+# (configs/team.yaml). `team-down` stops them; the data stays.
+TEAM_DIR ?= $(CURDIR)/.team
+team-up: setup
+	python -m orchestration.team up --dir $(TEAM_DIR)
+team-down: setup
+	python -m orchestration.team down --dir $(TEAM_DIR)
+# Two clones at once on a fresh stack, all three faults, a new machine joining.
+bench-team-stack: setup
+	python benchmarks/team_stack.py
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --find-links $(FIND_LINKS) --python-version 3.11 -o requirements.lock

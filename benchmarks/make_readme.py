@@ -1191,6 +1191,66 @@ def _continual(data: dict, results_dir: Path) -> list[str]:
     return lines + generic(rest)
 
 
+def _team_stack(data: dict, results_dir: Path) -> list[str]:
+    c, joined, e = data["concurrent"], data["new_machine"], data["embedded_vs_team"]
+    reg = c["registry"]
+    rows = [
+        ["2 pipelines at once complete", yes_no(c["both_completed"])],
+        [
+            "minutes until each finished (a, b)",
+            " / ".join(num(v / 60, 1) for v in c["seconds_to_finish"].values()),
+        ],
+        [
+            f"registry versions in PostgreSQL (expected {c['versions_expected']})",
+            num(sum(reg["versions"].values())),
+        ],
+        [
+            "versions tagged with each clone's commit",
+            " / ".join(num(v) for v in c["versions_per_commit"].values()),
+        ],
+        [
+            "duplicated versions / model runs / parent runs",
+            f"{reg['duplicate_versions']} / {reg['duplicate_model_runs']} / "
+            f"{reg['duplicate_parent_runs']}",
+        ],
+        [
+            "`champion` alias = the rule's pick over both runs",
+            f"{yes_no(c['champion']['agrees'])} (`{c['champion']['registered'][1]}`)",
+        ],
+    ]
+    for fault, outcome in data["faults"].items():
+        rows.append([f"fault: {fault.replace('_', ' ')}", "met" if outcome["met"] else "missed"])
+    pg = data["faults"]["postgresql_stopped"]
+    rows.append(["PostgreSQL stopped: seconds to the error", num(pg["seconds_to_error"], 1)])
+    restart = data["faults"]["mlflow_server_restarted_mid_stage"]
+    rows.append(
+        [
+            "MLflow restarted mid-stage: restart seconds; the stage's own exit code",
+            f"{num(restart['restart_seconds'], 1)}; {restart['returncode']}",
+        ]
+    )
+    rows += [
+        [
+            "new machine: stages to reproduce after `dvc pull`",
+            ", ".join(joined["stages_to_reproduce"]) or "none",
+        ],
+        ["new machine: the champion loads and predicts", yes_no(joined["champion_predicts"])],
+        [
+            "team stack vs embedded run: model files byte-identical",
+            f"{num(e['byte_identical_model_files'])} of {num(e['model_files'])}",
+        ],
+        [
+            "team stack vs embedded run: metrics that differ",
+            f"{num(len(e['differing_metrics']))} of {num(e['metrics_compared'])}",
+        ],
+    ]
+    lines = table("check | result", rows)
+    lines += ["", "The outcome stated for each fault before it ran:", ""]
+    lines += [f"- {k.replace('_', ' ')}: {v}." for k, v in data["outcomes_stated"].items()]
+    lines += ["", f"PostgreSQL's error, as the user sees it: `{pg['error']}`", ""]
+    return lines
+
+
 SECTIONS: dict[str, list[Section]] = {
     "Time: what a run costs": [
         Section(
@@ -1427,6 +1487,21 @@ SECTIONS: dict[str, list[Section]] = {
             _ort_profile,
         ),
     ],
+    "Team mode": [
+        Section(
+            "team_stack.json",
+            "Two pipelines at once on the team stack, three faults, a new machine",
+            "A fresh team stack (`make team-up`: PostgreSQL under an MLflow server, a Dask "
+            "scheduler and 2 workers, a Prefect server, a DVC remote folder; each its own "
+            "process on 127.0.0.1). Two clones of the tiny configuration (`train.seed` 13 and "
+            "14) run the whole pipeline at the same time, then push; then a Dask worker is "
+            "killed mid-compress, the MLflow server restarted mid-stage and PostgreSQL stopped; "
+            "then a third clone pulls. Counts are read from PostgreSQL. Clone a is compared "
+            "with the same configuration run embedded (SQLite, thread pool).",
+            "make bench-team-stack   # python benchmarks/team_stack.py",
+            _team_stack,
+        ),
+    ],
     "Continual updates": [
         Section(
             "continual_updates.json",
@@ -1661,6 +1736,22 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
                 f"{gaps} pt; {pct(goals['max_update_time_vs_full_retrain']['value'])}; "
                 f"{num(goals['forgetting_pt']['value'], 2)} pt",
                 _link(results, "continual_updates.json"),
+            ]
+        )
+    team = results.get("team_stack.json")
+    if team:
+        c = team["concurrent"]
+        met = sum(f["met"] for f in team["faults"].values())
+        rows.append(
+            [
+                "Team stack: 2 pipelines at once (versions in PostgreSQL, expected; duplicates); "
+                "faults with the stated outcome; team vs embedded model files identical",
+                f"{num(sum(c['registry']['versions'].values()))}, {num(c['versions_expected'])}; "
+                f"{c['registry']['duplicate_versions'] + c['registry']['duplicate_model_runs']}; "
+                f"{met} of {len(team['faults'])}; "
+                f"{num(team['embedded_vs_team']['byte_identical_model_files'])} of "
+                f"{num(team['embedded_vs_team']['model_files'])}",
+                _link(results, "team_stack.json"),
             ]
         )
     overhead = results.get("overhead.json")

@@ -27,10 +27,21 @@ TELEMETRY_OFF = {
 # longer than Prefect's default 20 s to answer.
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
 
+# MLflow's client retries a tracking server for minutes by default (7 retries, backoff 2 s,
+# 120 s timeouts). Here it gives up after about 30 s (waits of 0, 4, 8 and 16 s): long enough
+# to ride out a server restart, short enough that a store that is down is named within a minute
+# (`orchestration.tracking.TrackingUnavailable`).
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
 
 def configure_environment() -> None:
-    """Set telemetry-off variables and Prefect defaults (without overriding the user's) and
-    PREFECT_HOME."""
-    for key, value in {**TELEMETRY_OFF, **PREFECT_DEFAULTS}.items():
+    """Set telemetry-off variables, Prefect and MLflow client defaults (without overriding the
+    user's) and PREFECT_HOME."""
+    for key, value in {**TELEMETRY_OFF, **PREFECT_DEFAULTS, **MLFLOW_CLIENT_DEFAULTS}.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))

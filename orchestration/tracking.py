@@ -8,21 +8,29 @@ run's life, from the first tracked stage to the last, is `pipeline_run`'s alone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from frugal.config import Params, TrackingConfig, registered_model_name
+from frugal.errors import FrugalError
 from frugal.hashing import data_md5, file_md5
 from orchestration.env import ROOT
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 PIPELINE_KEY_TAG = "frugal.pipeline_key"
 MODEL_HASH_TAG = "frugal.model_md5"
@@ -55,7 +63,11 @@ def client(cfg: TrackingConfig) -> MlflowClient:
         if local:
             artifacts = (ROOT / cfg.artifact_root).resolve()
             artifacts.mkdir(parents=True, exist_ok=True)
-        c.create_experiment(cfg.experiment, artifact_location=artifacts and artifacts.as_uri())
+        try:
+            c.create_experiment(cfg.experiment, artifact_location=artifacts and artifacts.as_uri())
+        except MlflowException as err:  # another pipeline created it a moment ago
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     return c
 
 
@@ -279,50 +291,209 @@ def describe_versions(
     return versions
 
 
+class TrackingUnavailable(FrugalError):
+    """The MLflow tracking store did not answer (after the client's bounded retries)."""
+
+
+def _unreachable(err: BaseException) -> bool:
+    """Whether `err` is the MLflow client giving up on the store: a REST call that failed
+    after its retries (connection refused, timeouts, repeated 5xx answers of a server whose
+    database is down)."""
+    text = str(err)
+    return isinstance(err, MlflowException) and (
+        "API request to" in text
+        and ("failed with" in text or "too many" in text)
+        or err.error_code in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR")
+        and "sql" in text.lower()
+    )
+
+
+def reaching_store(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run an MLflow call; a store that does not answer becomes one sentence naming it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as err:
+            if not _unreachable(err):
+                raise
+            uri = mlflow.get_tracking_uri()
+            raise TrackingUnavailable(
+                f"the MLflow tracking store at {uri} did not answer ({_first_line(err)}); "
+                "start it (the team stack: `make team-up`; its database: PostgreSQL) or set "
+                "tracking.tracking_uri, then rerun: stages already done are not repeated"
+            ) from None
+
+    return wrapper
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0]
+    return text if len(text) < 240 else text[:237] + "..."
+
+
 @dataclass(frozen=True)
 class Tracker:
-    """What a tracked task logs through: this execution's parent run and the MLflow client.
-    `params` are kept for the runs it creates (each holds every parameter of params.yaml)."""
+    """Every MLflow write of the pipeline's tasks: this execution's parent run, its runs, the
+    registry's versions and aliases. Retries and the error for a store that does not answer
+    live here, once. `params` are kept for the runs it creates (each holds every parameter of
+    params.yaml)."""
 
     params: Params
     parent_run_id: str
 
-    @property
-    def client(self) -> MlflowClient:
+    def _client(self) -> MlflowClient:
         return client(self.params.tracking)
 
-    def nested_run(self, run_name: str, tags: dict[str, str]) -> str:
-        """A child run of the parent run (see `nested_run`)."""
-        return nested_run(self.params, self.parent_run_id, run_name, tags)
+    def _child(self, condition: str) -> str | None:
+        c = self._client()
+        exp = c.get_experiment_by_name(self.params.tracking.experiment)
+        found = c.search_runs(
+            [exp.experiment_id],
+            f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and {condition}",
+            max_results=1,
+        )
+        return found[0].info.run_id if found else None
 
+    @reaching_store
+    def stage_run(self, run_name: str, tags: dict[str, str]) -> str:
+        """The child run `run_name` of the parent run: a retried stage finds the one its first
+        try made; else a new one (see `nested_run`)."""
+        found = self._child(f"attributes.run_name = '{run_name}'")
+        return found or nested_run(self.params, self.parent_run_id, run_name, tags)
+
+    @reaching_store
     def model_run(self, model_dir: Path, stage: str) -> str:
         """The run that logged the model in `model_dir` (see `model_run`)."""
         return model_run(self.params, self.parent_run_id, model_dir, stage)
+
+    @reaching_store
+    def own_model_run(self, model_dir: Path, run_name: str, tags: dict[str, str]) -> str:
+        """The run of this execution that logged the model in `model_dir` (with these bytes):
+        a retried stage finds the run its first try made; else a new nested run."""
+        model_md5 = file_md5(Path(model_dir) / "model.onnx")
+        found = self._child(
+            f"tags.`{MODEL_HASH_TAG}` = '{model_md5}' and tags.`{MODEL_DIR_TAG}` = '{model_dir}'"
+        )
+        tags = {**tags, MODEL_HASH_TAG: model_md5, MODEL_DIR_TAG: str(model_dir)}
+        return found or nested_run(self.params, self.parent_run_id, run_name, tags)
 
     def registered_model(self, continual: bool = False) -> str:
         """The registered model's name (`frugal.config.registered_model_name`)."""
         return registered_model_name(self.params, continual)
 
+    @reaching_store
     def register(self, run_id: str, model_dir: Path, continual: bool = False) -> str:
         """Log and register the model in `model_dir` under `run_id` as a version of the
-        pipeline's registered model (the continual stage's, with `continual`); returns it."""
+        pipeline's registered model (the continual stage's, with `continual`); returns it. A
+        run registers once: a retry returns the version its first try registered."""
         name = self.registered_model(continual)
-        return log_and_register_model(self.params.tracking, run_id, model_dir, name)
+        versions = run_versions(self.params.tracking, run_id, name)
+        if versions:
+            return versions[-1]
+        version = log_and_register_model(self.params.tracking, run_id, model_dir, name)
+        sha, _ = git_commit()
+        self._client().set_model_version_tag(name, version, "git.commit", sha)
+        return version
 
+    @reaching_store
     def set_alias(self, run_id: str, alias: str, continual: bool = False) -> str:
         """Point `alias` at the version `run_id` logged (see `register`)."""
         return set_alias(self.params.tracking, run_id, alias, self.registered_model(continual))
 
+    @reaching_store
     def describe_versions(self, run_id: str, tags: dict[str, str], description: str) -> list[str]:
         """Tag and describe the versions of the pipeline's registered model `run_id` logged."""
         name = self.registered_model()
         return describe_versions(self.params.tracking, run_id, name, tags, description)
 
+    @reaching_store
+    def promote_champion(self, pool: str) -> str | None:
+        """Point the `champion` alias at the rule's pick over every registered version of the
+        champion pool `pool` (`champion_tags`: the same data, device profile and accuracy
+        budget), from whichever pipeline: the eligible version with the lowest modeled energy
+        (the earliest on a tie). Safe beside other pipelines doing the same: after setting the
+        alias it reads the pool again and repeats until the pool it chose from is the pool
+        there is, so the last writer writes the pick over every version described before it
+        (each pipeline describes its versions before it promotes). Returns the version."""
+        name, c = self.registered_model(), self._client()
+        while True:
+            pool_now = champion_pool(c, name, pool)
+            if not pool_now:
+                return None
+            best = min(pool_now, key=lambda v: (pool_now[v], int(v)))
+            c.set_registered_model_alias(name, CHAMPION_ALIAS, best)
+            if champion_pool(c, name, pool) == pool_now:
+                return best
+
+    @reaching_store
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics (one request per 1,000) at `step`."""
+        now = int(time.time() * 1000)
+        entries = [
+            mlflow.entities.Metric(key, float(value), now, step or 0)
+            for key, value in metrics.items()
+        ]
+        c = self._client()
+        for start in range(0, len(entries), 1000):
+            c.log_batch(run_id, metrics=entries[start : start + 1000])
+
+    @reaching_store
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self._client().log_batch(
+            run_id, tags=[mlflow.entities.RunTag(k, str(v)) for k, v in tags.items()]
+        )
+
+    @reaching_store
+    def run_tag(self, run_id: str, key: str) -> str:
+        return self._client().get_run(run_id).data.tags[key]
+
+    @reaching_store
+    def log_dict(self, run_id: str, content: dict, artifact_file: str) -> None:
+        self._client().log_dict(run_id, content, artifact_file)
+
+    @reaching_store
+    def log_artifacts(self, run_id: str, paths: Iterable[Path], folder: str) -> None:
+        """Attach files to a run under `folder`."""
+        c = self._client()
+        for path in paths:
+            c.log_artifact(run_id, str(path), folder)
+
     def log_reports(self, *paths: Path) -> None:
         """Attach files to the parent run under reports/."""
-        c = self.client
-        for path in paths:
-            c.log_artifact(self.parent_run_id, str(path), "reports")
+        self.log_artifacts(self.parent_run_id, paths, "reports")
+
+
+CHAMPION_POOL_TAG = "frugal.champion.pool"
+CHAMPION_ELIGIBLE_TAG = "frugal.champion.eligible"
+CHAMPION_UJ_TAG = "frugal.champion.uj"
+
+
+def champion_tags(pool: str, eligible: bool, modeled_uj: float) -> dict[str, str]:
+    """A version's entry in the champion pool `pool` (`champion_pool_key`): whether it meets
+    the accuracy budget against its own run's base model, and its modeled energy (the mean
+    over workloads on the champion's profile), in full."""
+    return {
+        CHAMPION_POOL_TAG: pool,
+        CHAMPION_ELIGIBLE_TAG: str(eligible).lower(),
+        CHAMPION_UJ_TAG: repr(float(modeled_uj)),
+    }
+
+
+def champion_pool_key(raw_md5: str, profile: str, budget: float) -> str:
+    """Versions compete for the alias only on the same data, profile and accuracy budget."""
+    return f"{raw_md5}:{profile}:{budget:g}"
+
+
+def champion_pool(c: MlflowClient, name: str, pool: str) -> dict[str, float]:
+    """{version: modeled µJ} of the eligible versions of `name` in `pool`."""
+    found = c.search_model_versions(f"name = '{name}' and tags.`{CHAMPION_POOL_TAG}` = '{pool}'")
+    return {
+        str(v.version): float(v.tags[CHAMPION_UJ_TAG])
+        for v in found
+        if v.tags.get(CHAMPION_ELIGIBLE_TAG) == "true"
+    }
 
 
 @contextmanager
@@ -334,11 +505,13 @@ def pipeline_run(
     created. The one owner of its life: an error marks it FAILED; the block that runs the last
     stage (`last`) marks it FINISHED. Each DVC stage is its own process and finds the same run;
     only `report`, dvc.yaml's last stage, finishes it."""
-    run_id = parent_run(params, data_md5(params.ingest.output), execution_id)
+    run_id = reaching_store(parent_run)(params, data_md5(params.ingest.output), execution_id)
     try:
         yield Tracker(params, run_id)
+    except TrackingUnavailable:
+        raise  # no store to mark the run in: a rerun finds it by its key
     except BaseException:
-        finish_run(params.tracking, run_id, "FAILED")
+        reaching_store(finish_run)(params.tracking, run_id, "FAILED")
         raise
     if last:
-        finish_run(params.tracking, run_id)
+        reaching_store(finish_run)(params.tracking, run_id)

@@ -29,7 +29,6 @@ from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.latency import usable_table
 from frugal.modeling import Classifier, load_classifier
-from orchestration import tracking
 from orchestration.progress import Bars
 from orchestration.tracking import Tracker
 
@@ -173,32 +172,33 @@ def publish_task(
     write_json(summary, cfg.report)
 
     tracker.log_reports(cfg.report, cfg.sensitivity_report)
-    c = tracker.client
     base_md5 = file_md5(params.train.output_dir / "model.safetensors")
     out = []
     for variant in saved:
         model_dir = cfg.output_dir / variant.name
-        run_id = tracker.nested_run(
+        run_id = tracker.own_model_run(
+            model_dir,
             run_name=variant.name,
             tags={
                 "frugal.stage": "compress",
-                tracking.MODEL_DIR_TAG: str(model_dir),
                 "frugal.variant": variant.name,
                 "frugal.base_model_md5": base_md5,
-                tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.onnx"),
                 "dvc.md5.unlabeled": data_md5(cfg.unlabeled_data),
             },
         )
         # the ort_int8 anchor has no plan: its widths are ONNX Runtime's, priced by `profile`
-        for workload, value in variant.plan.get("relative_energy", {}).items():
-            c.log_metric(run_id, f"planned_relative_energy.{workload}", value)
+        metrics = {
+            f"planned_relative_energy.{workload}": value
+            for workload, value in variant.plan.get("relative_energy", {}).items()
+        }
         for key, metric in (
             ("mean_bits", "planned_mean_bits"),
             ("predicted_loss", "predicted_loss"),
         ):
             if key in variant.plan:
-                c.log_metric(run_id, metric, variant.plan[key])
-        c.log_dict(run_id, variant.plan | {"bits": variant.bits}, "compression/plan.json")
+                metrics[metric] = variant.plan[key]
+        tracker.log_metrics(run_id, metrics)
+        tracker.log_dict(run_id, variant.plan | {"bits": variant.bits}, "compression/plan.json")
         tracker.register(run_id, model_dir)
         out.append(model_dir)
     return out

@@ -31,10 +31,9 @@ from frugal.continual import (
 )
 from frugal.domains import domain_steps, update_splits
 from frugal.files import write_json
-from frugal.hashing import data_md5, file_md5
+from frugal.hashing import data_md5
 from frugal.modeling import Classifier, load_classifier, save_classifier
 from frugal.plots import plot_continual
-from orchestration import tracking
 from orchestration.progress import Bars
 from orchestration.tracking import Tracker
 
@@ -93,14 +92,14 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
         save_classifier(clf, model_dir)
         if stats is not None:
             stats.save(model_dir / STATS_FILE)
-        run_id = tracker.nested_run(
+        run_id = tracker.own_model_run(
+            model_dir,
             run_name=f"continual-{method}-step{step}",
             tags={
                 "frugal.stage": "continual",
                 "frugal.continual.method": method,
                 "frugal.continual.step": str(step),
                 "frugal.continual.classes": ",".join(clf.labels),
-                tracking.MODEL_HASH_TAG: file_md5(model_dir / "model.onnx"),
                 f"dvc.md5.step_{step}": data_md5(step_files[step]),
             },
         )
@@ -114,21 +113,20 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
             steps, dev, test, cfg, on_model, log=logger.info, progress=bars, trained=trained
         )
 
-    c = tracker.client
     for record in records:
-        run_id = run_ids[(record.method, record.step)]
-        c.log_metric(run_id, "average_accuracy", record.average_accuracy)
-        c.log_metric(run_id, "dev_average_accuracy", record.dev_average_accuracy)
-        c.log_metric(run_id, "update_seconds", record.seconds)
-        c.log_metric(run_id, "train_examples", record.train_examples)
-        c.log_metric(run_id, "memory_examples", record.memory_examples)
-        c.log_metric(run_id, "memory_bytes", record.memory_bytes)
-        for label, value in record.per_class.items():
-            c.log_metric(run_id, f"test_accuracy.{label}", value)
-        for label, value in record.forgetting.items():
-            c.log_metric(run_id, f"forgetting.{label}", value)
+        metrics = {
+            "average_accuracy": record.average_accuracy,
+            "dev_average_accuracy": record.dev_average_accuracy,
+            "update_seconds": record.seconds,
+            "train_examples": record.train_examples,
+            "memory_examples": record.memory_examples,
+            "memory_bytes": record.memory_bytes,
+        }
+        metrics |= {f"test_accuracy.{k}": v for k, v in record.per_class.items()}
+        metrics |= {f"forgetting.{k}": v for k, v in record.forgetting.items()}
         if record.lambdas:
-            c.log_metric(run_id, "consolidation_lambda_median", float(np.median(record.lambdas)))
+            metrics["consolidation_lambda_median"] = float(np.median(record.lambdas))
+        tracker.log_metrics(run_ids[(record.method, record.step)], metrics)
 
     table = pd.DataFrame([r.row() for r in records])
     summary = summarize_methods(table)

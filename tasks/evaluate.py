@@ -17,9 +17,11 @@ from frugal.config import EvaluateConfig
 from frugal.errors import DataError
 from frugal.evaluation import (
     baseline_differences,
+    champion_energy,
     classification_metrics,
     compare_models,
     plot_confusion,
+    within_budget,
 )
 from frugal.files import write_json
 from frugal.hashing import data_md5
@@ -51,7 +53,6 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
     selection_correct: dict[str, np.ndarray] = {}
     report: dict[str, dict] = {}  # per-class report and confusion matrix
     predictions = []
-    c = tracker.client
     run_ids: dict[str, str] = {}
     for model_dir in model_dirs:
         name = model_dir.name
@@ -77,7 +78,7 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
         plot_confusion(metrics["confusion"], clf.labels, f"{name}: test confusion", plot_path)
 
         run_id = tracker.model_run(model_dir, "evaluate")
-        c.set_tag(run_id, "dvc.md5.test", test_md5)
+        tracker.set_tags(run_id, {"dvc.md5.test": test_md5})
         run_ids[name] = run_id
 
     baseline = model_dirs[0].name  # the base model: every difference is against it
@@ -91,20 +92,29 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
 
     for name, metrics in report.items():
         run_id = run_ids[name]
-        for key in ("accuracy", "macro_f1", "ece", "size_mb"):
-            c.log_metric(run_id, f"test_{key}", float(metrics[key]))
-        c.log_metric(run_id, "dev_accuracy", metrics["dev_accuracy"])
-        c.log_metric(run_id, "selection_accuracy", metrics["selection_accuracy"])
+        logged = {f"test_{key}": metrics[key] for key in ("accuracy", "macro_f1", "ece", "size_mb")}
+        logged["dev_accuracy"] = metrics["dev_accuracy"]
+        logged["selection_accuracy"] = metrics["selection_accuracy"]
         for key, value in metrics["accuracy_vs_baseline"].items():
-            c.log_metric(run_id, f"test_accuracy_vs_baseline.{key}", value)
-        c.log_dict(run_id, metrics, "evaluation/metrics.json")
-        c.log_artifact(run_id, str(cfg.plots_dir / f"confusion_{name}.png"), "evaluation")
-    raw_md5 = c.get_run(tracker.parent_run_id).data.tags["dvc.md5.raw"]
+            logged[f"test_accuracy_vs_baseline.{key}"] = value
+        tracker.log_metrics(run_id, logged)
+        tracker.log_dict(run_id, metrics, "evaluation/metrics.json")
+        plot = cfg.plots_dir / f"confusion_{name}.png"
+        tracker.log_artifacts(run_id, [plot], "evaluation")
+    # Every version joins the champion pool of its data, profile and budget; the alias goes to
+    # the rule's pick over the pool, whichever pipeline of a team wrote it.
+    raw_md5 = tracker.run_tag(tracker.parent_run_id, "dvc.md5.raw")
+    pool = tracking.champion_pool_key(raw_md5, cfg.champion_profile, cfg.accuracy_budget)
     for name, metrics in report.items():
         tags, description = version_summary_of(name, metrics, profile[name], raw_md5, cfg)
+        entry = comparison.summary[name]
+        tags |= tracking.champion_tags(
+            pool,
+            within_budget(entry, cfg.accuracy_budget),
+            champion_energy(entry, cfg.champion_profile),
+        )
         tracker.describe_versions(run_ids[name], tags, description)
-    if comparison.champion is not None:
-        tracker.set_alias(run_ids[comparison.champion], tracking.CHAMPION_ALIAS)
+    tracker.promote_champion(pool)
     plot_pareto(comparison.points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
@@ -112,9 +122,14 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
     write_json(report, cfg.report)
     pd.concat(predictions).to_csv(cfg.predictions, index=False)
     tracker.log_reports(cfg.pareto_plot, cfg.output, cfg.report)
-    for name, metrics in report.items():
-        c.log_metric(tracker.parent_run_id, f"{name}.test_accuracy", metrics["accuracy"])
-        c.log_metric(tracker.parent_run_id, f"{name}.test_macro_f1", metrics["macro_f1"])
+    tracker.log_metrics(
+        tracker.parent_run_id,
+        {
+            f"{name}.{key}": metrics[src]
+            for name, metrics in report.items()
+            for key, src in (("test_accuracy", "accuracy"), ("test_macro_f1", "macro_f1"))
+        },
+    )
     return cfg.output
 
 

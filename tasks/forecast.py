@@ -40,19 +40,18 @@ def forecast_task(cfg: ForecastConfig, tracker: Tracker) -> dict:
         f"learning curve forecast (fitted on {len(points)} fine-tuning runs)",
     )
 
-    run_id = tracker.nested_run(
+    run_id = tracker.stage_run(
         run_name="forecast",
         tags={"frugal.stage": "forecast", "dvc.md5.labeled": data_md5(cfg.labeled_data)},
     )
-    c = tracker.client
     for row in points.itertuples():
-        c.log_metric(run_id, f"accuracy.seed{row.seed}", row.score, step=int(row.n_labels))
+        tracker.log_metrics(run_id, {f"accuracy.seed{row.seed}": row.score}, int(row.n_labels))
     for entry in report["forecasts"]:
-        c.log_metric(run_id, "forecast_accuracy", entry["score"], step=entry["n_labels"])
-    c.log_metric(run_id, "max_score", report["max_score"]["score"])
+        tracker.log_metrics(run_id, {"forecast_accuracy": entry["score"]}, entry["n_labels"])
+    metrics = {"max_score": report["max_score"]["score"]}
     needed = report.get("labels_for_target", {}).get("n_labels")
     if needed is not None:
-        c.log_metric(run_id, "labels_for_target", float(needed))
-    for path in (cfg.points, cfg.output, cfg.plot):
-        c.log_artifact(run_id, str(path), "forecast")
+        metrics["labels_for_target"] = float(needed)
+    tracker.log_metrics(run_id, metrics)
+    tracker.log_artifacts(run_id, (cfg.points, cfg.output, cfg.plot), "forecast")
     return report

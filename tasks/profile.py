@@ -27,7 +27,6 @@ def profile_task(model_dirs: list[Path], cfg: EnergyConfig, tracker: Tracker) ->
     texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
     profiles = [energy.device_profile(name, p) for name, p in cfg.profiles.items()]
     logger = get_run_logger()
-    c = tracker.client
     summary: dict[str, dict] = {}
     for model_dir in model_dirs:
         name = model_dir.name
@@ -55,17 +54,21 @@ def profile_task(model_dirs: list[Path], cfg: EnergyConfig, tracker: Tracker) ->
         )
 
         run_id = tracker.model_run(model_dir, "profile")
-        c.set_tag(run_id, "dvc.md5.workload", data_md5(cfg.workload_data))
-        for profile, by_workload in modeled["uj_per_utterance"].items():
-            for workload, uj in by_workload.items():
-                c.log_metric(run_id, f"modeled_uj.{profile}.{workload}", uj)
+        tracker.set_tags(
+            run_id, {"dvc.md5.workload": data_md5(cfg.workload_data), "frugal.rapl": measured.rapl}
+        )
+        metrics = {
+            f"modeled_uj.{profile}.{workload}": uj
+            for profile, by_workload in modeled["uj_per_utterance"].items()
+            for workload, uj in by_workload.items()
+        }
         for key in ("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb"):
-            c.log_metric(run_id, f"measured_{key}", float(getattr(measured, key)))
-        c.log_metric(run_id, "measured_weights_bytes", float(measured.weights_bytes))
-        c.set_tag(run_id, "frugal.rapl", measured.rapl)
-        c.log_dict(run_id, summary[name], "profile/profile.json")
-        for path in (out_dir / "tensors.csv", out_dir / "layers.csv", plot_path):
-            c.log_artifact(run_id, str(path), "profile")
+            metrics[f"measured_{key}"] = float(getattr(measured, key))
+        metrics["measured_weights_bytes"] = float(measured.weights_bytes)
+        tracker.log_metrics(run_id, metrics)
+        tracker.log_dict(run_id, summary[name], "profile/profile.json")
+        tables = (out_dir / "tensors.csv", out_dir / "layers.csv", plot_path)
+        tracker.log_artifacts(run_id, tables, "profile")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     write_json(summary, cfg.output)

@@ -64,7 +64,7 @@ def report_task(params: Params, tracker: Tracker) -> Path:
     write_text_atomic(out, render(inputs))
     tracker.log_reports(out)
     if plan is not None:
-        tracker.client.log_dict(tracker.parent_run_id, plan, "reports/plan.json")
+        tracker.log_dict(tracker.parent_run_id, plan, "reports/plan.json")
     return out
 
 

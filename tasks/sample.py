@@ -71,19 +71,17 @@ def sample_report_task(
         rounds, cfg.plot, f"annotation curves ({len(set(rounds['seed']))} seeds)"
     )
 
-    run_id = tracker.nested_run(
+    run_id = tracker.stage_run(
         run_name="sample",
         tags={"frugal.stage": "sample", "dvc.md5.labeled": data_md5(cfg.output)},
     )
-    c = tracker.client
     means = rounds.groupby(["strategy", "n_labels"])["accuracy"].mean()
     for (strategy, n_labels), accuracy in means.items():
-        c.log_metric(run_id, f"proxy_accuracy.{strategy}", float(accuracy), step=int(n_labels))
-    c.log_metric(run_id, "labels", float(len(labeled)))
-    c.log_metric(run_id, "proxy_accuracy", summary["proxy_accuracy"])
+        tracker.log_metrics(run_id, {f"proxy_accuracy.{strategy}": accuracy}, int(n_labels))
+    metrics = {"labels": float(len(labeled)), "proxy_accuracy": summary["proxy_accuracy"]}
     for strategy, entry in summary["strategies"].items():
         if entry["labels_vs_random"] is not None:
-            c.log_metric(run_id, f"labels_vs_random.{strategy}", entry["labels_vs_random"])
-    for path in (cfg.curve, cfg.rounds, cfg.summary, cfg.plot):
-        c.log_artifact(run_id, str(path), "sample")
+            metrics[f"labels_vs_random.{strategy}"] = entry["labels_vs_random"]
+    tracker.log_metrics(run_id, metrics)
+    tracker.log_artifacts(run_id, (cfg.curve, cfg.rounds, cfg.summary, cfg.plot), "sample")
     return summary

@@ -9,10 +9,9 @@ from prefect import get_run_logger, task
 
 from frugal.config import TrainConfig
 from frugal.files import write_json
-from frugal.hashing import data_md5, file_md5
+from frugal.hashing import data_md5
 from frugal.modeling import save_classifier
 from frugal.training import fine_tune
-from orchestration import tracking
 from orchestration.progress import Bars
 from orchestration.tracking import Tracker
 
@@ -47,21 +46,18 @@ def train_task(cfg: TrainConfig, tracker: Tracker) -> Path:
     }
     write_json({**summary, "history": result.history}, cfg.history)
 
-    run_id = tracker.nested_run(
+    run_id = tracker.own_model_run(
+        cfg.output_dir,
         run_name=cfg.output_dir.name,
         tags={
             "frugal.stage": "train",
-            tracking.MODEL_DIR_TAG: str(cfg.output_dir),
-            tracking.MODEL_HASH_TAG: file_md5(cfg.output_dir / "model.onnx"),
             "dvc.md5.labeled": data_md5(cfg.labeled_data),
             "dvc.md5.dev": data_md5(cfg.dev_data),
         },
     )
-    c = tracker.client
     for point in result.history:
-        c.log_metric(run_id, "dev_accuracy", point["dev_accuracy"], step=int(point["step"]))
-        c.log_metric(run_id, "train_loss", point["train_loss"], step=int(point["step"]))
-    for key, value in summary.items():
-        c.log_metric(run_id, key, float(value))
+        metrics = {"dev_accuracy": point["dev_accuracy"], "train_loss": point["train_loss"]}
+        tracker.log_metrics(run_id, metrics, step=int(point["step"]))
+    tracker.log_metrics(run_id, summary)
     tracker.register(run_id, cfg.output_dir)
     return cfg.output_dir

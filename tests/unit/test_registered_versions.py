@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from frugal.config import load_params
+from orchestration import tracking
 from orchestration.tracking import CHAMPION_ALIAS, Tracker, parent_run, version_summary
 from tasks.evaluate import version_summary_of
 from tests.conftest import ROOT
@@ -64,7 +65,7 @@ def test_the_description_reads_as_one_line_of_figures():
 
 def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_path):
     # given the base model and a compressed variant registered as train and compress do
-    client, params = tracker.client, tracker.params
+    client, params = tracking.client(tracker.params.tracking), tracker.params
     run_ids = {}
     for variant in ("base", "energy_ptq"):
         model_dir = _model_dir(tmp_path, variant)
@@ -92,6 +93,7 @@ def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_
         "selection_accuracy": "0.9330",
         "test_accuracy": "0.9090",
         "modeled_uj_per_utterance.phone.batch": "1171.2",
+        "git.commit": tracking.git_commit()[0],
     }
     assert champion.description == (
         "energy_ptq: 90.9% test, 1,171 µJ/utterance modeled (phone, batch), selection 93.3%"
@@ -101,8 +103,9 @@ def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_
 
 def test_the_continual_stage_registers_under_its_own_derived_name(tracker, tmp_path):
     model_dir = _model_dir(tmp_path, "continual")
-    run_id = tracker.nested_run("continual-finetune-step1", {"frugal.stage": "continual"})
+    run_id = tracker.stage_run("continual-finetune-step1", {"frugal.stage": "continual"})
     version = tracker.register(run_id, model_dir, continual=True)
     tracker.set_alias(run_id, "current", continual=True)
     name = "frugal-trec-coarse-continual"
-    assert str(tracker.client.get_model_version_by_alias(name, "current").version) == version
+    client = tracking.client(tracker.params.tracking)
+    assert str(client.get_model_version_by_alias(name, "current").version) == version
