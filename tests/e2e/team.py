@@ -233,21 +233,22 @@ def worker_pids(stack: team.Stack) -> dict[str, int]:
 
 
 def kill_busy_worker(stack: team.Stack, key_part: str, timeout: float = 600) -> dict:
-    """Wait until a Dask worker runs a task whose key contains `key_part`, then kill its
-    process (SIGKILL: no goodbye to the scheduler). Returns what was killed."""
+    """Wait until a Dask worker has run a task whose key contains `key_part` for 3 s, then
+    kill its process (SIGKILL: no goodbye to the scheduler) while the task still runs.
+    Returns what was killed."""
     from distributed import Client
 
+    seen: dict[tuple[str, str], float] = {}
     deadline = time.monotonic() + timeout
     with Client(stack.dask_address, timeout=10) as client:
         while time.monotonic() < deadline:
-            processing = client.processing()
-            for address, keys in processing.items():
-                busy = [k for k in keys if key_part in str(k)]
-                if busy:
-                    time.sleep(3)  # well inside the task
-                    pid = client.run(os.getpid, workers=[address])[address]
-                    os.kill(pid, 9)
-                    return {"worker": address, "pid": pid, "task": str(busy[0])}
+            now = time.monotonic()
+            for address, keys in client.processing().items():
+                for key in (str(k) for k in keys if key_part in str(k)):
+                    if now - seen.setdefault((address, key), now) >= 3:
+                        pid = client.run(os.getpid, workers=[address])[address]
+                        os.kill(pid, 9)
+                        return {"worker": address, "pid": pid, "task": key}
             time.sleep(0.5)
     raise TimeoutError(f"no task with {key_part!r} in its key ran within {timeout:.0f} s")
 
