@@ -1200,10 +1200,11 @@ def _team_stack(data: dict, results_dir: Path) -> list[str]:
             "minutes until each finished (a, b)",
             " / ".join(num(v / 60, 1) for v in c["seconds_to_finish"].values()),
         ],
-        [
-            f"registry versions in PostgreSQL (expected {c['versions_expected']})",
-            num(sum(reg["versions"].values())),
-        ],
+        *(
+            [f"versions of `{model}` in PostgreSQL (expected {num(expected)})", num(counted)]
+            for model, expected in c["versions_expected"].items()
+            for counted in [reg["versions"].get(model, 0)]
+        ),
         [
             "versions tagged with each clone's commit",
             " / ".join(num(v) for v in c["versions_per_commit"].values()),
@@ -1746,7 +1747,8 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
             [
                 "Team stack: 2 pipelines at once (versions in PostgreSQL, expected; duplicates); "
                 "faults with the stated outcome; team vs embedded model files identical",
-                f"{num(sum(c['registry']['versions'].values()))}, {num(c['versions_expected'])}; "
+                f"{num(sum(c['registry']['versions'].values()))}, "
+                f"{num(sum(c['versions_expected'].values()))}; "
                 f"{c['registry']['duplicate_versions'] + c['registry']['duplicate_model_runs']}; "
                 f"{met} of {len(team['faults'])}; "
                 f"{num(team['embedded_vs_team']['byte_identical_model_files'])} of "

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal.config import load_params  # noqa: E402
+from frugal.config import load_params, registered_model_name  # noqa: E402
 from orchestration import team  # noqa: E402
 from tests.e2e.conftest import (  # noqa: E402
     TINY_OVERRIDES,
@@ -33,6 +33,7 @@ from tests.e2e.conftest import (  # noqa: E402
 )
 from tests.e2e.team import (  # noqa: E402
     champion_version,
+    commit_run,
     dvc,
     evaluate_outs,
     expected_champion,
@@ -67,8 +68,11 @@ OUTCOMES = {
 METRIC_KEYS = ("accuracy", "macro_f1", "ece", "size_mb", "dev_accuracy", "selection_accuracy")
 
 
-def _commit_run(repo: Path) -> None:
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "run")
+def _continual_models(repo: Path) -> int:
+    """Models the continual stage registered in this clone's run: one per (method, step)."""
+    report = load_params(repo / "params.yaml").continual.report
+    records = json.loads((repo / report).read_text(encoding="utf-8"))["records"]
+    return len({(r["method"], r["step"]) for r in records})
 
 
 def _outputs(repo: Path) -> dict:
@@ -94,17 +98,25 @@ def concurrent_runs(stack: team.Stack, work: Path) -> tuple[list, dict]:
     name = registered_model(clones[0].repo)
     counts = registry_counts(stack)
     tags = versions_of(stack, name)
-    cfg = load_params(clones[0].repo / "params.yaml").evaluate
+    params = load_params(clones[0].repo / "params.yaml")
+    cfg = params.evaluate
     commit, variant = expected_champion(clones, cfg.accuracy_budget, cfg.champion_profile)
     champion = tags[champion_version(stack, name)]
     per_run = 1 + len(VARIANTS)
+    expected = {
+        name: 2 * per_run,
+        registered_model_name(params, continual=True): sum(
+            _continual_models(c.repo) for c in clones
+        ),
+    }
     result = {
         "clones": {c.repo.name: {"train.seed": c.seed, "commit": c.commit} for c in clones},
         "both_completed": all(ok),
         "seconds_to_finish": dict(zip(("a", "b"), seconds, strict=True)),
         "models_per_run": per_run,
         "registry": counts,
-        "versions_expected": 2 * per_run,
+        "versions_expected": expected,
+        "versions_as_expected": counts["versions"] == expected,
         "versions_per_commit": {
             c.repo.name: sum(t.get("git.commit") == c.commit for t in tags.values()) for c in clones
         },
@@ -236,7 +248,7 @@ def postgres_fault(stack: team.Stack, clone, counts_before: dict) -> dict:
 
 def new_machine(stack: team.Stack, clone, work: Path, name: str) -> dict:
     """A clone of `clone`'s repository (its run committed: dvc.lock and the reports) pulls."""
-    _commit_run(clone.repo)
+    commit_run(clone.repo)
     joined_repo = work / "d"
     subprocess.run(["git", "clone", "-q", str(clone.repo), str(joined_repo)], check=True)
     joined = type(clone)(joined_repo, clone.seed, git(joined_repo, "rev-parse", "HEAD"))
@@ -300,9 +312,10 @@ def table(results: dict) -> str:
     c = results["concurrent"]
     rows = [
         ("2 pipelines at once complete", c["both_completed"]),
-        (
-            f"registry versions (expected {c['versions_expected']})",
-            sum(c["registry"]["versions"].values()),
+        *(
+            (f"registry versions of {model} (expected {expected})", counted)
+            for model, expected in c["versions_expected"].items()
+            for counted in [c["registry"]["versions"].get(model, 0)]
         ),
         (
             "duplicated versions / model runs / parent runs",

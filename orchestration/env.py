@@ -28,9 +28,10 @@ TELEMETRY_OFF = {
 PREFECT_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
 
 # MLflow's client retries a tracking server for minutes by default (7 retries, backoff 2 s,
-# 120 s timeouts). Here it gives up after about 30 s (waits of 0, 4, 8 and 16 s): long enough
-# to ride out a server restart, short enough that a store that is down is named within a minute
-# (`orchestration.tracking.TrackingUnavailable`).
+# 120 s timeouts). Here a server that refuses connections is given up after about 30 s (waits
+# of 0, 4, 8 and 16 s): long enough to ride out a server restart. One that accepts but hangs
+# (its database down) costs 5 × 20 s more; a stage's first call is bounded apart
+# (`orchestration.tracking.OPENING_DEADLINE_S`), so a store that is down is named early.
 MLFLOW_CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",

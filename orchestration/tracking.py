@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -308,6 +309,14 @@ def _unreachable(err: BaseException) -> bool:
     )
 
 
+def _unavailable(why: str) -> TrackingUnavailable:
+    return TrackingUnavailable(
+        f"the MLflow tracking store at {mlflow.get_tracking_uri()} did not answer ({why}); "
+        "start it (the team stack: `make team-up`; its database: PostgreSQL) or set "
+        "tracking.tracking_uri, then rerun: stages already done are not repeated"
+    )
+
+
 def reaching_store(fn: Callable[P, R]) -> Callable[P, R]:
     """Run an MLflow call; a store that does not answer becomes one sentence naming it."""
 
@@ -318,12 +327,41 @@ def reaching_store(fn: Callable[P, R]) -> Callable[P, R]:
         except MlflowException as err:
             if not _unreachable(err):
                 raise
-            uri = mlflow.get_tracking_uri()
-            raise TrackingUnavailable(
-                f"the MLflow tracking store at {uri} did not answer ({_first_line(err)}); "
-                "start it (the team stack: `make team-up`; its database: PostgreSQL) or set "
-                "tracking.tracking_uri, then rerun: stages already done are not repeated"
-            ) from None
+            raise _unavailable(_first_line(err)) from None
+
+    return wrapper
+
+
+# How long a stage waits for its first answer from the store (finding its parent run: reads).
+# MLflow's client retries a server that hangs once per timeout: a tracking server whose
+# PostgreSQL is down holds each request for minutes (it retries its database connection), so
+# without this bound the error would come after 5 tries × MLFLOW_HTTP_REQUEST_TIMEOUT.
+OPENING_DEADLINE_S = 20.0
+
+
+def answering_within(seconds: float, fn: Callable[P, R]) -> Callable[P, R]:
+    """`reaching_store(fn)`, which must return within `seconds`; else TrackingUnavailable. The
+    call runs in a daemon thread: one left hanging does not hold the process at exit."""
+    guarded = reaching_store(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        done: dict[str, object] = {}
+
+        def call() -> None:
+            try:
+                done["value"] = guarded(*args, **kwargs)
+            except BaseException as err:  # re-raised in the caller's thread
+                done["error"] = err
+
+        thread = threading.Thread(target=call, name="mlflow-opening", daemon=True)
+        thread.start()
+        thread.join(seconds)
+        if thread.is_alive():
+            raise _unavailable(f"no answer within {seconds:g} s")
+        if "error" in done:
+            raise done["error"]  # type: ignore[misc]
+        return done["value"]  # type: ignore[return-value]
 
     return wrapper
 
@@ -505,7 +543,8 @@ def pipeline_run(
     created. The one owner of its life: an error marks it FAILED; the block that runs the last
     stage (`last`) marks it FINISHED. Each DVC stage is its own process and finds the same run;
     only `report`, dvc.yaml's last stage, finishes it."""
-    run_id = reaching_store(parent_run)(params, data_md5(params.ingest.output), execution_id)
+    opening = answering_within(OPENING_DEADLINE_S, parent_run)
+    run_id = opening(params, data_md5(params.ingest.output), execution_id)
     try:
         yield Tracker(params, run_id)
     except TrackingUnavailable:

@@ -255,3 +255,10 @@ def kill_busy_worker(stack: team.Stack, key_part: str, timeout: float = 600) -> 
 
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def commit_run(repo: Path) -> None:
+    """Commit a run as a team member would: dvc.lock and every uncached out (reports, plots and
+    tables of variants the clone added included); DVC's .gitignore keeps cached outs out."""
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")

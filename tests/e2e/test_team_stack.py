@@ -23,6 +23,7 @@ from tests.e2e.conftest import registered_model
 from tests.e2e.team import (
     TEAM_VARIANTS,
     champion_version,
+    commit_run,
     dvc,
     evaluate_outs,
     expected_champion,
@@ -132,7 +133,7 @@ def test_two_pipelines_at_once_a_stopped_database_and_a_new_machine(stack, tiny_
 
     # when a new machine joins: a clone of a's repository (its run committed: dvc.lock and the
     # reports), its data and models from the remote
-    git(a.repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "run")
+    commit_run(a.repo)
     d = tmp_path / "d"
     subprocess.run(["git", "clone", "-q", str(a.repo), str(d)], check=True)
     joined = type(a)(d, a.seed, git(d, "rev-parse", "HEAD"))

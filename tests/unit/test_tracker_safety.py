@@ -118,6 +118,24 @@ def test_a_store_that_does_not_answer_is_one_sentence_naming_it(tmp_path, monkey
     assert "\n" not in message and "Traceback" not in message
 
 
+def test_a_store_that_accepts_but_hangs_is_named_within_the_opening_deadline(tmp_path, monkeypatch):
+    # a tracking server whose database is down accepts the request and holds it for minutes:
+    # here, a socket that listens and never answers
+    import socket
+
+    monkeypatch.setattr(tracking, "OPENING_DEADLINE_S", 2.0)
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(8)
+        port = hanging.getsockname()[1]
+        params = _params(tmp_path, f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        with pytest.raises(TrackingUnavailable, match="no answer within 2 s"):
+            with tracking.pipeline_run(params):
+                pass
+        assert time.monotonic() - started < 10
+
+
 def _where() -> str:
     return os.getcwd()
 
