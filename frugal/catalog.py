@@ -11,7 +11,7 @@ is byte-identical to one written as a dict.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, ItemsView, Iterator, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 from frugal.config import Params
 from frugal.errors import DataError
 from frugal.files import write_json
+
+S_ = TypeVar("S_", bound=BaseModel)
 
 
 class _Report(BaseModel):
@@ -34,6 +36,30 @@ class _Open(BaseModel):
     recipe's own figures kept as written."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _PerModel(RootModel[dict[str, S_]]):
+    """A report keyed by model name (the base model first), read as a mapping."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def __getitem__(self, name: str) -> S_:
+        return self.root[name]
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.root)
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.root
+
+    def items(self) -> ItemsView[str, S_]:
+        return self.root.items()
+
+    def values(self) -> ValuesView[S_]:
+        return self.root.values()
 
 
 # ---- evaluate: reports/metrics.json and reports/classification_report.json ----
@@ -82,10 +108,12 @@ class ModelMetrics(_Report):
     pareto_front: dict[str, bool]  # workload → on the front
 
 
-class Metrics(RootModel[dict[str, ModelMetrics]]):
+class Metrics(_PerModel[ModelMetrics]):
     """reports/metrics.json: model name → its metrics, the base model first."""
 
-    model_config = ConfigDict(frozen=True)
+    def champion(self) -> str | None:
+        """The model the rule chose (None: no model met it)."""
+        return next((name for name, m in self.items() if m.champion), None)
 
 
 class ClassReport(_Report):
@@ -113,8 +141,8 @@ class ModelClassification(_Report):
     selection_accuracy_vs_baseline: Difference90
 
 
-class Classification(RootModel[dict[str, ModelClassification]]):
-    model_config = ConfigDict(frozen=True)
+class Classification(_PerModel[ModelClassification]):
+    """reports/classification_report.json: model name → per-class report and confusion."""
 
 
 # ---- profile: reports/profile.json ----
@@ -153,10 +181,8 @@ class ModelProfile(_Report):
     measured: Measured
 
 
-class Profile(RootModel[dict[str, ModelProfile]]):
+class Profile(_PerModel[ModelProfile]):
     """reports/profile.json: model name → modeled energy and measured CPU figures."""
-
-    model_config = ConfigDict(frozen=True)
 
 
 # ---- forecast: reports/forecast.json ----
@@ -310,14 +336,38 @@ class Shipped(_Report):
     why: str
 
 
+class MethodSummary(_Report):
+    """A method after the last step; the comparisons with full retraining only when it ran."""
+
+    final_average_accuracy: float
+    final_dev_average_accuracy: float
+    final_mean_forgetting: float
+    update_seconds: float
+    memory_examples: int  # training texts kept (0: statistics only)
+    memory_bytes: int | None = None
+    gap_to_full_retrain_pt: float | None = None
+    time_vs_full_retrain: float | None = None
+    max_update_time_vs_full_retrain: float | None = None
+
+
+class AblationRow(_Report):
+    """What one part adds over the method it extends, in points."""
+
+    method: str
+    adds: str
+    over: str
+    dev_pt: float
+    test_pt: float
+
+
 class ContinualReport(_Report):
     """reports/continual.json: every method through every domain step, and what ships."""
 
     steps: list[list[str]]
     memory_fraction: float
     step_examples: list[int]
-    summary: dict[str, _Open]  # method → its figures after the last step
-    ablation: list[_Open]
+    summary: dict[str, MethodSummary]
+    ablation: list[AblationRow]
     shipped: Shipped
     records: list[StepRow]
 
@@ -360,8 +410,11 @@ class Report(Generic[S]):
             ) from None
 
     def write(self, params: Params, report: S) -> Path:
-        """Write atomically, as the producer wrote its dict (unset optional keys left out)."""
-        return write_json(self.dump(report), self.path(params))
+        return self.write_file(self.path(params), report)
+
+    def write_file(self, path: Path, report: S) -> Path:
+        """Write atomically, as the producer built it (unset optional keys left out)."""
+        return write_json(self.dump(report), path)
 
     def dump(self, report: S) -> object:
         return report.model_dump(mode="json", exclude_unset=True)

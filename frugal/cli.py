@@ -256,16 +256,18 @@ def _base_model_shape(model_dir: Path) -> tuple[int, int, int, int]:
 
 
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
+    from frugal import catalog
     from frugal.planning import plan_from_reports
 
     params = load_params(args.params)
-    for path in (params.forecast.points, params.evaluate.output, params.energy.output):
-        if not path.is_file():
-            raise DataError(f"{path}: not found; run `dvc repro` first (the plan reads it)")
+    if not params.forecast.points.is_file():
+        raise DataError(
+            f"{params.forecast.points}: not found; run `dvc repro` first (the plan reads it)"
+        )
     return plan_from_reports(
         _read_points(params.forecast.points),
-        json.loads(params.evaluate.output.read_text(encoding="utf-8")),
-        json.loads(params.energy.output.read_text(encoding="utf-8")),
+        catalog.METRICS.read(params),
+        catalog.PROFILE.read(params),
         args.target,
         args.energy_budget,
         args.profile or params.evaluate.champion_profile,

@@ -18,6 +18,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from frugal.catalog import METRICS, Metrics, ModelProfile, Profile
+
 
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, n_bins: int = 15) -> float:
     """Weighted mean |accuracy - confidence| over equal-width confidence bins (ECE)."""
@@ -102,21 +104,23 @@ def choose_champion(summary: dict[str, dict], budget: float, profile: str) -> st
     plans, so the plan that dev favoured is checked on questions it has not seen. Test accuracy
     plays no part: it is only reported."""
     eligible = {
-        name: champion_energy(s, profile) for name, s in summary.items() if within_budget(s, budget)
+        name: champion_energy(s["modeled_uj_per_utterance"][profile])
+        for name, s in summary.items()
+        if within_budget(s["selection_accuracy_vs_baseline"]["difference"], budget)
     }
     return min(eligible, key=eligible.get) if eligible else None
 
 
-def within_budget(model: dict, budget: float) -> bool:
-    """Whether a model of `choose_champion`'s summary may be champion: its selection accuracy at
-    most `budget` below its base model's."""
-    return model["selection_accuracy_vs_baseline"]["difference"] >= -budget - 1e-12
+def within_budget(selection_difference: float, budget: float) -> bool:
+    """Whether a model may be champion: its selection accuracy (`selection_difference`: minus
+    its base model's, a fraction) at most `budget` below."""
+    return selection_difference >= -budget - 1e-12
 
 
-def champion_energy(model: dict, profile: str) -> float:
-    """What `choose_champion` minimises: modeled µJ per utterance on `profile`, mean over
-    workloads."""
-    return float(np.mean(list(model["modeled_uj_per_utterance"][profile].values())))
+def champion_energy(uj_by_workload: Mapping[str, float]) -> float:
+    """What `choose_champion` minimises: a model's modeled µJ per utterance on the champion's
+    profile (workload → µJ), mean over workloads."""
+    return float(np.mean(list(uj_by_workload.values())))
 
 
 def pareto_front(cost: Sequence[float], score: Sequence[float]) -> np.ndarray:
@@ -171,7 +175,7 @@ def baseline_differences(
     }
 
 
-def model_summary(metrics: Mapping, profile: Mapping) -> dict:
+def model_summary(metrics: Mapping, profile: ModelProfile) -> dict:
     """One model's entry of reports/metrics.json: the headline test metrics, the differences to
     the baseline (`metrics` holds them, see `baseline_differences`) and the profile stage's
     measured and modeled figures (`profile`: the model's entry of reports/profile.json)."""
@@ -182,10 +186,10 @@ def model_summary(metrics: Mapping, profile: Mapping) -> dict:
         "dev_accuracy_vs_baseline": metrics["dev_accuracy_vs_baseline"],
         "selection_accuracy": metrics["selection_accuracy"],
         "selection_accuracy_vs_baseline": metrics["selection_accuracy_vs_baseline"],
-        "measured_latency_ms_p50": profile["measured"]["latency_ms_p50"],
-        "measured_latency_ms_p95": profile["measured"]["latency_ms_p95"],
-        "measured_weights_bytes": profile["measured"]["weights_bytes"],
-        "modeled_uj_per_utterance": profile["modeled"]["uj_per_utterance"],
+        "measured_latency_ms_p50": profile.measured.latency_ms_p50,
+        "measured_latency_ms_p95": profile.measured.latency_ms_p95,
+        "measured_weights_bytes": profile.measured.weights_bytes,
+        "modeled_uj_per_utterance": profile.modeled.uj_per_utterance,
     }
 
 
@@ -217,14 +221,14 @@ class Comparison:
     """The models side by side: reports/metrics.json's content, the champion, and the points of
     the Pareto plot."""
 
-    summary: dict[str, dict]  # per model: `model_summary` + champion + pareto_front
+    summary: Metrics  # per model: `model_summary` + champion + pareto_front
     champion: str | None  # None: no model within the accuracy budget
     points: pd.DataFrame  # `energy_accuracy_points` on the champion's profile
 
 
 def compare_models(
     metrics: Mapping[str, Mapping],
-    profile: Mapping[str, Mapping],
+    profile: Profile,
     accuracy_budget: float,
     champion_profile: str,
 ) -> Comparison:
@@ -238,7 +242,7 @@ def compare_models(
     points = energy_accuracy_points(summary, champion_profile)
     for name, fronts in pareto_membership(points).items():
         summary[name]["pareto_front"] = fronts
-    return Comparison(summary, champion, points)
+    return Comparison(METRICS.check(summary), champion, points)
 
 
 def plot_confusion(matrix: list[list[int]], labels: list[str], title: str, path: Path) -> None:

@@ -18,12 +18,12 @@ forecast, with the 90% interval), and its expected accuracy at that label count.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from frugal.catalog import Metrics, Profile
 from frugal.conformal import CalibratedForecast
 from frugal.curves import CurveForecast, fit_curve
 from frugal.errors import FrugalError
@@ -42,22 +42,20 @@ class Variant:
 
 
 def variants_from_reports(
-    metrics: Mapping[str, Any], profile_report: Mapping[str, Any], profile: str, workload: str
+    metrics: Metrics, profile_report: Profile, profile: str, workload: str
 ) -> list[Variant]:
     """Variants with energy for (profile, workload) and a selection difference, from the evaluate and
     profile stages' JSON reports."""
     out = []
     for name, entry in metrics.items():
-        modeled = profile_report.get(name, {}).get("modeled", {}).get("uj_per_utterance", {})
+        modeled = profile_report[name].modeled.uj_per_utterance if name in profile_report else {}
         if profile not in modeled or workload not in modeled[profile]:
             raise PlanError(
                 f"no modeled energy for model {name!r} on profile {profile!r}, workload "
                 f"{workload!r} in the profile report; profiles there: {', '.join(modeled)}"
             )
-        delta = entry.get("selection_accuracy_vs_baseline", {}).get("difference", 0.0)
-        out.append(
-            Variant(name, float(modeled[profile][workload]), float(delta), float(entry["accuracy"]))
-        )
+        delta = entry.selection_accuracy_vs_baseline.difference
+        out.append(Variant(name, modeled[profile][workload], delta, entry.accuracy))
     return out
 
 
@@ -115,8 +113,8 @@ def plan(
 
 def plan_from_reports(
     points: pd.DataFrame,
-    metrics: Mapping[str, Any],
-    profile_report: Mapping[str, Any],
+    metrics: Metrics,
+    profile_report: Profile,
     target: float,
     energy_budget_uj: float | None,
     profile: str,

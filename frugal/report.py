@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from frugal.catalog import ContinualReport, ForecastReport, MethodSummary, Metrics, SampleReport
+
 
 @dataclass
 class ReportInputs:
-    metrics: dict  # reports/metrics.json: per model
-    forecast: dict  # reports/forecast.json
-    sample: dict  # reports/sample.json
-    continual: dict | None  # reports/continual.json, when the stage has run
+    metrics: Metrics
+    forecast: ForecastReport
+    sample: SampleReport
+    continual: ContinualReport | None  # when the stage has run
     plan: dict | None  # frugal.planning's answer for forecast.target (or its refusal)
     champion_rule: str  # in words, from params
     profile: str  # the device profile the champion is chosen on
@@ -29,163 +31,148 @@ class ReportInputs:
     provenance: Mapping[str, str] = field(default_factory=dict)  # git commit, data hash, ...
 
 
-def champion(metrics: Mapping[str, dict]) -> str | None:
-    return next((name for name, m in metrics.items() if m.get("champion")), None)
-
-
-def models_table(metrics: Mapping[str, dict], profile: str) -> pd.DataFrame:
+def models_table(metrics: Metrics, profile: str) -> pd.DataFrame:
     rows = []
     for name, m in metrics.items():
-        diff, chosen = m["accuracy_vs_baseline"], m["selection_accuracy_vs_baseline"]
-        uj = m["modeled_uj_per_utterance"][profile]
+        diff, chosen = m.accuracy_vs_baseline, m.selection_accuracy_vs_baseline
+        uj = m.modeled_uj_per_utterance[profile]
         rows.append(
             {
-                "model": name + (" ★ champion" if m.get("champion") else ""),
-                "test accuracy": f"{m['accuracy']:.2%}",
-                "Δ vs base, pt [95% CI]": f"{100 * diff['difference']:+.2f} "
-                f"[{100 * diff['ci95_low']:+.2f}, {100 * diff['ci95_high']:+.2f}]",
-                "selection Δ vs base, pt [90% CI] (chooses)": f"{100 * chosen['difference']:+.2f} "
-                f"[{100 * chosen['ci90_low']:+.2f}, {100 * chosen['ci90_high']:+.2f}]",
-                "macro-F1": f"{m['macro_f1']:.4f}",
-                "ECE": f"{m['ece']:.4f}",
+                "model": name + (" ★ champion" if m.champion else ""),
+                "test accuracy": f"{m.accuracy:.2%}",
+                "Δ vs base, pt [95% CI]": f"{100 * diff.difference:+.2f} "
+                f"[{100 * diff.ci95_low:+.2f}, {100 * diff.ci95_high:+.2f}]",
+                "selection Δ vs base, pt [90% CI] (chooses)": f"{100 * chosen.difference:+.2f} "
+                f"[{100 * chosen.ci90_low:+.2f}, {100 * chosen.ci90_high:+.2f}]",
+                "macro-F1": f"{m.macro_f1:.4f}",
+                "ECE": f"{m.ece:.4f}",
                 **{f"µJ {w} ({profile})": f"{v:,.0f}" for w, v in uj.items()},
-                "Pareto front": ", ".join(w for w, on in m.get("pareto_front", {}).items() if on)
-                or "–",
-                "latency p50 / p95 ms": f"{m['measured_latency_ms_p50']:.1f} / "
-                f"{m['measured_latency_ms_p95']:.1f}",
-                "model.onnx MB": f"{m['measured_weights_bytes'] / 1e6:.2f}",
+                "Pareto front": ", ".join(w for w, on in m.pareto_front.items() if on) or "–",
+                "latency p50 / p95 ms": f"{m.measured_latency_ms_p50:.1f} / "
+                f"{m.measured_latency_ms_p95:.1f}",
+                "model.onnx MB": f"{m.measured_weights_bytes / 1e6:.2f}",
             }
         )
     return pd.DataFrame(rows)
 
 
-def why_champion(metrics: Mapping[str, dict], rule: str, profile: str) -> str:
-    name = champion(metrics)
+def why_champion(metrics: Metrics, rule: str, profile: str) -> str:
+    name = metrics.champion()
     if name is None:
         return f"No model meets the rule ({rule}); the alias is not moved."
     m, base = metrics[name], next(iter(metrics.values()))
-    energy = sum(m["modeled_uj_per_utterance"][profile].values())
-    base_energy = sum(base["modeled_uj_per_utterance"][profile].values())
+    energy = sum(m.modeled_uj_per_utterance[profile].values())
+    base_energy = sum(base.modeled_uj_per_utterance[profile].values())
     return (
         f"{name}: {rule}. On the selection split (where it was chosen, apart from the dev texts "
         f"that scored its plan) it is "
-        f"{100 * m['selection_accuracy_vs_baseline']['difference']:+.2f} pt against the base "
+        f"{100 * m.selection_accuracy_vs_baseline.difference:+.2f} pt against the base "
         f"model; "
-        f"on test (reported only) {m['accuracy']:.2%} "
-        f"({100 * m['accuracy_vs_baseline']['difference']:+.2f} pt), at "
+        f"on test (reported only) {m.accuracy:.2%} "
+        f"({100 * m.accuracy_vs_baseline.difference:+.2f} pt), at "
         f"{energy / base_energy:.1%} of the base model's modeled energy at executed widths, "
-        f"{m['measured_weights_bytes'] / 1e6:.1f} MB of model.onnx."
+        f"{m.measured_weights_bytes / 1e6:.1f} MB of model.onnx."
     )
 
 
-def forecast_provenance(forecast: Mapping) -> str:
+def forecast_provenance(forecast: ForecastReport) -> str:
     """Which points the forecast was fitted on and which method made it."""
-    points = forecast.get("points")
+    points = forecast.points
     fitted = (
-        f"Fitted on fine-tunes at {', '.join(f'{f:.4g}' for f in points['fractions'])} of the "
-        f"{forecast['labels_measured']:,} bought labels "
-        f"({'a seeded random share' if points['order'] == 'random' else 'the first rounds'}; "
-        f"seeds {', '.join(str(s) for s in points['seeds'])})"
-        if points
-        else f"Fitted on fine-tunes up to the {forecast['labels_measured']:,} bought labels"
+        f"Fitted on fine-tunes at {', '.join(f'{f:.4g}' for f in points.fractions)} of the "
+        f"{forecast.labels_measured:,} bought labels "
+        f"({'a seeded random share' if points.order == 'random' else 'the first rounds'}; "
+        f"seeds {', '.join(str(s) for s in points.seeds)})"
     )
-    return f"{fitted}; method {forecast.get('method', 'select')}, 90% intervals."
+    return f"{fitted}; method {forecast.method}, 90% intervals."
 
 
-def at_labels_bought(forecast: Mapping, metrics: Mapping[str, dict]) -> str:
+def at_labels_bought(forecast: ForecastReport, metrics: Metrics) -> str:
     """The forecast where the labels were bought, beside what was measured there: on dev (the
     split the points are scored on) and on test (the base model, reported only)."""
-    here = forecast.get("at_labels_bought")
-    if not here:
-        return ""
+    here = forecast.at_labels_bought
     base = next(iter(metrics.values()))
     return (
-        f"At the {here['n_labels']:,} labels bought the curve gives {here['forecast']:.2%} "
-        f"[{here['low']:.2%}, {here['high']:.2%}]; measured: {here['measured']:.2%} on dev "
+        f"At the {here.n_labels:,} labels bought the curve gives {here.forecast:.2%} "
+        f"[{here.low:.2%}, {here.high:.2%}]; measured: {here.measured:.2%} on dev "
         f"(what the points are scored on; training early-stops on dev, so it reads high) and "
-        f"{base['accuracy']:.2%} on test (reported only, never used to choose)."
+        f"{base.accuracy:.2%} on test (reported only, never used to choose)."
     )
 
 
-def forecast_table(forecast: Mapping) -> pd.DataFrame:
+def forecast_table(forecast: ForecastReport) -> pd.DataFrame:
     rows = [
-        {"labels": f"{f['n_labels']:,}", "forecast accuracy": f"{f['score']:.2%}",
-         "90% interval": f"[{f['low']:.2%}, {f['high']:.2%}]"}
-        for f in forecast["forecasts"]
+        {"labels": f"{f.n_labels:,}", "forecast accuracy": f"{f.score:.2%}",
+         "90% interval": f"[{f.low:.2%}, {f.high:.2%}]"}
+        for f in forecast.forecasts
     ]  # fmt: skip
-    top = forecast["max_score"]
+    top = forecast.max_score
     rows.append(
-        {"labels": "maximum reachable", "forecast accuracy": f"{top['score']:.2%}",
-         "90% interval": f"[{top['low']:.2%}, {top['high']:.2%}]"}
+        {"labels": "maximum reachable", "forecast accuracy": f"{top.score:.2%}",
+         "90% interval": f"[{top.low:.2%}, {top.high:.2%}]"}
     )  # fmt: skip
-    target = forecast.get("labels_for_target") or {}
-    if target:
-        n = target.get("n_labels")
+    target = forecast.labels_for_target
+    if target is not None:
+        n = target.n_labels
         rows.append(
             {
-                "labels": f"for {target['target']:.0%}",
+                "labels": f"for {target.target:.0%}",
                 "forecast accuracy": f"{n:,} labels" if n else "not reached",
-                "90% interval": f"[{_count(target.get('low'))}, {_count(target.get('high'))}]",
+                "90% interval": f"[{_count(target.low)}, {_count(target.high)}]",
             }
         )
     return pd.DataFrame(rows)
 
 
-def continual_table(continual: Mapping) -> pd.DataFrame:
+def continual_table(continual: ContinualReport) -> pd.DataFrame:
     """Per method; the comparisons with full retraining only when it ran."""
     rows = []
-    for method, s in continual["summary"].items():
-        gap, share = s.get("gap_to_full_retrain_pt"), s.get("time_vs_full_retrain")
+    for method, s in continual.summary.items():
+        gap, share = s.gap_to_full_retrain_pt, s.time_vs_full_retrain
         rows.append(
             {
                 "method": method,
-                "final average accuracy": f"{s['final_average_accuracy']:.2%}",
-                "dev": f"{s['final_dev_average_accuracy']:.2%}"
-                if "final_dev_average_accuracy" in s
-                else "–",
+                "final average accuracy": f"{s.final_average_accuracy:.2%}",
+                "dev": f"{s.final_dev_average_accuracy:.2%}",
                 "gap to full retrain, pt": "–" if gap is None else f"{gap:+.2f}",
-                "mean forgetting, pt": f"{100 * s['final_mean_forgetting']:.1f}",
+                "mean forgetting, pt": f"{100 * s.final_mean_forgetting:.1f}",
                 "kept of the old data": _kept(s),
-                "update time": f"{s['update_seconds']:.0f} s"
+                "update time": f"{s.update_seconds:.0f} s"
                 + ("" if share is None else f" ({share:.0%} of full retrain)"),
             }
         )
     return pd.DataFrame(rows)
 
 
-def _kept(summary: Mapping) -> str:
+def _kept(summary: MethodSummary) -> str:
     """What a method keeps of the old data: training texts, or statistics only (no text)."""
-    texts, size = summary.get("memory_examples"), summary.get("memory_bytes")
-    if texts is None:
-        return "–"
+    texts, size = summary.memory_examples, summary.memory_bytes
     kib = "" if size is None else f", {size / 1024:,.0f} KiB"
     return f"{texts:,} texts{kib}" if texts else f"no text{kib}"
 
 
-def ablation_table(continual: Mapping) -> pd.DataFrame:
+def ablation_table(continual: ContinualReport) -> pd.DataFrame:
     """What each part of the continual methods adds, dev (chosen on) and test."""
     return pd.DataFrame(
         [
             {
-                "method": row["method"],
-                "adds": row["adds"],
-                "over": row["over"],
-                "dev, pt": f"{row['dev_pt']:+.2f}",
-                "test, pt": f"{row['test_pt']:+.2f}",
+                "method": row.method,
+                "adds": row.adds,
+                "over": row.over,
+                "dev, pt": f"{row.dev_pt:+.2f}",
+                "test, pt": f"{row.test_pt:+.2f}",
             }
-            for row in continual.get("ablation", [])
+            for row in continual.ablation
         ]
     )
 
 
-def _shipped(continual: Mapping) -> str:
+def _shipped(continual: ContinualReport) -> str:
     """Which method's model ships (models/continual, alias `current`) and why."""
-    shipped = continual.get("shipped")
-    if not shipped:
-        return ""
+    shipped = continual.shipped
     return (
-        f"<p>Shipped: <b>{html.escape(shipped['method'])}</b> (alias <code>current</code>). "
-        f"Rule: {html.escape(shipped['rule'])}. {html.escape(shipped['why'])}.</p>"
+        f"<p>Shipped: <b>{html.escape(shipped.method)}</b> (alias <code>current</code>). "
+        f"Rule: {html.escape(shipped.rule)}. {html.escape(shipped.why)}.</p>"
     )
 
 
@@ -226,9 +213,9 @@ def render(inputs: ReportInputs) -> str:
         f"<h1>{html.escape(inputs.title)}</h1>",
         _definition_list(inputs.provenance),
         "<h2>Annotation</h2>",
-        f"<p>{sample['labels']} labels bought by <b>{html.escape(sample['strategy'])}</b> "
-        f"({html.escape(sample['annotator'])} annotator); proxy accuracy "
-        f"{sample['proxy_accuracy']:.2%} (the whole pool: {sample['full_pool_proxy_accuracy']:.2%}).</p>",
+        f"<p>{sample.labels} labels bought by <b>{html.escape(sample.strategy)}</b> "
+        f"({html.escape(sample.annotator)} annotator); proxy accuracy "
+        f"{sample.proxy_accuracy:.2%} (the whole pool: {_percent(sample.full_pool_proxy_accuracy)}).</p>",
         _figure(inputs.plots, "Annotation curves"),
         "<h2>Forecast</h2>",
         f"<p>{html.escape(forecast_provenance(inputs.forecast))}</p>",
@@ -253,8 +240,8 @@ def render(inputs: ReportInputs) -> str:
             "<h2>Continual updates</h2>",
             _shipped(inputs.continual),
             _table(continual_table(inputs.continual)),
-            "<h3>Ablation: what each part adds</h3>" if inputs.continual.get("ablation") else "",
-            _table(ablation_table(inputs.continual)) if inputs.continual.get("ablation") else "",
+            "<h3>Ablation: what each part adds</h3>" if inputs.continual.ablation else "",
+            _table(ablation_table(inputs.continual)) if inputs.continual.ablation else "",
             _figure(inputs.plots, "Continual updates"),
         ]
     body = "\n".join(part for part in parts if part)
@@ -271,6 +258,10 @@ _CSS = (
     "th{background:#f3f3f3}img{max-width:100%}.champion{background:#fff8e1;padding:.6em}"
     "dt{font-weight:bold;float:left;width:12em}dd{margin-left:12em}"
 )
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
 
 
 def _count(value: int | None) -> str:

@@ -8,11 +8,11 @@ Reads the reports the stages wrote (no model is loaded); `dvc metrics show` has 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
+from frugal import catalog
+from frugal.catalog import ContinualReport, ForecastReport, Metrics, SampleReport
 from frugal.config import Params, load_params, registered_model_name
 from frugal.errors import FrugalError
 
@@ -28,10 +28,10 @@ def _count(value: float | None) -> str:
 
 
 def summary_lines(
-    sample: Mapping,
-    forecast: Mapping,
-    metrics: Mapping[str, Mapping],
-    continual: Mapping | None,
+    sample: SampleReport,
+    forecast: ForecastReport,
+    metrics: Metrics,
+    continual: ContinualReport | None,
     params: Params,
 ) -> list[str]:
     """The run in a few lines: labels bought, the forecast, the champion against the base model
@@ -39,26 +39,26 @@ def summary_lines(
     ev = params.evaluate
     workload = params.energy.workloads[0]
     lines = [
-        f"labels bought: {sample['labels']:,} ({sample['strategy']}, {sample['annotator']}); "
-        f"proxy dev accuracy {_pct(sample['proxy_accuracy'])}",
+        f"labels bought: {sample.labels:,} ({sample.strategy}, {sample.annotator}); "
+        f"proxy dev accuracy {_pct(sample.proxy_accuracy)}",
     ]
-    full = forecast["forecasts"][-1]
+    full = forecast.forecasts[-1]
     lines.append(
-        f"forecast: {_pct(full['score'])} [{_pct(full['low'])}, {_pct(full['high'])}] with "
-        f"{full['n_labels']:,} labels (the whole pool)"
+        f"forecast: {_pct(full.score)} [{_pct(full.low)}, {_pct(full.high)}] with "
+        f"{full.n_labels:,} labels (the whole pool)"
     )
-    target = forecast.get("labels_for_target")
-    if target:
+    target = forecast.labels_for_target
+    if target is not None:
         lines.append(
-            f"labels for {_pct(target['target'])}: {_count(target['n_labels'])} "
-            f"[{_count(target['low'])}, {_count(target['high'])}]"
+            f"labels for {_pct(target.target)}: {_count(target.n_labels)} "
+            f"[{_count(target.low)}, {_count(target.high)}]"
         )
 
     def energy(name: str) -> float:
-        return metrics[name]["modeled_uj_per_utterance"][ev.champion_profile][workload]
+        return metrics[name].modeled_uj_per_utterance[ev.champion_profile][workload]
 
     base = params.train.output_dir.name
-    best = next((name for name, m in metrics.items() if m.get("champion")), None)
+    best = metrics.champion()
     if best is None:
         lines.append(
             f"champion: none within {100 * ev.accuracy_budget:g} pt of {base} on selection"
@@ -66,20 +66,19 @@ def summary_lines(
     else:
         m = metrics[best]
         line = (
-            f"champion: {best}: test {_pct(m['accuracy'])} ({base} {_pct(metrics[base]['accuracy'])}), "
-            f"selection {_pct(m['selection_accuracy'])}; {energy(best):,.0f} µJ per utterance, modeled "
+            f"champion: {best}: test {_pct(m.accuracy)} ({base} {_pct(metrics[base].accuracy)}), "
+            f"selection {_pct(m.selection_accuracy)}; {energy(best):,.0f} µJ per utterance, modeled "
             f"({ev.champion_profile}, {workload})"
         )
         if ANCHOR in metrics and best != ANCHOR:
             saving = 1 - energy(best) / energy(ANCHOR)
             line += (
                 f", {saving:.0%} below {ANCHOR} ({energy(ANCHOR):,.0f} µJ, test "
-                f"{_pct(metrics[ANCHOR]['accuracy'])})"
+                f"{_pct(metrics[ANCHOR].accuracy)})"
             )
         lines.append(line + f"; serve it: models:/{registered_model_name(params)}@champion")
-    shipped = (continual or {}).get("shipped")
-    if shipped:
-        lines.append(f"continual: {shipped['method']}: {shipped['why']}")
+    if continual is not None:
+        lines.append(f"continual: {continual.shipped.method}: {continual.shipped.why}")
     lines.append(f"report: {params.report.output} (every figure: `dvc metrics show`)")
     return lines
 
@@ -90,17 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        paths = {
-            "sample": params.sample.summary,
-            "forecast": params.forecast.output,
-            "metrics": params.evaluate.output,
+        read = {
+            "sample": catalog.SAMPLE.read(params),
+            "forecast": catalog.FORECAST.read(params),
+            "metrics": catalog.METRICS.read(params),
         }
-        missing = [str(p) for p in paths.values() if not p.is_file()]
-        if missing:
-            raise FrugalError(f"{', '.join(missing)}: not found; run `dvc repro` first")
-        read = {k: json.loads(p.read_text(encoding="utf-8")) for k, p in paths.items()}
         report = params.continual.report
-        continual = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None
+        continual = catalog.CONTINUAL.read(params) if report.is_file() else None
     except FrugalError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

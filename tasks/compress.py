@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
-from frugal import energy
+from frugal import catalog, energy
 from frugal.compress.planner import (
     Analysis,
     Candidate,
@@ -25,7 +25,6 @@ from frugal.compress.sensitivity import least_sensitive_heads
 from frugal.compress.variants import build_variant
 from frugal.compressed import save_compressed
 from frugal.config import CompressConfig, Params
-from frugal.files import write_json
 from frugal.hashing import data_md5, file_md5
 from frugal.latency import usable_table
 from frugal.modeling import Classifier, load_classifier
@@ -169,7 +168,7 @@ def publish_task(
             v.name: {k: val for k, val in v.plan.items() if k != "resident"} for v in saved
         },
     }
-    write_json(summary, cfg.report)
+    catalog.COMPRESS.write_file(cfg.report, catalog.COMPRESS.check(summary))
 
     tracker.log_reports(cfg.report, cfg.sensitivity_report)
     base_md5 = file_md5(params.train.output_dir / "model.safetensors")

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from prefect import get_run_logger, task
 
+from frugal import catalog
 from frugal.config import ContinualConfig
 from frugal.continual import (
     SHIPPED_RULE,
@@ -30,7 +31,6 @@ from frugal.continual import (
     summarize_methods,
 )
 from frugal.domains import domain_steps, update_splits
-from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.modeling import Classifier, load_classifier, save_classifier
 from frugal.plots import plot_continual
@@ -158,6 +158,6 @@ def continual_task(cfg: ContinualConfig, tracker: Tracker) -> Path:
             r.row() | {"per_class": r.per_class, "forgetting": r.forgetting} for r in records
         ],
     }
-    write_json(report, cfg.report)
+    catalog.CONTINUAL.write_file(cfg.report, catalog.CONTINUAL.check(report))
     tracker.log_reports(cfg.report, cfg.steps_report, cfg.plot)
     return cfg.report

@@ -6,13 +6,13 @@ the one-line description that tell it apart in the MLflow UI: here all its figur
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from prefect import task
 
+from frugal import catalog
 from frugal.config import EvaluateConfig
 from frugal.errors import DataError
 from frugal.evaluation import (
@@ -23,7 +23,6 @@ from frugal.evaluation import (
     plot_confusion,
     within_budget,
 )
-from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.plots import plot_pareto
 from frugal.runtime import OnnxClassifier
@@ -38,7 +37,7 @@ DESCRIBED_WORKLOAD = "batch"
 def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker) -> Path:
     """Every model as it serves on dev, selection and test; differences to the first (the base model),
     champion and Pareto front; logged per model and to the parent run."""
-    profile = _read_profile(cfg.profile_report)
+    profile = catalog.PROFILE.read_file(cfg.profile_report)
     missing = [m.name for m in model_dirs if m.name not in profile]
     if missing:
         raise DataError(
@@ -110,16 +109,16 @@ def evaluate_task(model_dirs: list[Path], cfg: EvaluateConfig, tracker: Tracker)
         entry = comparison.summary[name]
         tags |= tracking.champion_tags(
             pool,
-            within_budget(entry, cfg.accuracy_budget),
-            champion_energy(entry, cfg.champion_profile),
+            within_budget(entry.selection_accuracy_vs_baseline.difference, cfg.accuracy_budget),
+            champion_energy(entry.modeled_uj_per_utterance[cfg.champion_profile]),
         )
         tracker.describe_versions(run_ids[name], tags, description)
     tracker.promote_champion(pool)
     plot_pareto(comparison.points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    write_json(comparison.summary, cfg.output)
-    write_json(report, cfg.report)
+    catalog.METRICS.write_file(cfg.output, comparison.summary)
+    catalog.CLASSIFICATION.write_file(cfg.report, catalog.CLASSIFICATION.check(report))
     pd.concat(predictions).to_csv(cfg.predictions, index=False)
     tracker.log_reports(cfg.pareto_plot, cfg.output, cfg.report)
     tracker.log_metrics(
@@ -139,11 +138,11 @@ def _correct(clf: OnnxClassifier, split: pd.DataFrame, batch_size: int) -> np.nd
 
 
 def version_summary_of(
-    name: str, metrics: dict, profiled: dict, raw_md5: str, cfg: EvaluateConfig
+    name: str, metrics: dict, profiled: catalog.ModelProfile, raw_md5: str, cfg: EvaluateConfig
 ) -> tuple[dict[str, str], str]:
     """`tracking.version_summary` of one model: its accuracies, and its modeled energy on the
     champion's profile, batch workload (else the first profiled)."""
-    by_workload = profiled["modeled"]["uj_per_utterance"][cfg.champion_profile]
+    by_workload = profiled.modeled.uj_per_utterance[cfg.champion_profile]
     workload = DESCRIBED_WORKLOAD if DESCRIBED_WORKLOAD in by_workload else next(iter(by_workload))
     return tracking.version_summary(
         name,
@@ -154,9 +153,3 @@ def version_summary_of(
         profile=cfg.champion_profile,
         workload=workload,
     )
-
-
-def _read_profile(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(f"{path}: no profile of the models yet; run `dvc repro profile` first")
-    return json.loads(path.read_text(encoding="utf-8"))

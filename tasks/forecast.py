@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
+from frugal import catalog
 from frugal.config import ForecastConfig
 from frugal.curves import at_labels_bought, fit_curve, forecast_report
-from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.plots import plot_forecast
 from orchestration.tracking import Tracker
@@ -30,7 +30,7 @@ def forecast_task(cfg: ForecastConfig, tracker: Tracker) -> dict:
         "points": {"order": cfg.order, "fractions": cfg.fractions, "seeds": cfg.seeds},
     }
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    write_json(report, cfg.output)
+    catalog.FORECAST.write_file(cfg.output, catalog.FORECAST.check(report))
     grid = np.geomspace(points["n_labels"].min(), max(at) * 1.5, 200)
     plot_forecast(
         points,

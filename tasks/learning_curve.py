@@ -3,12 +3,12 @@ fine-tuning per point, but the whole set's point at train.seed is the train stag
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
 
+from frugal import catalog
 from frugal.config import Params
 from frugal.modeling import load_classifier
 from frugal.training import Trained, learning_curve_points
@@ -24,12 +24,12 @@ def learning_curve_task(params: Params) -> Path:
     dev = pd.read_parquet(params.train.dev_data)
     evaluation = pd.read_parquet(cfg.eval_data)
 
-    history = json.loads(params.train.history.read_text(encoding="utf-8"))
+    history = catalog.TRAIN.read(params)
     trained = Trained(
         load_classifier(params.train.output_dir),
         params.train.seed,
-        history["steps"],
-        history["train_seconds"],
+        history.steps,
+        history.train_seconds,
     )
     total = len(cfg.fractions) * len(cfg.seeds)
     done = [0]

@@ -8,11 +8,10 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 
-from frugal import energy
+from frugal import catalog, energy
 from frugal.compressed import model_energy_of
 from frugal.config import EnergyConfig
 from frugal.errors import DataError
-from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.measure import measure_in_fresh_process
 from frugal.plots import plot_energy_layers
@@ -71,6 +70,6 @@ def profile_task(model_dirs: list[Path], cfg: EnergyConfig, tracker: Tracker) ->
         tracker.log_artifacts(run_id, tables, "profile")
 
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    write_json(summary, cfg.output)
+    catalog.PROFILE.write_file(cfg.output, catalog.PROFILE.check(summary))
     tracker.log_reports(cfg.output)
     return cfg.output

@@ -3,42 +3,35 @@ log it to the MLflow parent run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 from prefect import task
 
+from frugal import catalog
 from frugal.config import Params
-from frugal.errors import DataError
 from frugal.files import write_text_atomic
 from frugal.hashing import data_md5
 from frugal.planning import PlanError, plan_from_reports
-from frugal.report import ReportInputs, champion, render
+from frugal.report import ReportInputs, render
 from orchestration import tracking
 from orchestration.tracking import Tracker
-
-
-def _read(path: Path, stage: str) -> dict:
-    if not path.is_file():
-        raise DataError(f"{path}: not found; run `dvc repro {stage}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @task(name="report")
 def report_task(params: Params, tracker: Tracker) -> Path:
     """Every figure of the run on one HTML page (it reads every stage's reports: all params)."""
     ev = params.evaluate
-    metrics = _read(ev.output, "evaluate")
-    best = champion(metrics) or params.train.output_dir.name
+    metrics = catalog.METRICS.read(params)
+    best = metrics.champion() or params.train.output_dir.name
     base = params.train.output_dir.name
     continual = params.continual.report
     plan = _plan(params, metrics)
     inputs = ReportInputs(
         metrics=metrics,
-        forecast=_read(params.forecast.output, "forecast"),
-        sample=_read(params.sample.summary, "sample"),
-        continual=_read(continual, "continual") if continual.is_file() else None,
+        forecast=catalog.FORECAST.read(params),
+        sample=catalog.SAMPLE.read(params),
+        continual=catalog.CONTINUAL.read(params) if continual.is_file() else None,
         plan=plan,
         champion_rule=f"the lowest modeled energy on the {ev.champion_profile} profile among "
         f"models within {100 * ev.accuracy_budget:g} pt of the base model's accuracy on the "
@@ -68,7 +61,7 @@ def report_task(params: Params, tracker: Tracker) -> Path:
     return out
 
 
-def _plan(params: Params, metrics: dict) -> dict | None:
+def _plan(params: Params, metrics: catalog.Metrics) -> dict | None:
     """`frugal plan` for forecast.target on this run (None without a target); a refusal is
     kept as its sentence, as the CLI would print it."""
     target = params.forecast.target
@@ -84,7 +77,7 @@ def _plan(params: Params, metrics: dict) -> dict | None:
         return plan_from_reports(
             pd.read_csv(params.forecast.points),
             metrics,
-            _read(params.energy.output, "profile"),
+            catalog.PROFILE.read(params),
             target,
             request["energy_budget_uj"],
             request["profile"],

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 from prefect import task
 
-from frugal import sampling
+from frugal import catalog, sampling
 from frugal.annotation import read_annotations
 from frugal.config import SampleConfig
-from frugal.files import write_json, write_parquet_atomic
+from frugal.files import write_parquet_atomic
 from frugal.hashing import data_md5
 from frugal.plots import plot_annotation_curves
 from orchestration.tracking import Tracker
@@ -66,7 +66,7 @@ def sample_report_task(
         path.parent.mkdir(parents=True, exist_ok=True)
     sampling.mean_curves(rounds).round(6).to_csv(cfg.curve, index=False)
     rounds.round(6).to_csv(cfg.rounds, index=False)
-    write_json(summary, cfg.summary)
+    catalog.SAMPLE.write_file(cfg.summary, catalog.SAMPLE.check(summary))
     plot_annotation_curves(
         rounds, cfg.plot, f"annotation curves ({len(set(rounds['seed']))} seeds)"
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from prefect import get_run_logger, task
 
+from frugal import catalog
 from frugal.config import TrainConfig
-from frugal.files import write_json
 from frugal.hashing import data_md5
 from frugal.modeling import save_classifier
 from frugal.training import fine_tune
@@ -44,7 +44,9 @@ def train_task(cfg: TrainConfig, tracker: Tracker) -> Path:
         "planned_steps": result.planned_steps,
         "train_seconds": round(result.train_seconds, 1),
     }
-    write_json({**summary, "history": result.history}, cfg.history)
+    catalog.TRAIN.write_file(
+        cfg.history, catalog.TRAIN.check({**summary, "history": result.history})
+    )
 
     run_id = tracker.own_model_run(
         cfg.output_dir,

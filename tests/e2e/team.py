@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -178,15 +177,16 @@ def expected_champion(clones: list[Clone], cfg_budget: float, profile: str) -> t
     """(commit, variant) of the rule's pick over every clone's models, from their
     reports/metrics.json: the lowest mean modeled energy on `profile` among the models within
     the budget of their own base model (ties: none in practice; the earliest version wins)."""
+    from frugal import catalog
     from frugal.evaluation import champion_energy, within_budget
 
     candidates = []
     for clone in clones:
-        summary = json.loads((clone.repo / "reports/metrics.json").read_text())
+        summary = catalog.METRICS.read_file(clone.repo / "reports/metrics.json")
         for name, entry in summary.items():
-            if isinstance(entry, dict) and "modeled_uj_per_utterance" in entry:
-                if within_budget(entry, cfg_budget):
-                    candidates.append((champion_energy(entry, profile), clone.commit, name))
+            if within_budget(entry.selection_accuracy_vs_baseline.difference, cfg_budget):
+                energy = champion_energy(entry.modeled_uj_per_utterance[profile])
+                candidates.append((energy, clone.commit, name))
     energy, commit, variant = min(candidates)
     return commit, variant
 

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
+from frugal import catalog
 from frugal.evaluation import classification_metrics, expected_calibration_error, plot_confusion
+from tests.reports import profile_entry
 
 
 def test_ece_matches_hand_computation():
@@ -106,30 +108,33 @@ def test_models_side_by_side_differences_champion_and_pareto_front():
     assert chosen["ci90_low"] <= chosen["difference"] <= chosen["ci90_high"]
 
     def metrics(accuracy: float, dev_difference: float) -> dict:
+        ci95 = {"difference": 0.0, "ci95_low": -0.01, "ci95_high": 0.01, "examples": 200}
+        chosen = {"difference": dev_difference, "ci90_low": dev_difference - 0.01,
+                  "ci90_high": dev_difference + 0.01, "examples": 200}  # fmt: skip
         return {"accuracy": accuracy, "macro_f1": 0.5, "ece": 0.1, "n_test": 200,
                 "per_class": {"A": {"f1": 0.4}}, "confusion": [[1]], "size_mb": 1.0,
-                "accuracy_vs_baseline": {"difference": 0.0}, "dev_accuracy": 0.9,
-                "accuracy_vs_baseline_ci90": {"difference": 0.0},
-                "dev_accuracy_vs_baseline": {"difference": dev_difference},
+                "accuracy_vs_baseline": ci95, "dev_accuracy": 0.9,
+                "accuracy_vs_baseline_ci90": chosen | {"difference": 0.0},
+                "dev_accuracy_vs_baseline": ci95 | {"difference": dev_difference},
                 "selection_accuracy": 0.9,
-                "selection_accuracy_vs_baseline": {"difference": dev_difference}}  # fmt: skip
+                "selection_accuracy_vs_baseline": chosen}  # fmt: skip
 
     def profile(uj: float) -> dict:
-        return {"measured": {"latency_ms_p50": 1.0, "latency_ms_p95": 2.0, "weights_bytes": 3},
-                "modeled": {"uj_per_utterance": {"phone": {"streaming": 10 * uj, "batch": uj}}}}  # fmt: skip
+        return profile_entry({"phone": {"streaming": 10 * uj, "batch": uj}})
 
     comparison = compare_models(
         {"base": metrics(0.90, 0.0), "small": metrics(0.89, -0.004), "bad": metrics(0.80, -0.1)},
-        {"base": profile(1000), "small": profile(300), "bad": profile(400)},
+        catalog.PROFILE.check({"base": profile(1000), "small": profile(300), "bad": profile(400)}),
         accuracy_budget=0.005,
         champion_profile="phone",
     )
-    assert comparison.champion == "small"
-    assert list(comparison.summary["small"])[-3:] == [
+    assert comparison.champion == "small" and comparison.summary.champion() == "small"
+    written = catalog.METRICS.dump(comparison.summary)
+    assert list(written["small"])[-3:] == [
         "modeled_uj_per_utterance", "champion", "pareto_front"
     ]  # fmt: skip
-    assert comparison.summary["small"]["f1"] == {"A": 0.4}
-    assert {name: s["pareto_front"] for name, s in comparison.summary.items()} == {
+    assert comparison.summary["small"].f1 == {"A": 0.4}
+    assert {name: s.pareto_front for name, s in comparison.summary.items()} == {
         "base": {"batch": True, "streaming": True},
         "small": {"batch": True, "streaming": True},
         "bad": {"batch": False, "streaming": False},

@@ -38,3 +38,48 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    import mlflow.tracking\n    from prefect import task\n")
     assert _imported(module) == {"mlflow.tracking", "prefect"}
+
+
+# Modules that parse JSON that is not a stage's report, and what they parse (reports are read
+# by `frugal.catalog`, through their schemas).
+READS_OTHER_JSON = {
+    "frugal/modeling.py": "a saved model's frugal.json",
+    "frugal/runtime.py": "a served model's frugal.json and compression.json",
+    "frugal/compressed.py": "a compressed model's frugal.json and compression.json",
+    "frugal/latency.py": "the measured kernel latency table",
+    "frugal/annotation.py": "a Label Studio export",
+    "frugal/readers.py": "a user's JSON Lines data",
+    "frugal/measure.py": "the measuring subprocess's answer",
+    "frugal/conformal.py": "the packaged forecast calibration",
+    "frugal/cli.py": "a model's config.json",
+    "orchestration/prefect_server.py": "the Prefect server's state file",
+    "orchestration/team.py": "the team stack's stack.json",
+}
+
+
+def _parses_json(path: Path) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("load", "loads")
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "json"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    )
+
+
+def test_stages_read_reports_only_through_the_catalog():
+    # a consumer that parses a report itself indexes it by string keys: a renamed key then
+    # breaks it at run time, stages later; through frugal.catalog it is a typed read
+    parsing = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("frugal", "tasks", "flows", "orchestration")
+        for path in (ROOT / package).rglob("*.py")
+        if _parses_json(path)
+    }
+    unexpected = sorted(parsing - set(READS_OTHER_JSON))
+    assert not unexpected, (
+        "read reports through frugal.catalog (or list what else the module parses): "
+        + ", ".join(unexpected)
+    )
+    assert not set(READS_OTHER_JSON) - parsing, "stale entries in READS_OTHER_JSON"

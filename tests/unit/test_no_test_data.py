@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from frugal import catalog
 from frugal.config import load_params
 from tests.conftest import ROOT
+from tests.reports import metrics_entry, profile_entry
 
 NO_TEST_STAGES = ("learning_curve", "forecast")
 
@@ -74,15 +76,12 @@ def test_split_guarded(tmp_path, monkeypatch):
     params.forecast.points.parent.mkdir(parents=True, exist_ok=True)
     points.to_csv(params.forecast.points, index=False)
     metrics = {
-        name: {
-            "accuracy": accuracy,
-            "selection_accuracy_vs_baseline": {"difference": delta},
-        }
+        name: metrics_entry(accuracy, delta)
         for name, accuracy, delta in (("base", 0.91, 0.0), ("energy_qat", 0.912, -0.002))
     }
     params.evaluate.output.write_text(json.dumps(metrics))
     profile = {
-        name: {"modeled": {"uj_per_utterance": {"phone": {"batch": uj, "streaming": 10 * uj}}}}
+        name: profile_entry({"phone": {"batch": uj, "streaming": 10 * uj}})
         for name, uj in (("base", 7000.0), ("energy_qat", 800.0))
     }
     params.energy.output.write_text(json.dumps(profile))
@@ -105,6 +104,5 @@ def test_the_reports_budget_plan_reads_no_test_data(test_split_guarded):
     from tasks.report import _plan
 
     params, opened = test_split_guarded
-    metrics = json.loads(params.evaluate.output.read_text())
-    assert _plan(params, metrics)["model"] == "energy_qat"
+    assert _plan(params, catalog.METRICS.read(params))["model"] == "energy_qat"
     assert opened == []

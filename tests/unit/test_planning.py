@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from frugal import catalog
 from frugal.curves import fit_curve
 from frugal.planning import PlanError, Variant, plan, variants_from_reports
+from tests.reports import metrics_entry, profile_entry
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +60,21 @@ def test_the_two_refusals_say_why_in_one_sentence(curve):
         assert "\n" not in str(refusal.value)
 
 
+def _reports(figures: list[tuple[str, float, float, float]]):
+    """metrics.json and profile.json as the committed ones are shaped, with these figures:
+    (model, test accuracy, selection difference, µJ per utterance on phone, batch)."""
+    return catalog.METRICS.check(
+        {name: metrics_entry(accuracy, d) for name, accuracy, d, _ in figures}
+    ), catalog.PROFILE.check(
+        {
+            name: profile_entry({"phone": {"batch": uj, "streaming": 9 * uj}})
+            for name, *_, uj in figures
+        }
+    )
+
+
 def test_variants_are_read_from_the_evaluate_and_profile_reports():
-    metrics = {"base": {"accuracy": 0.9, "selection_accuracy_vs_baseline": {"difference": 0.0}},
-               "int8_ptq": {"accuracy": 0.89, "selection_accuracy_vs_baseline": {"difference": -0.01}}}  # fmt: skip
-    profile = {
-        name: {"modeled": {"uj_per_utterance": {"phone": {"batch": uj, "streaming": 9 * uj}}}}
-        for name, uj in (("base", 7000.0), ("int8_ptq", 2100.0))
-    }
+    metrics, profile = _reports([("base", 0.9, 0.0, 7000.0), ("int8_ptq", 0.89, -0.01, 2100.0)])
     variants = variants_from_reports(metrics, profile, "phone", "streaming")
     assert variants == [
         Variant("base", 63000.0, 0.0, 0.9),

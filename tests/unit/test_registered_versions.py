@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from frugal import catalog
 from frugal.config import load_params
 from orchestration import tracking
 from orchestration.tracking import CHAMPION_ALIAS, Tracker, parent_run, version_summary
 from tasks.evaluate import version_summary_of
 from tests.conftest import ROOT
+from tests.reports import profile_entry
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,9 @@ def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_
     described = {}
     for variant, (selection, test, uj) in figures.items():
         metrics = {"selection_accuracy": selection, "accuracy": test}
-        profiled = {"modeled": {"uj_per_utterance": {"phone": {"batch": uj, "streaming": 9 * uj}}}}
+        profiled = catalog.PROFILE.schema.model_validate(
+            {variant: profile_entry({"phone": {"batch": uj, "streaming": 9 * uj}})}
+        )[variant]
         tags, description = version_summary_of(variant, metrics, profiled, "raw-md5", cfg)
         described[variant] = tracker.describe_versions(run_ids[variant], tags, description)
     assert described == {"base": ["1"], "energy_ptq": ["2"]}

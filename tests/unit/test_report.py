@@ -11,20 +11,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from frugal import catalog  # noqa: E402
 from frugal.report import ReportInputs, render  # noqa: E402
 
 
 def _model(accuracy, diff, uj, champion=False, front=True):
+    ci95 = {"difference": diff, "ci95_low": diff - 0.01, "ci95_high": diff + 0.01, "examples": 9}
+    ci90 = {"difference": diff, "ci90_low": diff - 0.01, "ci90_high": diff + 0.01, "examples": 9}
     return {
         "accuracy": accuracy,
         "macro_f1": accuracy - 0.02,
         "ece": 0.05,
-        "accuracy_vs_baseline": {
-            "difference": diff,
-            "ci95_low": diff - 0.01,
-            "ci95_high": diff + 0.01,
-        },
+        "n_test": 1000,
+        "size_mb": 1.0,
+        "f1": {"A": 0.5},
+        "accuracy_vs_baseline": ci95,
+        "accuracy_vs_baseline_ci90": ci90,
+        "dev_accuracy": 0.9,
+        "dev_accuracy_vs_baseline": ci95,
+        "selection_accuracy": 0.9,
         "selection_accuracy_vs_baseline": {
+            "examples": 9,
             "difference": diff / 2,
             "ci90_low": diff / 2 - 0.01,
             "ci90_high": diff / 2 + 0.01,
@@ -35,6 +42,19 @@ def _model(accuracy, diff, uj, champion=False, front=True):
         "modeled_uj_per_utterance": {"phone": {"batch": uj, "streaming": 10 * uj}},
         "champion": champion,
         "pareto_front": {"batch": front, "streaming": front},
+    }
+
+
+def _continual(summary: dict) -> dict:
+    """reports/continual.json around a per-method summary (no steps recorded)."""
+    return {
+        "steps": [["A"], ["B"]],
+        "memory_fraction": 0.1,
+        "step_examples": [100, 50],
+        "summary": summary,
+        "ablation": [],
+        "shipped": {"method": next(iter(summary)), "rule": "r", "why": "w"},
+        "records": [],
     }
 
 
@@ -59,57 +79,75 @@ def _inputs(tmp_path, continual=True, plan=PLAN):
     plt.savefig(png)
     plt.close()
     return ReportInputs(
-        metrics={
-            "base": _model(0.881, 0.0, 7175.0, front=False),
-            "size_target": _model(0.8783, -0.0028, 405.0, champion=True),
-        },
-        forecast={
-            "forecasts": [{"n_labels": 1000, "score": 0.89, "low": 0.87, "high": 0.91}],
-            "max_score": {"score": 0.89, "low": 0.88, "high": 0.92},
-            "labels_for_target": {"target": 0.92, "n_labels": None, "low": 2549, "high": None},
-            "labels_measured": 500,
-            "at_labels_bought": {
-                "n_labels": 500,
-                "forecast": 0.8712,
-                "low": 0.85,
-                "high": 0.89,
-                "measured": 0.8834,
-            },
-            "method": "log_power",
-            "points": {"order": "random", "fractions": [0.0625, 0.5, 1.0], "seeds": [13, 14]},
-        },
-        sample={
-            "labels": 500,
-            "strategy": "entropy",
-            "annotator": "simulated",
-            "proxy_accuracy": 0.76,
-            "full_pool_proxy_accuracy": 0.81,
-        },
-        continual={
-            "summary": {
-                "ccfi": {
-                    "final_average_accuracy": 0.87,
-                    "gap_to_full_retrain_pt": 2.4,
-                    "final_mean_forgetting": 0.066,
-                    "update_seconds": 88.0,
-                    "time_vs_full_retrain": 0.307,
-                }
-            },
-            "ablation": [
+        metrics=catalog.METRICS.check(
+            {
+                "base": _model(0.881, 0.0, 7175.0, front=False),
+                "size_target": _model(0.8783, -0.0028, 405.0, champion=True),
+            }
+        ),
+        forecast=catalog.FORECAST.check(
+            {
+                "forecasts": [{"n_labels": 1000, "score": 0.89, "low": 0.87, "high": 0.91}],
+                "max_score": {"score": 0.89, "low": 0.88, "high": 0.92},
+                "labels_for_target": {"target": 0.92, "n_labels": None, "low": 2549, "high": None},
+                "labels_measured": 500,
+                "at_labels_bought": {
+                    "n_labels": 500,
+                    "forecast": 0.8712,
+                    "low": 0.85,
+                    "high": 0.89,
+                    "measured": 0.8834,
+                },
+                "method": "log_power",
+                "calibration": {"nominal": 0.9},
+                "pool_size": 5000,
+                "points": {"order": "random", "fractions": [0.0625, 0.5, 1.0], "seeds": [13, 14]},
+            }
+        ),
+        sample=catalog.SAMPLE.check(
+            {
+                "annotator": "simulated",
+                "strategy": "entropy",
+                "labels": 500,
+                "labels_by_source": {"simulated": 500},
+                "classes_missing": [],
+                "proxy_accuracy": 0.76,
+                "full_pool_proxy_accuracy": 0.81,
+                "strategies": {},
+                "best_on_dev": None,
+            }
+        ),
+        continual=catalog.CONTINUAL.check(
+            _continual(
                 {
-                    "method": "ccfi",
-                    "adds": "dynamic consolidation",
-                    "over": "fisher_replay",
-                    "dev_pt": -1.234,
-                    "test_pt": -2.5,
+                    "ccfi": {
+                        "final_average_accuracy": 0.87,
+                        "final_dev_average_accuracy": 0.88,
+                        "final_mean_forgetting": 0.066,
+                        "update_seconds": 88.0,
+                        "memory_examples": 0,
+                        "gap_to_full_retrain_pt": 2.4,
+                        "time_vs_full_retrain": 0.307,
+                    }
                 }
-            ],
-            "shipped": {
-                "method": "ccfi",
-                "rule": "the highest dev average accuracy <within budget>",
-                "why": "ccfi: dev average accuracy 88.00% after the last step",
-            },
-        }
+            )
+            | {
+                "ablation": [
+                    {
+                        "method": "ccfi",
+                        "adds": "dynamic consolidation",
+                        "over": "fisher_replay",
+                        "dev_pt": -1.234,
+                        "test_pt": -2.5,
+                    }
+                ],
+                "shipped": {
+                    "method": "ccfi",
+                    "rule": "the highest dev average accuracy <within budget>",
+                    "why": "ccfi: dev average accuracy 88.00% after the last step",
+                },
+            }
+        )
         if continual
         else None,
         plan=plan,
@@ -152,21 +190,22 @@ def test_report_without_continual_results_has_no_such_section(tmp_path):
 def test_continual_table_without_full_retraining_shows_no_comparison():
     from frugal.report import continual_table
 
-    row = continual_table(
-        {"summary": {"ccfi": {"final_average_accuracy": 0.9, "final_mean_forgetting": 0.01,
-                              "update_seconds": 12.0}}}
-    ).iloc[0]  # fmt: skip
+    row = continual_table(catalog.CONTINUAL.check(_continual(
+        {"ccfi": {"final_average_accuracy": 0.9, "final_dev_average_accuracy": 0.9,
+                  "final_mean_forgetting": 0.01, "update_seconds": 12.0, "memory_examples": 0}}
+    ))).iloc[0]  # fmt: skip
     assert row["gap to full retrain, pt"] == "–" and row["update time"] == "12 s"
 
 
 def test_continual_table_says_what_each_method_keeps_of_the_old_data():
     from frugal.report import continual_table
 
-    base = {"final_average_accuracy": 0.9, "final_mean_forgetting": 0.01, "update_seconds": 1.0}
-    rows = continual_table(
-        {"summary": {"random_replay": base | {"memory_examples": 1200, "memory_bytes": 61440},
-                     "stats_head": base | {"memory_examples": 0, "memory_bytes": 1_200_000}}}
-    ).set_index("method")["kept of the old data"]  # fmt: skip
+    base = {"final_average_accuracy": 0.9, "final_dev_average_accuracy": 0.9,
+            "final_mean_forgetting": 0.01, "update_seconds": 1.0}  # fmt: skip
+    rows = continual_table(catalog.CONTINUAL.check(_continual(
+        {"random_replay": base | {"memory_examples": 1200, "memory_bytes": 61440},
+         "stats_head": base | {"memory_examples": 0, "memory_bytes": 1_200_000}}
+    ))).set_index("method")["kept of the old data"]  # fmt: skip
     assert rows.to_dict() == {
         "random_replay": "1,200 texts, 60 KiB",
         "stats_head": "no text, 1,172 KiB",
