@@ -263,20 +263,24 @@ def _same_outputs(data: dict, results_dir: Path) -> list[str]:
     differ = [o for o in outputs if not o["same"]]
     same = [o for o in outputs if o["same"]]
     lines = [
-        f"{len(same)} of {len(outputs)} stage outputs byte-identical "
-        f"(ignored in the verdict, they hold wall-clock figures: "
+        f"Verdict: {'the same outputs' if data['identical'] else 'different outputs'}. "
+        f"{len(same)} of {len(outputs)} stage outputs byte-identical; the others hold what a "
+        "clock or the OS measured (compared without those keys and columns, or, for "
         + ", ".join(f"`{p}`" for p in data["ignored"])
-        + "). Different:",
+        + ", not judged):",
         "",
     ]
     lines += table(
-        "stage | output | holds timings",
-        [[o["stage"], f"`{o['output']}`", yes_no(o["timed"])] for o in differ],
+        "stage | output | the same apart from wall-clock fields",
+        [
+            [o["stage"], f"`{o['output']}`", yes_no(o.get("same_apart_from_wall_clock", False))]
+            for o in differ
+        ],
     )
     by_stage: dict[str, list[str]] = {}
     for o in same:
         by_stage.setdefault(o["stage"], []).append(f"`{o['output']}`")
-    lines += ["Identical:", ""]
+    lines += ["Byte-identical:", ""]
     lines += [f"- {stage}: {', '.join(paths)}" for stage, paths in by_stage.items()]
     return lines + [""]
 
@@ -1297,9 +1301,10 @@ SECTIONS: dict[str, list[Section]] = {
         ),
         Section(
             "same_outputs.json",
-            "Did a redesign change the outputs? (issue 18)",
-            "Every stage output's md5 in two repositories' `dvc.lock`: a fresh clone at the "
-            "commit before the redesign and one after, each after `make run`.",
+            "Did a redesign change the outputs?",
+            "Every stage output's md5 in two repositories' `dvc.lock`, each after a full "
+            "`dvc repro` on the same machine. The latest comparison: a clone at `d25befc` (before issue 32's "
+            "catalog) against `d1dd99f` (every report written and read through it).",
             "python benchmarks/same_outputs.py BEFORE_REPO AFTER_REPO",
             _same_outputs,
         ),
