@@ -35,7 +35,7 @@ def test_stages_share_the_parent_run_which_only_the_last_finishes(tmp_path):
     assert failing.parent_run_id == first.parent_run_id
     assert client.get_run(first.parent_run_id).info.status == "FAILED"
     with pipeline_run(params, last=True) as last:
-        nested = last.nested_run("continual-x", {"frugal.stage": "continual"})
+        nested = last.stage_run("continual-x", {"frugal.stage": "continual"})
     # then all three logged under one parent run, which the last stage finished
     assert last.parent_run_id == first.parent_run_id
     parent = client.get_run(first.parent_run_id)
