@@ -32,6 +32,7 @@ from tests.e2e.conftest import (  # noqa: E402
     registered_model,
 )
 from tests.e2e.team import (  # noqa: E402
+    champion_predicts,
     champion_version,
     commit_run,
     dvc,
@@ -46,7 +47,6 @@ from tests.e2e.team import (  # noqa: E402
     start_repro,
     start_stack,
     team_clone,
-    team_env,
     tree_md5,
     untouched,
     versions_of,
@@ -255,19 +255,7 @@ def new_machine(stack: team.Stack, clone, work: Path, name: str) -> dict:
     pulled = dvc(joined, stack, "pull")
     status = dvc(joined, stack, "status", "--json")
     changed = sorted(json.loads(status.stdout)) if status.returncode == 0 else ["(failed)"]
-    predict = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import mlflow, pandas as pd;"
-            f"m = mlflow.pyfunc.load_model('models:/{name}@champion');"
-            "print(m.predict(pd.DataFrame({'text': ['Who wrote Hamlet?']})).to_json())",
-        ],
-        cwd=joined_repo,
-        env={**team_env(joined_repo, stack), "MLFLOW_TRACKING_URI": stack.tracking_uri},
-        capture_output=True,
-        text=True,
-    )
+    predict = champion_predicts(joined_repo, stack, name)
     return {
         "pulled": pulled.returncode == 0,
         "stages_to_reproduce": [s for s in changed if s != "source"],

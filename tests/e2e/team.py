@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -262,3 +263,22 @@ def commit_run(repo: Path) -> None:
     tables of variants the clone added included); DVC's .gitignore keeps cached outs out."""
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run")
+
+
+def champion_predicts(repo: Path, stack: team.Stack, name: str) -> subprocess.CompletedProcess:
+    """Load `models:/<name>@champion` from the stack's registry in a fresh Python in `repo` (as a
+    new machine would) and predict one question; stdout holds the prediction as JSON."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mlflow, pandas as pd;"
+            f"m = mlflow.pyfunc.load_model('models:/{name}@champion');"
+            "print(m.predict(pd.DataFrame({'text': ['Who wrote Hamlet?']})).to_json())",
+        ],
+        cwd=repo,
+        env={**team_env(repo, stack), "MLFLOW_TRACKING_URI": stack.tracking_uri},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -11,7 +11,6 @@ import glob
 import json
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
@@ -22,6 +21,7 @@ from orchestration import team
 from tests.e2e.conftest import registered_model
 from tests.e2e.team import (
     TEAM_VARIANTS,
+    champion_predicts,
     champion_version,
     commit_run,
     dvc,
@@ -35,7 +35,6 @@ from tests.e2e.team import (
     start_repro,
     start_stack,
     team_clone,
-    team_env,
     tree_md5,
     untouched,
     versions_of,
@@ -145,19 +144,6 @@ def test_two_pipelines_at_once_a_stopped_database_and_a_new_machine(stack, tiny_
     assert status.returncode == 0, status.stderr
     assert set(json.loads(status.stdout)) <= {"source"}, status.stdout
     # and the champion loads from the registry and predicts
-    predict = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import mlflow, pandas as pd;"
-            f"m = mlflow.pyfunc.load_model('models:/{name}@champion');"
-            "print(m.predict(pd.DataFrame({'text': ['Who wrote Hamlet?']})).to_json())",
-        ],
-        cwd=d,
-        env={**team_env(d, stack), "MLFLOW_TRACKING_URI": stack.tracking_uri},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    predict = champion_predicts(d, stack, name)
     assert predict.returncode == 0, predict.stderr[-3000:]
     assert '"label"' in predict.stdout
