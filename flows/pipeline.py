@@ -1,23 +1,21 @@
 import contextlib
-import importlib
+from pathlib import Path
 
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.common import SOURCE_OUT, STAGES, is_tracked
 from frugal.config import parse_params, read_params
 from frugal.errors import ParamsError
 from frugal.source import write_fingerprint
+from frugal.stages.table import NAMES, SOURCE_OUT, STAGES
+from orchestration.adapter import stage_flow
 from orchestration.repo_lock import repo_lock
 from orchestration.runner import task_runner
 from orchestration.tracking import pipeline_run
 
-# Each stage of dvc.yaml but `source` (which only fingerprints the input) is the flow
-# `<stage>_flow` of the module flows/<stage>.py.
-FLOWS = {
-    stage: getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
-    for stage in STAGES[1:]
-}
+# Each row of the stage table is a flow (`orchestration.adapter.stage_flow`); `source`, which
+# only fingerprints the input, runs here as a plain call.
+FLOWS = {row.name: stage_flow(row) for row in STAGES}
 
 
 @flow(name="frugal-pipeline")
@@ -33,24 +31,26 @@ def frugal_pipeline(
     `overrides` is a nested mapping merged over params.yaml, e.g. {"train": {"epochs": 3}}.
     The parameters are read and validated here, once, and every stage's flow gets them.
     """
-    if until not in STAGES:
-        raise ParamsError(f"until: unknown stage {until!r}; choose one of {', '.join(STAGES)}")
+    if until not in NAMES:
+        raise ParamsError(f"until: unknown stage {until!r}; choose one of {', '.join(NAMES)}")
     raw = read_params(params_path, overrides)
     params = parse_params(raw, params_path, overrides)
     runner = task_runner(params.orchestration)
     result = None
     # refused while `dvc repro` or another pipeline run holds the repo
     with repo_lock(), contextlib.ExitStack() as stack:
-        write_fingerprint(raw["ingest"], SOURCE_OUT)  # as the `source` stage: the file's values
+        write_fingerprint(
+            raw["ingest"], Path(SOURCE_OUT)
+        )  # as the `source` stage: the file's values
         tracker = None
-        for stage in STAGES[1 : STAGES.index(until) + 1]:
-            stage_flow = FLOWS[stage].with_options(task_runner=runner)  # as `run_stage`
-            if not is_tracked(FLOWS[stage]):
-                result = stage_flow(params)
+        for row in STAGES[: NAMES.index(until)]:
+            stage_flow_ = FLOWS[row.name].with_options(task_runner=runner)  # as `flows <stage>`
+            if not row.tracked:
+                result = stage_flow_(params)
                 continue
             if tracker is None:  # opened once the raw data (part of its key) exists
                 tracker = stack.enter_context(pipeline_run(params, flow_run.get_id()))
-            result = stage_flow(params, tracker)
+            result = stage_flow_(params, tracker)
     return result
 
 

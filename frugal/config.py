@@ -466,5 +466,5 @@ def load_params(
     path: Path | str = DEFAULT_PARAMS, overrides: dict[str, Any] | None = None
 ) -> Params:
     """Read and validate params.yaml, optionally overriding keys. Once per process: the
-    entry points (`flows.common.run_stage`, the `frugal-pipeline` flow) hand the result down."""
+    entry points (`python -m flows <stage>`, the `frugal-pipeline` flow) hand the result down."""
     return parse_params(read_params(path, overrides), path, overrides)

@@ -28,6 +28,12 @@ from mlflow.tracking import MlflowClient
 from frugal.config import Params, TrackingConfig, registered_model_name
 from frugal.errors import FrugalError
 from frugal.hashing import data_md5, file_md5
+from frugal.registry import (
+    CHAMPION_ALIAS,
+    CHAMPION_ELIGIBLE_TAG,
+    CHAMPION_POOL_TAG,
+    CHAMPION_UJ_TAG,
+)
 from orchestration.env import ROOT
 
 P = ParamSpec("P")
@@ -234,9 +240,6 @@ def log_and_register_model(cfg: TrackingConfig, run_id: str, model_dir: Path, na
     return str(info.registered_model_version)
 
 
-CHAMPION_ALIAS = "champion"
-
-
 def run_versions(cfg: TrackingConfig, run_id: str, name: str) -> list[str]:
     """The versions of the registered model `name` that `run_id` logged, oldest first."""
     found = client(cfg).search_model_versions(f"run_id = '{run_id}'")
@@ -250,32 +253,6 @@ def set_alias(cfg: TrackingConfig, run_id: str, alias: str, name: str) -> str:
         raise RuntimeError(f"run {run_id} registered no version of {name}")
     client(cfg).set_registered_model_alias(name, alias, versions[-1])
     return versions[-1]
-
-
-def version_summary(
-    variant: str,
-    data_md5: str,
-    selection_accuracy: float,
-    test_accuracy: float,
-    modeled_uj: float,
-    profile: str,
-    workload: str,
-) -> tuple[dict[str, str], str]:
-    """The tags and one-line description that tell a registered version apart in the MLflow UI:
-    which variant, trained on which data (the raw data's md5, as DVC records it), its dev and
-    test accuracy and its modeled energy per utterance on one device profile and workload."""
-    tags = {
-        "frugal.variant": variant,
-        "dvc.md5.raw": data_md5,
-        "selection_accuracy": f"{selection_accuracy:.4f}",
-        "test_accuracy": f"{test_accuracy:.4f}",
-        f"modeled_uj_per_utterance.{profile}.{workload}": f"{modeled_uj:.1f}",
-    }
-    description = (
-        f"{variant}: {test_accuracy:.1%} test, {modeled_uj:,.0f} µJ/utterance modeled "
-        f"({profile}, {workload}), selection {selection_accuracy:.1%}"
-    )
-    return tags, description
 
 
 def describe_versions(
@@ -501,27 +478,6 @@ class Tracker:
     def log_reports(self, *paths: Path) -> None:
         """Attach files to the parent run under reports/."""
         self.log_artifacts(self.parent_run_id, paths, "reports")
-
-
-CHAMPION_POOL_TAG = "frugal.champion.pool"
-CHAMPION_ELIGIBLE_TAG = "frugal.champion.eligible"
-CHAMPION_UJ_TAG = "frugal.champion.uj"
-
-
-def champion_tags(pool: str, eligible: bool, modeled_uj: float) -> dict[str, str]:
-    """A version's entry in the champion pool `pool` (`champion_pool_key`): whether it meets
-    the accuracy budget against its own run's base model, and its modeled energy (the mean
-    over workloads on the champion's profile), in full."""
-    return {
-        CHAMPION_POOL_TAG: pool,
-        CHAMPION_ELIGIBLE_TAG: str(eligible).lower(),
-        CHAMPION_UJ_TAG: repr(float(modeled_uj)),
-    }
-
-
-def champion_pool_key(raw_md5: str, profile: str, budget: float) -> str:
-    """Versions compete for the alias only on the same data, profile and accuracy budget."""
-    return f"{raw_md5}:{profile}:{budget:g}"
 
 
 def champion_pool(c: MlflowClient, name: str, pool: str) -> dict[str, float]:

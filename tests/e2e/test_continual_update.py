@@ -43,7 +43,7 @@ def _stage(repo, tmp_path, update: str | None, **continual) -> subprocess.Comple
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return subprocess.run(
-        [sys.executable, "-m", "flows.continual", "--params", str(path)],
+        [sys.executable, "-m", "flows", "continual", "--params", str(path)],
         cwd=repo, env=project_env(repo), capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 

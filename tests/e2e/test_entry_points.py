@@ -34,7 +34,7 @@ def _python(code: str, env: dict[str, str], timeout: float = 180) -> subprocess.
 
 def test_a_stage_entry_point_runs_under_the_projects_settings():
     code = (
-        "import json, flows.ingest\n"
+        "import json, flows.common\n"
         "from prefect.settings import get_current_settings\n"
         "s = get_current_settings()\n"
         "print(json.dumps({'home': str(s.home), 'timeout': "
@@ -44,14 +44,14 @@ def test_a_stage_entry_point_runs_under_the_projects_settings():
     assert result.returncode == 0, result.stderr
     settings = json.loads(result.stdout.strip().splitlines()[-1])
     assert settings == {"home": str(ROOT / ".prefect"), "timeout": 120, "analytics": False}
-    env = _python("import flows.ingest, os; print(os.environ['DO_NOT_TRACK'])", _clean_env())
+    env = _python("import flows.common, os; print(os.environ['DO_NOT_TRACK'])", _clean_env())
     assert env.stdout.strip() == "1"
 
 
 def test_an_unreachable_prefect_api_is_one_sentence_not_a_traceback(tmp_path):
     env = _clean_env(PREFECT_API_URL="http://127.0.0.1:9/api", PREFECT_HOME=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "flows.ingest"], cwd=ROOT, env=env, capture_output=True,
+        [sys.executable, "-m", "flows", "ingest"], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2

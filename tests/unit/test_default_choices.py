@@ -65,7 +65,7 @@ def test_the_forecast_fits_the_way_chosen_on_development_curves():
     assert results["summary"][results["chosen"]]["mae_pt"] <= best + 0.25  # the written rule
     # the forecast stage fits the learning_curve points alone: the `points` way
     assert results["chosen"] == "points"
-    source = (ROOT / "tasks" / "forecast.py").read_text(encoding="utf-8")
+    source = (ROOT / "frugal" / "stages" / "forecast.py").read_text(encoding="utf-8")
     assert 'fit_curve(points[["n_labels", "score"]])' in source
     frame = pd.DataFrame({"n_labels": [31, 250, 500], "score": [0.63, 0.9, 0.94]})
     chosen = SHAPES["points"](frame, frame).predict([3766])

@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import ROOT
 
-CODE_DIRS = ("flows/", "frugal/", "orchestration/", "tasks/")  # code deps: test_dvc_deps.py
+CODE_DIRS = ("flows/", "frugal/", "orchestration/")  # code deps: test_dvc_deps.py
 
 
 def _paths(stage: dict) -> list[str]:

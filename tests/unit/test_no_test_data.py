@@ -101,7 +101,7 @@ def test_frugal_plan_reads_no_test_data(test_split_guarded, capsys):
 
 
 def test_the_reports_budget_plan_reads_no_test_data(test_split_guarded):
-    from tasks.report import _plan
+    from frugal.stages.report import _plan
 
     params, opened = test_split_guarded
     assert _plan(params, catalog.METRICS.read(params))["model"] == "energy_qat"

@@ -4,24 +4,23 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 
 import pytest
 import yaml
 
 import flows.pipeline as pipeline
-from flows.common import is_tracked
-from flows.pipeline import STAGES, frugal_pipeline
+from flows.pipeline import frugal_pipeline
 from frugal.config import Params, load_params
 from frugal.errors import ParamsError
+from frugal.stages.table import NAMES, STAGES
 from orchestration.tracking import Tracker
 from tests.conftest import ROOT
 
 
 def test_until_names_a_dvc_stage():
     stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
-    assert list(STAGES) == stages
+    assert list(NAMES) == stages
 
 
 def test_unknown_until_is_refused_before_any_stage_runs(tmp_path, monkeypatch):
@@ -35,24 +34,25 @@ def test_unknown_until_is_refused_before_any_stage_runs(tmp_path, monkeypatch):
 def test_every_stage_flow_takes_the_parsed_params_not_a_path():
     params = load_params(ROOT / "params.yaml")
     tracked = []
-    for stage in STAGES[1:]:  # `source` is not a flow
-        flow = pipeline.FLOWS[stage]
-        assert flow is getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
+    for row in STAGES:
+        flow = pipeline.FLOWS[row.name]
+        assert flow.name == row.flow_name
         parameters = inspect.signature(flow.fn).parameters
-        assert list(parameters)[0] == "params", stage
+        assert list(parameters)[0] == "params", row.name
         # the class itself, not the string "Params": a flow run served by a deployment
         # validates its parameters where that name does not resolve (pydantic: "not fully
-        # defined"), so flows/ modules do not use `from __future__ import annotations`
-        assert parameters["params"].annotation is Params, stage
-        assert "params_path" not in parameters, stage
+        # defined"), so the adapter does not use `from __future__ import annotations`
+        assert parameters["params"].annotation is Params, row.name
         arguments = {"params": params}
-        if is_tracked(flow):  # ... and, if it logs to MLflow, the execution's tracker
-            assert list(parameters) == ["params", "tracker"], stage
-            assert parameters["tracker"].annotation is Tracker, stage
+        if row.tracked:  # ... and, if it logs to MLflow, the execution's tracker
+            assert list(parameters) == ["params", "tracker"], row.name
+            assert parameters["tracker"].annotation is Tracker, row.name
             arguments["tracker"] = Tracker(params, "parent-run-id")
-            tracked.append(stage)
+            tracked.append(row.name)
+        else:
+            assert list(parameters) == ["params"], row.name
         flow.validate_parameters(arguments)
-    assert tracked == [s for s in STAGES[STAGES.index("sample") :] if s != "learning_curve"]
+    assert tracked == [s for s in NAMES[NAMES.index("sample") :] if s != "learning_curve"]
     assert tracked[-1] == "report"  # the last stage, which finishes the parent run under DVC
 
 
@@ -78,8 +78,8 @@ def test_params_are_parsed_once_and_every_stage_gets_the_same_object(monkeypatch
     monkeypatch.setattr(
         pipeline, "parse_params", lambda *args: parsed.append(parse(*args)) or parsed[-1]
     )
-    for stage in STAGES[1:]:
-        monkeypatch.setitem(pipeline.FLOWS, stage, _StageRecorder(stage, calls))
+    for row in STAGES:
+        monkeypatch.setitem(pipeline.FLOWS, row.name, _StageRecorder(row.name, calls))
     monkeypatch.setattr(pipeline, "repo_lock", contextlib.nullcontext)
     monkeypatch.setattr(
         pipeline, "write_fingerprint", lambda ingest, _: fingerprints.append(ingest)
@@ -96,16 +96,16 @@ def test_params_are_parsed_once_and_every_stage_gets_the_same_object(monkeypatch
     result = frugal_pipeline.fn(str(ROOT / "params.yaml"), {"train": {"epochs": 1}})
     # then params.yaml was validated once, and each stage, in dvc.yaml's order, got that object
     assert len(parsed) == 1 and parsed[0].train.epochs == 1
-    assert [stage for stage, _, _ in calls] == list(STAGES[1:]) and result == "report"
+    assert [stage for stage, _, _ in calls] == list(NAMES[1:]) and result == "report"
     assert all(params is parsed[0] for _, params, _ in calls)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert fingerprints == [raw["ingest"]]  # the file's values, as the `source` stage writes
     # one parent run, opened after the data stages (its key hashes the raw data), finished
     # after the last stage; every tracked stage logged under it, the others got no tracker
-    first_tracked = STAGES.index("sample") - 1
-    assert runs == [("open", first_tracked), ("finish", len(STAGES) - 1)]
+    first_tracked = NAMES.index("sample") - 1
+    assert runs == [("open", first_tracked), ("finish", len(STAGES))]
+    tracked = {row.name: row.tracked for row in STAGES}
     for stage, _, tracker in calls:
-        flow = pipeline.FLOWS[stage]
-        assert (tracker.parent_run_id if is_tracked(flow) else tracker) == (
-            "parent" if is_tracked(flow) else None
+        assert (tracker.parent_run_id if tracked[stage] else tracker) == (
+            "parent" if tracked[stage] else None
         ), stage

@@ -11,9 +11,10 @@ import pytest
 
 from frugal import catalog
 from frugal.config import load_params
+from frugal.registry import CHAMPION_ALIAS, version_summary
+from frugal.stages.evaluate import version_summary_of
 from orchestration import tracking
-from orchestration.tracking import CHAMPION_ALIAS, Tracker, parent_run, version_summary
-from tasks.evaluate import version_summary_of
+from orchestration.tracking import Tracker, parent_run
 from tests.conftest import ROOT
 from tests.reports import profile_entry
 

@@ -18,7 +18,7 @@ spec.loader.exec_module(same_outputs)
 def _lock(repo, outs: dict[str, dict[str, str]]) -> None:
     stages = {
         stage: {
-            "cmd": f"python -m flows.{stage}",
+            "cmd": f"python -m flows {stage}",
             "outs": [{"path": p, "md5": m} for p, m in o.items()],
         }
         for stage, o in outs.items()

@@ -15,9 +15,10 @@ import cloudpickle
 import pytest
 
 from frugal.config import load_params
+from frugal.registry import CHAMPION_ALIAS, champion_pool_key, champion_tags
 from orchestration import tracking
 from orchestration.runner import InFolder
-from orchestration.tracking import CHAMPION_ALIAS, Tracker, TrackingUnavailable, parent_run
+from orchestration.tracking import Tracker, TrackingUnavailable, parent_run
 from tests.conftest import ROOT
 
 
@@ -71,7 +72,7 @@ def test_a_retried_stage_finds_its_run_and_registers_nothing_again(tmp_path):
 
 @pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
 def test_the_champion_is_the_pick_over_every_pipeline_whichever_finishes_first(tmp_path, order):
-    pool = tracking.champion_pool_key("raw-md5", "phone", 0.01)
+    pool = champion_pool_key("raw-md5", "phone", 0.01)
     # (eligible, modeled µJ) of each pipeline's models; a's cheapest model is off budget
     figures = {
         "a": {"base": (True, 900.0), "int4": (False, 100.0), "ptq": (True, 400.0)},
@@ -88,10 +89,10 @@ def test_the_champion_is_the_pick_over_every_pipeline_whichever_finishes_first(t
     stranger = _model(tmp_path / "c", "tiny", b"other data")
     odd = trackers["a"].own_model_run(stranger, "tiny", {})
     trackers["a"].register(odd, stranger)
-    trackers["a"].describe_versions(odd, tracking.champion_tags("x:phone:0.01", True, 1.0), "")
+    trackers["a"].describe_versions(odd, champion_tags("x:phone:0.01", True, 1.0), "")
     for p in order:  # each pipeline describes its versions, then promotes
         for name, (eligible, uj) in figures[p].items():
-            tags = tracking.champion_tags(pool, eligible, uj)
+            tags = champion_tags(pool, eligible, uj)
             trackers[p].describe_versions(runs[p, name][0], tags, name)
         trackers[p].promote_champion(pool)
     client = tracking.client(trackers["a"].params.tracking)
@@ -147,13 +148,14 @@ def test_a_dask_task_runs_in_the_checkout_that_submitted_it(tmp_path):
     assert moved.__name__ == "_where"
 
 
-def test_tasks_and_flows_write_to_mlflow_only_through_the_tracker():
-    """No task or flow imports MLflow or reaches a client: every write goes through `Tracker`,
-    where retries, idempotence and the store's error live."""
+def test_stages_and_flows_write_to_mlflow_only_through_the_tracker():
+    """No flow, and not the adapter that runs every stage, imports MLflow or reaches a client:
+    every write goes through `Tracker`, where retries, idempotence and the store's error live.
+    (The stages themselves import no MLflow at all: tests/unit/test_layers.py.)"""
     import ast
 
     offenders = []
-    for path in sorted([*(ROOT / "tasks").glob("*.py"), *(ROOT / "flows").glob("*.py")]):
+    for path in sorted([ROOT / "orchestration" / "adapter.py", *(ROOT / "flows").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             imported = []
             if isinstance(node, ast.Import):

@@ -108,7 +108,7 @@ BAD_SOURCES = [
 def test_bad_source_file(repo, tmp_path, name, file, content, words):
     before, runs = _snapshot(repo), _runs(repo)
     params = _params(repo, tmp_path, ingest={"source": _csv(tmp_path, file, content)})
-    result = _run(repo, "-m", "flows.ingest", "--params", str(params))
+    result = _run(repo, "-m", "flows", "ingest", "--params", str(params))
     _assert_refused(result, words)
     assert _snapshot(repo) == before, "an earlier output changed"
     assert runs <= _runs(repo), "an MLflow run was lost or changed"
@@ -127,14 +127,14 @@ BAD_PARAMS = [
 )
 def test_bad_params(repo, tmp_path, name, sections, words):
     before = _snapshot(repo)
-    result = _run(repo, "-m", "flows.prepare", "--params", str(_params(repo, tmp_path, **sections)))
+    result = _run(repo, "-m", "flows", "prepare", "--params", str(_params(repo, tmp_path, **sections)))
     _assert_refused(result, words)
     assert _snapshot(repo) == before
 
 
 def test_params_file_that_is_not_yaml(repo, tmp_path):
     (tmp_path / "params.yaml").write_text("ingest: [\n")
-    result = _run(repo, "-m", "flows.ingest", "--params", str(tmp_path / "params.yaml"))
+    result = _run(repo, "-m", "flows", "ingest", "--params", str(tmp_path / "params.yaml"))
     _assert_refused(result, ["params.yaml", "not valid YAML", "line 2"])
 
 
@@ -159,7 +159,7 @@ def test_label_set_changed_between_runs(repo, tmp_path):
                   "artifact_root": str(tmp_path / "artifacts")},
     )  # fmt: skip
     # when the sample stage runs on them
-    result = _run(repo, "-m", "flows.sample", "--params", str(params))
+    result = _run(repo, "-m", "flows", "sample", "--params", str(params))
     # then it names the stray label and the fix, and the bought labels are untouched
     _assert_refused(result, ["annotations.csv", "LOCATION", "label set changed"])
     assert _snapshot(repo) == before

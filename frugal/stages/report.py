@@ -1,12 +1,9 @@
-"""Task of the report stage: gather the run's figures and numbers into reports/report.html and
-log it to the MLflow parent run."""
+"""The report stage: every figure and number of the run on one HTML page,
+reports/report.html (it reads every stage's reports: all params)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
-from prefect import task
 
 from frugal import catalog
 from frugal.config import Params
@@ -14,13 +11,11 @@ from frugal.files import write_text_atomic
 from frugal.hashing import data_md5
 from frugal.planning import PlanError, plan_from_reports
 from frugal.report import ReportInputs, render
-from orchestration import tracking
-from orchestration.tracking import Tracker
+from frugal.stages import Context, Outcome
 
 
-@task(name="report")
-def report_task(params: Params, tracker: Tracker) -> Path:
-    """Every figure of the run on one HTML page (it reads every stage's reports: all params)."""
+def run(params: Params, ctx: Context) -> Outcome:
+    """The page, and `frugal plan`'s answer for forecast.target, kept on the parent run."""
     ev = params.evaluate
     metrics = catalog.METRICS.read(params)
     best = metrics.champion() or params.train.output_dir.name
@@ -48,17 +43,16 @@ def report_task(params: Params, tracker: Tracker) -> Path:
             "Continual updates": params.continual.plot,
         },
         provenance={
-            "MLflow parent run": tracker.parent_run_id,
+            "MLflow parent run": ctx.parent_run or "(not tracked)",
             "raw data md5": data_md5(params.ingest.output),
-            "git commit": tracking.git_commit()[0],
+            "git commit": ctx.commit or "(unknown)",
         },
     )
     out = params.report.output
     write_text_atomic(out, render(inputs))
-    tracker.log_reports(out)
-    if plan is not None:
-        tracker.log_dict(tracker.parent_run_id, plan, "reports/plan.json")
-    return out
+    return Outcome(
+        value=out, reports=(out,), parent_dicts={} if plan is None else {"reports/plan.json": plan}
+    )
 
 
 def _plan(params: Params, metrics: catalog.Metrics) -> dict | None:

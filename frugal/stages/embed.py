@@ -1,21 +1,19 @@
-"""Task of the embed stage: encoder embeddings of every split, cached for sampling."""
+"""The embed stage: encoder embeddings of every split, cached for the sampling rounds."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
-from prefect import task
 
-from frugal.config import EmbedConfig
+from frugal.config import Params
 from frugal.data import SPLITS
 from frugal.files import write_embeddings_atomic
 from frugal.modeling import embed_texts
+from frugal.stages import Context, Outcome
 
 
-@task(name="embed")
-def embed_task(cfg: EmbedConfig) -> dict[str, Path]:
-    """Encoder embeddings of every split, cached for the sampling rounds."""
+def run(params: Params, ctx: Context) -> Outcome:
+    """Embed every split's text once; write one file per split."""
+    cfg = params.embed
     frames = {split: pd.read_parquet(cfg.splits_dir / f"{split}.parquet") for split in SPLITS}
     texts = [text for frame in frames.values() for text in frame["text"].tolist()]
     matrix = embed_texts(texts, cfg.max_length, cfg.batch_size, threads=cfg.threads)
@@ -25,4 +23,4 @@ def embed_task(cfg: EmbedConfig) -> dict[str, Path]:
         ids = frame["id"].astype(str).tolist()
         written[split] = write_embeddings_atomic(ids, matrix[start : start + len(ids)], path)
         start += len(ids)
-    return written
+    return Outcome(value=written)
