@@ -10,16 +10,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from frugal.config import load_params
 from frugal.errors import FrugalError
-from frugal.stages.table import NAMES, SOURCE_OUT, Stage, stage
+from frugal.stages.table import NAMES, Stage, stage
 from orchestration.adapter import stage_flow
 from orchestration.prefect_server import ensure_api
 from orchestration.runner import task_runner
-
-DVC_YAML = Path(__file__).resolve().parent.parent / "dvc.yaml"
-# the `source` stage's out: the one path no stage has as a parameter
-SOURCE_OUT = Path(
-    yaml.safe_load(DVC_YAML.read_text(encoding="utf-8"))["vars"][0]["source_fingerprint"]
-)
 
 
 class _UserErrorsWithoutTraceback(logging.Filter):
