@@ -44,7 +44,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # Ends with a few lines a person reads (labels, forecast, champion, continual, report path).
 run: setup
 	dvc repro
-	python -m frugal.summary
+	python -m frugal.report.summary
 
 # Research comparisons (benchmark configurations): one command each, results in
 # benchmarks/results/, nothing in the workspace's dvc.lock or outputs changed. Run them alone.

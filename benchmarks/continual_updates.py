@@ -1,6 +1,6 @@
 """Continual updates, measured (issue 19): every method, three seeds, several domain orders.
 
-`run` trains each configuration × seed once with `frugal.continual.run_continual` (no MLflow)
+`run` trains each configuration × seed once with `frugal.continual.methods.run_continual` (no MLflow)
 and appends to two CSVs, so an interrupted run resumes where it stopped, and a method added
 later runs alone on the units that lack it (step 0 retrained, not written again):
 
@@ -15,7 +15,7 @@ test average accuracy, apart on the classes of step 0 (old) and those that arriv
 (new), its gap to full retraining, forgetting, time as a share of full retraining's, what is
 kept of the old data (texts as a share of all the data seen, and bytes), and a 95% bootstrap
 CI of the seed-mean class-balanced accuracy (test rows resampled, the same rows for every
-seed); then which method the pipeline's dev rule (`frugal.continual.choose_shipped`: the
+seed); then which method the pipeline's dev rule (`frugal.continual.methods.choose_shipped`: the
 methods that store no training text) ships per seed, and issue 30's goals for it (mean over
 seeds), per configuration and over all of them (`all_configs`, every seed), with the method
 the default run ships (`choice`). Results go to `continual_updates.json` (`--name`).
@@ -67,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from frugal.config import load_params  # noqa: E402
-from frugal.continual import (  # noqa: E402
+from frugal.continual.methods import (  # noqa: E402
     METHODS,
     RECIPES,
     choose_shipped,
@@ -75,8 +75,8 @@ from frugal.continual import (  # noqa: E402
     run_continual,
     summarize_methods,
 )
-from frugal.data import load_trec  # noqa: E402
-from frugal.domains import domain_steps  # noqa: E402
+from frugal.data.dataset import load_trec  # noqa: E402
+from frugal.data.domains import domain_steps  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 NAME = "continual_updates"  # the results files: NAME.csv, NAME_predictions.csv, NAME.json

@@ -1,9 +1,9 @@
 """Where the base model's energy goes: share by component and by memory level, for both workloads
 and every device profile (modeled), plus measured CPU latency and throughput.
 
-Modeled figures come from `frugal.energy` (invocation counts measured with hooks over the first
-`energy.max_requests` test questions, SRAM placement solved per profile). Measured figures come
-from `frugal.measure` in a fresh process (batch-1 latency, batch-32 throughput, 2 threads).
+Modeled figures come from `frugal.energy.modeled` (invocation counts measured with hooks over the first
+`modeled.max_requests` test questions, SRAM placement solved per profile). Measured figures come
+from `frugal.energy.measure` in a fresh process (batch-1 latency, batch-32 throughput, 2 threads).
 Prints a table and writes JSON. Run with nothing else busy on the CPU.
 
     dvc repro train && python benchmarks/energy_breakdown.py [--model models/base]
@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal import energy  # noqa: E402
-from frugal.compressed import model_energy_of  # noqa: E402
+from frugal.compress.packed import model_energy_of  # noqa: E402
 from frugal.config import load_params  # noqa: E402
-from frugal.measure import measure_in_fresh_process  # noqa: E402
+from frugal.energy import modeled  # noqa: E402
+from frugal.energy.measure import measure_in_fresh_process  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "energy_breakdown.json"
 COMPONENTS = ["embeddings", "attention", "feed_forward", "norm", "head"]
@@ -38,10 +38,10 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args()
-    cfg = load_params(args.params).energy
+    cfg = load_params(args.params).profile
     workload_path = ROOT / cfg.workload_data
     texts = pd.read_parquet(workload_path)["text"].astype(str).tolist()[: cfg.max_requests]
-    profiles = [energy.device_profile(name, p) for name, p in cfg.profiles.items()]
+    profiles = [modeled.device_profile(name, p) for name, p in cfg.profiles.items()]
     results = model_energy_of(args.model, texts, profiles)
 
     rows = []

@@ -1,5 +1,5 @@
 """Invocation counting on long texts: one forward pass per request (the old way) against one per
-distinct request length (`frugal.energy.request_lengths` + `count_lengths`), same counts.
+distinct request length (`frugal.energy.modeled.request_lengths` + `count_lengths`), same counts.
 
 Long texts: 200 documents of ~350 words, each TREC pool questions (data/splits/pool.parquet)
 drawn at random and concatenated, as a news corpus would be; streaming makes one request per
@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT))
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from frugal.config import load_params  # noqa: E402
-from frugal.energy import (  # noqa: E402
+from frugal.energy.modeled import (  # noqa: E402
     ModuleCounts,
     count_invocations,
     count_lengths,
     request_lengths,
     streaming_requests,
 )
-from frugal.modeling import load_classifier  # noqa: E402
+from frugal.model.modeling import load_classifier  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "energy_counting.json"
 

@@ -4,7 +4,7 @@ the development set a forecaster of the shipped model is chosen on (issue 29, it
 The default run measures two curves on the labels it bought: the frozen-encoder proxy's
 accuracy after every annotation round (`sample`, `reports/annotation_curve.csv`) and the
 fine-tuned model's at a few shares of the budget (`learning_curve`,
-`reports/forecast_points.csv`; params.yaml `forecast.fractions`), both on dev. It forecasts
+`reports/forecast_points.csv`; params.yaml `learning_curve.fractions`), both on dev. It forecasts
 the fine-tuned model at the full pool, 3766 / 500 = 7.5 times the budget. This benchmark makes
 the same pair of curves, plus the truth at that horizon, on each development data set of
 `benchmarks/results/nlp_curves_split.json` (the held-out ones never: TREC-6's truth is
@@ -16,7 +16,7 @@ the same pair of curves, plus the truth at that horizon, on each development dat
 * one seeded random order of the pool; budget = BUDGET labels (smaller than the default run's
   500, to fit the CPU: HORIZON x BUDGET labels is the truth's fine-tune);
 * `ft`: the train stage's recipe (params.yaml `train`) on the first n of the order, at every
-  share of the budget in `forecast.fractions` and at HORIZON x BUDGET (the truth);
+  share of the budget in `learning_curve.fractions` and at HORIZON x BUDGET (the truth);
 * `proxy`: the sample stage's proxy (MiniLM embeddings, standardized, logistic regression with
   `sample.inverse_l2`) on the first n, at every tenth of the budget (the run's rounds).
 
@@ -24,7 +24,7 @@ Appends one row per (data set, model, n) to benchmarks/results/finetuned_curves.
 so an interrupted run resumes where it stopped.
 
 `choose` then forecasts each truth from what the run would have (the fine-tuned points up to
-the budget, the proxy curve up to the budget) by every way in `frugal.curves.SHAPES`, and
+the budget, the proxy curve up to the budget) by every way in `frugal.forecast.curves.SHAPES`, and
 chooses by the rule written here before any forecast was computed: the lowest mean absolute
 error over the development data sets; a way within TIE_PT of it with no extra input (`points`)
 wins the tie. (Added when the first `choose` met it: a way that refuses a development curve,
@@ -54,10 +54,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frugal.config import load_params  # noqa: E402
-from frugal.curves import SHAPES  # noqa: E402
 from frugal.errors import DataError  # noqa: E402
-from frugal.sampling import fit_proxy, standardize  # noqa: E402
-from frugal.training import classifier_accuracy, fine_tune  # noqa: E402
+from frugal.forecast.curves import SHAPES  # noqa: E402
+from frugal.labels.sampling import fit_proxy, standardize  # noqa: E402
+from frugal.model.training import classifier_accuracy, fine_tune  # noqa: E402
 
 OUTPUT = ROOT / "benchmarks" / "results" / "finetuned_curves.csv"
 CHOICE = ROOT / "benchmarks" / "results" / "finetuned_curves.json"
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> None:
     done = pd.read_csv(args.output) if args.output.is_file() else pd.DataFrame(columns=COLUMNS)
     finished = set(zip(done["dataset"], done["model"], done["n"].astype(int), strict=True))
     datasets = json.loads(nlp_curves.SPLIT.read_text())["development"]
-    ft_sizes = sorted({max(1, round(f * BUDGET)) for f in params.forecast.fractions})
+    ft_sizes = sorted({max(1, round(f * BUDGET)) for f in params.learning_curve.fractions})
     ft_sizes.append(round(HORIZON * BUDGET))
     proxy_sizes = [round(BUDGET * (k + 1) / PROXY_STEPS) for k in range(PROXY_STEPS)]
 

@@ -7,9 +7,9 @@ clean coverage figure (issue 29, items 2 and 3).
    that can be cut at all three cut-offs (at least 3 distinct n at ≤ 5% of its largest n) is fitted
    at n ≤ 5%, 10% and 20% of its largest n and scored on its points at 55-100%, as the library
    benchmark scores the 10% task. Rows: the shipped forecaster (the method in
-   `frugal/forecast_calibration.json`, with its band), POW4 and MMF4 (the two parametric
+   `frugal/forecast/calibration.json`, with its band), POW4 and MMF4 (the two parametric
    models that beat LC-PFN overall on LCDB 1.1 in the 2025 study; fitted by the same weighted
-   least squares, several starts and bounds as every family here: `frugal.curve_families`), the
+   least squares, several starts and bounds as every family here: `frugal.forecast.curve_families`), the
    paper's ensemble (arXiv 2307.00374: mean of exponential, inverse power law and pow4) and
    `last` (the score at the largest fitted n). LC-PFN is left out: see `LCPFN_LEFT_OUT`.
 2. Fresh split. The library's coverage figure was read before the band's design was settled,

@@ -2,7 +2,7 @@
 
 For each data set: fit on the points at 1-10% of the training data, forecast the mean score
 at each of 55-100%, and report the mean absolute error in accuracy points, for every curve
-family alone and for the ensemble `frugal.curves.fit_curve` builds, plus how often the mean
+family alone and for the ensemble `frugal.forecast.curves.fit_curve` builds, plus how often the mean
 score falls inside the ensemble's 90% interval. Prints a table and writes JSON.
 
 Our curve is the fine-tuned model's test accuracy on nested random subsets of the TREC-6 pool
@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal.curve_families import FAMILY_NAMES  # noqa: E402
-from frugal.curves import fit_curve  # noqa: E402
+from frugal.forecast.curve_families import FAMILY_NAMES  # noqa: E402
+from frugal.forecast.curves import fit_curve  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/benchmarks/peer_learning_curves.csv")
 DEFAULT_OWN = ROOT / "benchmarks" / "results" / "trec_learning_curve.csv"

@@ -22,7 +22,7 @@ Protocol, written down before any figure was read:
     distinct n), forecast every point at 55-100% of it. Error = mean |forecast - truth| over
     those points, in accuracy points, per curve. A data set counts once: its curves' errors
     are averaged, so a data set with 20 learners weighs no more than one with 2.
-  * Methods, every family fitted the same way (`frugal.conformal.fit_bases`: weighted least
+  * Methods, every family fitted the same way (`frugal.forecast.conformal.fit_bases`: weighted least
     squares, several starts, bounds): `last` (the score at the largest fitted n), `ipl` (inverse
     power law), `paper` (mean of exponential, inverse power and pow4: the paper's ensemble),
     `mean` / `median` of the families, every family alone, and every
@@ -34,8 +34,8 @@ Protocol, written down before any figure was read:
     Its 90% band is calibrated by split-conformal prediction per horizon ratio (forecast n /
     largest fitted n, log2 bins) from fits at the 5, 10, 20 and 40% cut-offs, on each group's
     development half; each bin takes the wider of the two groups' offsets, so the band is meant
-    to hold on both kinds of curve. Written to `frugal/forecast_calibration.json`, which
-    `frugal.curves` reads.
+    to hold on both kinds of curve. Written to `frugal/forecast/calibration.json`, which
+    `frugal.forecast.curves` reads.
   * Reported on the held-out halves only, per group: median, mean and 90th percentile of the
     error per method, and the coverage and median width of the chosen method's band; then on
     the published curves and our own.
@@ -68,7 +68,7 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal.conformal import (  # noqa: E402
+from frugal.forecast.conformal import (  # noqa: E402
     CALIBRATION_PATH,
     HORIZON_BINS,
     conformal_quantiles,
@@ -76,8 +76,8 @@ from frugal.conformal import (  # noqa: E402
     horizon_bin,
     load_calibration,
 )
-from frugal.curve_families import FAMILY_NAMES  # noqa: E402
-from frugal.curves import fit_curve, validate_points  # noqa: E402
+from frugal.forecast.curve_families import FAMILY_NAMES  # noqa: E402
+from frugal.forecast.curves import fit_curve, validate_points  # noqa: E402
 
 LCDB_PIN = "lcdb==0.1.0"
 LCDB_MEMBER = "lcdb-0.1.0/lcdb/database-accuracy.csv"
@@ -464,7 +464,7 @@ def band_of(scored: pd.DataFrame, quantiles: list, scaled: bool) -> tuple[np.nda
 
 
 def band(method: str, scored: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The calibrated band around `scored`'s forecasts (frugal.curves reads the same file)."""
+    """The calibrated band around `scored`'s forecasts (frugal.forecast.curves reads the same file)."""
     calibration = load_calibration()
     assert calibration["method"] == method
     quantiles = [(b["low"], b["high"]) for b in calibration["bins"]]

@@ -2,7 +2,7 @@
 
 The `forecast` stage forecasts the fine-tuned model's accuracy if the whole pool were labelled,
 from the points the `learning_curve` stage measures on a share of it (scored on dev:
-params.yaml `forecast.eval_data`). This benchmark buys the truth a team never has: it
+params.yaml `learning_curve.eval_data`). This benchmark buys the truth a team never has: it
 fine-tunes with the train stage's recipe (params.yaml `train`) on the whole pool with its
 gold labels, and scores the model on dev (the same split and the same early-stopping optimism
 as the points; the forecast's target) and on test (reported only). Then it reads the committed
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from frugal.config import load_params  # noqa: E402
-from frugal.training import classifier_accuracy, fine_tune  # noqa: E402
+from frugal.model.training import classifier_accuracy, fine_tune  # noqa: E402
 
 OUTPUT = ROOT / "benchmarks" / "results" / "full_pool_truth.json"
 GOAL_ERROR_PT, GOAL_WIDTH_PT = 1.5, 8.0  # issue 29
@@ -53,7 +53,7 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     pool = pd.read_parquet(ROOT / params.forecast.pool_data)
     early_stop = pd.read_parquet(ROOT / params.train.dev_data)  # as the train stage does
-    dev = pd.read_parquet(ROOT / params.forecast.eval_data)  # where the points are scored
+    dev = pd.read_parquet(ROOT / params.learning_curve.eval_data)  # where the points are scored
     test = pd.read_parquet(ROOT / params.evaluate.test_data)
     forecast_path = args.forecast or ROOT / params.forecast.output
     forecast = json.loads(forecast_path.read_text())

@@ -3,12 +3,12 @@
 The `learning_curve` stage fine-tunes on shares of the labels the `sample` stage bought and
 the `forecast` stage extrapolates them to the whole pool. This benchmark measures, with the
 `train` recipe, every candidate point once — both orders (`rounds`: the first annotation
-rounds; `random`: a seeded random share, see `frugal.training.curve_subset`), several
+rounds; `random`: a seeded random share, see `frugal.model.training.curve_subset`), several
 fractions and seeds — plus the truth: a fine-tune on the whole labelled pool. Every model is
 scored on dev and on test.
 
 Then every candidate configuration (order × fraction set × seed set) is fitted with the
-shipped forecaster (`frugal.curves.fit_curve`) and its full-pool forecast compared with the
+shipped forecaster (`frugal.forecast.curves.fit_curve`) and its full-pool forecast compared with the
 truth. **The configuration is chosen on dev** (dev-scored points forecast the full-pool dev
 accuracy): inside the 90% band; among point errors within 0.5 pt of the smallest, the fewest
 fine-tunes.
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from frugal.config import load_params  # noqa: E402
-from frugal.curves import fit_curve  # noqa: E402
+from frugal.forecast.curves import fit_curve  # noqa: E402
 
 POINTS = ROOT / "benchmarks" / "results" / "lc_points.csv"
 CHOICE = ROOT / "benchmarks" / "results" / "lc_points.json"
@@ -49,10 +49,10 @@ COLUMNS = ["order", "fraction", "seed", "n_labels", "dev", "test", "steps", "sec
 def run(
     root: Path, seeds: list[int], fractions: list[float], orders: list[str], output: Path
 ) -> None:
-    from frugal.training import classifier_accuracy, curve_subset, fine_tune
+    from frugal.model.training import classifier_accuracy, curve_subset, fine_tune
 
     params = load_params(root / "params.yaml")
-    labeled = pd.read_parquet(root / params.forecast.labeled_data)
+    labeled = pd.read_parquet(root / params.learning_curve.labeled_data)
     pool = pd.read_parquet(root / params.sample.pool_data)
     dev = pd.read_parquet(root / params.train.dev_data)
     test = pd.read_parquet(root / params.evaluate.test_data)

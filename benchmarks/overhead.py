@@ -51,21 +51,22 @@ DIRECT = r"""
 import json, sys, time
 from pathlib import Path
 import pandas as pd
-from frugal import data, files
+from frugal import files
+from frugal.data import dataset
 from frugal.config import load_params
-from frugal.modeling import save_classifier
-from frugal.training import fine_tune, learning_curve_points
-from frugal import sampling
-from frugal.annotation import read_annotations
-from frugal.curves import fit_curve
-from frugal.modeling import embed_texts
+from frugal.model.export import save_classifier
+from frugal.model.training import fine_tune, learning_curve_points
+from frugal.labels import sampling
+from frugal.labels.annotation import read_annotations
+from frugal.forecast.curves import fit_curve
+from frugal.model.modeling import embed_texts
 
 started = time.perf_counter()
 p = load_params("params.yaml")
-files.write_parquet_atomic(data.ingest(p.ingest), p.ingest.output)
+files.write_parquet_atomic(dataset.ingest(p.ingest), p.ingest.output)
 raw = pd.read_parquet(p.ingest.output)
-files.write_splits_atomic(data.split(raw, p.prepare.dev_fraction, p.prepare.test_fraction, p.prepare.seed), p.prepare.output_dir)
-for split in data.SPLITS:
+files.write_splits_atomic(dataset.split(raw, p.prepare.dev_fraction, p.prepare.test_fraction, p.prepare.seed), p.prepare.output_dir)
+for split in dataset.SPLITS:
     frame = pd.read_parquet(p.embed.splits_dir / f"{split}.parquet")
     vectors = embed_texts(frame["text"].tolist(), p.embed.max_length, p.embed.batch_size, p.embed.threads)
     files.write_embeddings_atomic(frame["id"].tolist(), vectors, p.embed.output_dir / f"{split}.npz")
@@ -75,7 +76,7 @@ for strategy in p.sample.compare:
         sampling.simulate(inputs, p.sample, strategy, seed)
 labeled, _ = sampling.buy_labels(inputs, read_annotations(p.sample.annotations), p.sample)
 files.write_parquet_atomic(labeled, p.sample.output)
-points = learning_curve_points(labeled, pd.read_parquet(p.train.dev_data), pd.read_parquet(p.evaluate.test_data), p.forecast.fractions, p.forecast.seeds, p.train)
+points = learning_curve_points(labeled, pd.read_parquet(p.train.dev_data), pd.read_parquet(p.evaluate.test_data), p.learning_curve.fractions, p.learning_curve.seeds, p.train)
 fit_curve(points[["n_labels", "score"]])
 result = fine_tune(pd.read_parquet(p.train.labeled_data), pd.read_parquet(p.train.dev_data), p.train)
 save_classifier(result.classifier, p.train.output_dir)

@@ -38,13 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
+from frugal.compress.packed import load_float  # noqa: E402
 from frugal.compress.qat import quantized_activations  # noqa: E402
-from frugal.compressed import load_float  # noqa: E402
 from frugal.config import load_params  # noqa: E402
-from frugal.latency import machine_key  # noqa: E402
-from frugal.measure import measure_in_fresh_process  # noqa: E402
-from frugal.modeling import load_classifier, logits_of  # noqa: E402
-from frugal.runtime import OnnxClassifier  # noqa: E402
+from frugal.energy.latency import machine_key  # noqa: E402
+from frugal.energy.measure import measure_in_fresh_process  # noqa: E402
+from frugal.model.modeling import load_classifier, logits_of  # noqa: E402
+from frugal.model.runtime import OnnxClassifier  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "runtime_ratios.json"
 TORCH = "torch FP32 eager"
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
     params = load_params(args.params)
-    threads = params.energy.threads
+    threads = params.profile.threads
     torch.set_num_threads(threads)
     test = pd.read_parquet(ROOT / params.evaluate.test_data)
     texts, labels = test["text"].astype(str).tolist(), test["label"].astype(str).to_numpy()
@@ -175,7 +175,7 @@ def main() -> None:
                 rows[name]["peak_rss_mb"] = measured.peak_rss_mb
 
         # modeled energy at executed widths: the profile stage's figures, the anchor's included
-        profile = json.loads((ROOT / params.energy.output).read_text())
+        profile = json.loads((ROOT / params.profile.output).read_text())
         for name, folder in folders.items():
             rows[name]["modeled_uj_per_utterance"] = profile[folder.name]["modeled"][
                 "uj_per_utterance"

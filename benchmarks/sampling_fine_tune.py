@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal import sampling  # noqa: E402
 from frugal.config import load_params  # noqa: E402
+from frugal.labels import sampling  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS = RESULTS / "sampling_fine_tune.csv"
@@ -41,7 +41,7 @@ COLUMNS = ["strategy", "budget", "seed", "labels", "dev", "test", "proxy_dev", "
 
 
 def run(strategies: list[str], budgets: list[int], seeds: list[int], output: Path) -> None:
-    from frugal.training import classifier_accuracy, fine_tune
+    from frugal.model.training import classifier_accuracy, fine_tune
 
     params = load_params(Path("params.yaml"))
     dev = pd.read_parquet(params.train.dev_data)

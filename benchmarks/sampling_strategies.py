@@ -1,6 +1,6 @@
 """Labels each sampling strategy needs to reach 98% of full-pool accuracy, ÷ random's.
 
-Simulates every strategy in `frugal.sampling.STRATEGIES` from the same cold start (k-means,
+Simulates every strategy in `frugal.labels.sampling.STRATEGIES` from the same cold start (k-means,
 params.yaml `sample`) in rounds of `--batch` labels up to `--budget`, for several seeds, with
 the pool's own labels as the annotator. The score is the proxy's (logistic regression on the
 cached encoder embeddings) accuracy on the **test** split; "full" is the proxy trained on all
@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from stamp import provenance  # noqa: E402  (benchmarks/ is sys.path[0])
 
-from frugal import sampling  # noqa: E402
 from frugal.config import load_params  # noqa: E402
+from frugal.labels import sampling  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "sampling_strategies.json"
 SHARE = 0.98

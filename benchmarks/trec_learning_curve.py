@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from frugal.config import load_params  # noqa: E402
-from frugal.modeling import predict_proba  # noqa: E402
-from frugal.training import fine_tune  # noqa: E402
+from frugal.model.modeling import predict_proba  # noqa: E402
+from frugal.model.training import fine_tune  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results" / "trec_learning_curve.csv"
 FRACTIONS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.55, 0.70, 0.85, 1.0)

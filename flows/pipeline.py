@@ -5,8 +5,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from frugal.config import parse_params, read_params
+from frugal.data.source import write_fingerprint
 from frugal.errors import ParamsError
-from frugal.source import write_fingerprint
 from frugal.stages.table import NAMES, SOURCE_OUT, STAGES
 from orchestration.adapter import stage_flow
 from orchestration.repo_lock import repo_lock

@@ -222,6 +222,16 @@ class ForecastPoints(_Report):
     seeds: list[int]
 
 
+class FittedCurve(_Report):
+    """The fitted curve itself (`CalibratedForecast.fitted`): readers forecast from it."""
+
+    method: str
+    n_scale: float
+    last: float
+    n_first: float
+    params: dict[str, list[float]]
+
+
 class ForecastReport(_Report):
     """reports/forecast.json: the forecast at each budget, the maximum reachable score and the
     labels a target needs, each with its 90% interval; how the curve was fitted."""
@@ -236,6 +246,7 @@ class ForecastReport(_Report):
     labels_measured: int
     at_labels_bought: AtLabelsBought
     points: ForecastPoints
+    curve: FittedCurve | None = None  # the default method's fit; None for "select"
 
 
 # ---- sample: reports/sample.json ----
@@ -426,7 +437,7 @@ class Report(Generic[S]):
 
 METRICS = Report("metrics", "evaluate", Metrics, lambda p: p.evaluate.output)
 CLASSIFICATION = Report("classification", "evaluate", Classification, lambda p: p.evaluate.report)
-PROFILE = Report("profile", "profile", Profile, lambda p: p.energy.output)
+PROFILE = Report("profile", "profile", Profile, lambda p: p.profile.output)
 FORECAST = Report("forecast", "forecast", ForecastReport, lambda p: p.forecast.output)
 SAMPLE = Report("sample", "sample", SampleReport, lambda p: p.sample.summary)
 TRAIN = Report("train", "train", TrainReport, lambda p: p.train.history)

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from frugal import annotation
 from frugal.config import load_params
-from frugal.curves import fit_curve, forecast_report
 from frugal.errors import DataError, FrugalError
+from frugal.forecast.curves import fit_curve, forecast_report
+from frugal.labels import annotation
 
 if TYPE_CHECKING:
-    from frugal.latency import LatencyTable
+    from frugal.energy.latency import LatencyTable
 
 EXIT_BAD_INPUT = 2
 
@@ -100,12 +100,12 @@ def _build_parser() -> argparse.ArgumentParser:
     energy = commands.add_parser(
         "energy",
         help="modeled energy per request of a saved model, by component and tensor",
-        description="Count how often each module runs over energy.workload_data (first "
-        "energy.max_requests texts), place tensors in the profile's SRAM and price every read "
-        "and MAC (frugal/energy.py). Figures are modeled, not measured.",
+        description="Count how often each module runs over profile.workload_data (first "
+        "profile.max_requests texts), place tensors in the profile's SRAM and price every read "
+        "and MAC (frugal/energy/modeled.py). Figures are modeled, not measured.",
     )
     energy.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
-    energy.add_argument("--profile", default="phone", help="a profile in energy.profiles")
+    energy.add_argument("--profile", default="phone", help="a profile in profile.profiles")
     energy.add_argument("--workload", choices=("batch", "streaming"), default="batch")
     energy.add_argument("--params", type=Path, default=Path("params.yaml"))
     energy.set_defaults(command="energy", run=_energy)
@@ -113,18 +113,18 @@ def _build_parser() -> argparse.ArgumentParser:
     planner = commands.add_parser(
         "plan",
         help="labels to buy for a target accuracy, and the model to ship within an energy budget",
-        description="From the last `dvc repro`: the learning curve (forecast.points), each "
-        "model's dev accuracy difference (evaluate.output) and modeled energy (energy.output), "
+        description="From the last `dvc repro`: the fitted learning curve (forecast.output), each "
+        "model's dev accuracy difference (evaluate.output) and modeled energy (profile.output), "
         "answer how many labels the target needs (90%% interval) and the lowest-energy model "
-        "variant within the budget, with its expected accuracy (frugal/planning.py).",
+        "variant within the budget, with its expected accuracy (frugal/forecast/planning.py).",
     )
     planner.add_argument("--target", type=_fraction, required=True, metavar="ACC")
     planner.add_argument(
         "--energy-budget", type=_positive_float, metavar="UJ", help="µJ per utterance at most"
     )
-    planner.add_argument("--profile", help="a profile in energy.profiles (default: evaluate's)")
+    planner.add_argument("--profile", help="a profile in profile.profiles (default: evaluate's)")
     planner.add_argument(
-        "--workload", choices=("batch", "streaming"), help="default: energy.workloads' first"
+        "--workload", choices=("batch", "streaming"), help="default: profile.workloads' first"
     )
     planner.add_argument("--params", type=Path, default=Path("params.yaml"))
     planner.set_defaults(command="plan", run=_plan)
@@ -136,7 +136,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "machine would run it (CPU, onnxruntime, compress.threads, compress.block_size), and "
         "its µs per call. With --measure: time MatMul (32 bits), DynamicQuantizeMatMul (8) and "
         "MatMulNBits (4) on every linear-layer shape of train.output_dir's model and write the "
-        "table (frugal/latency.py). Measure on an otherwise idle machine.",
+        "table (frugal/energy/latency.py). Measure on an otherwise idle machine.",
     )
     latency.add_argument(
         "--measure", action="store_true", help="time the kernels and write the table"
@@ -157,8 +157,8 @@ LATENCY_TOKENS = (1, 4, 8, 16, 32, 64, 128)  # 1: the head, which reads the pool
 
 
 def _latency(args: argparse.Namespace) -> dict[str, Any]:
-    from frugal import latency  # onnxruntime, only when needed
     from frugal.compress.pruning import kept_channels
+    from frugal.energy import latency  # onnxruntime, only when needed
 
     cfg = load_params(args.params)
     if not args.measure:
@@ -206,7 +206,7 @@ def _latency(args: argparse.Namespace) -> dict[str, Any]:
 def _latency_summary(table: LatencyTable) -> dict[str, Any]:
     """The table as JSON: its provenance and, per kernel and shape (in x out), µs per call at
     each of its token counts."""
-    from frugal.latency import KERNELS
+    from frugal.energy.latency import KERNELS
 
     latency_us: dict[str, dict[str, list[float]]] = {}
     for (bits, in_features, out_features), times in sorted(
@@ -257,38 +257,38 @@ def _base_model_shape(model_dir: Path) -> tuple[int, int, int, int]:
 
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
     from frugal import catalog
-    from frugal.planning import plan_from_reports
+    from frugal.forecast.planning import plan_from_reports
 
     params = load_params(args.params)
-    if not params.forecast.points.is_file():
+    if not params.forecast.output.is_file():
         raise DataError(
-            f"{params.forecast.points}: not found; run `dvc repro` first (the plan reads it)"
+            f"{params.forecast.output}: not found; run `dvc repro` first (the plan reads it)"
         )
     return plan_from_reports(
-        _read_points(params.forecast.points),
+        catalog.FORECAST.read(params),
         catalog.METRICS.read(params),
         catalog.PROFILE.read(params),
         args.target,
         args.energy_budget,
         args.profile or params.evaluate.champion_profile,
-        args.workload or params.energy.workloads[0],
+        args.workload or params.profile.workloads[0],
     )
 
 
 def _energy(args: argparse.Namespace) -> dict[str, Any]:
-    from frugal import energy  # torch and transformers, only when needed
-    from frugal.compressed import model_energy_of
+    from frugal.compress.packed import model_energy_of
+    from frugal.energy import modeled  # torch and transformers, only when needed
 
-    cfg = load_params(args.params).energy
+    cfg = load_params(args.params).profile
     if args.profile not in cfg.profiles:
         raise DataError(
-            f"no device profile {args.profile!r} in {args.params} (energy.profiles has: "
+            f"no device profile {args.profile!r} in {args.params} (profile.profiles has: "
             f"{', '.join(cfg.profiles)})"
         )
     if not cfg.workload_data.is_file():
         raise DataError(f"{cfg.workload_data}: workload data not found; run `dvc repro prepare`")
     texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
-    profile = energy.device_profile(args.profile, cfg.profiles[args.profile])
+    profile = modeled.device_profile(args.profile, cfg.profiles[args.profile])
     (result,) = model_energy_of(args.model_dir, texts, [profile], (args.workload,))
     report = result.reports[args.profile]
     table = report.table()
@@ -323,7 +323,7 @@ def _forecast(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _annotate_export(args: argparse.Namespace) -> dict[str, Any]:
-    from frugal import sampling  # the proxy's scikit-learn / torch imports, only when needed
+    from frugal.labels import sampling  # the proxy's scikit-learn / torch imports, only when needed
 
     cfg = load_params(args.params).sample
     inputs = sampling.load_inputs(cfg)

@@ -53,7 +53,7 @@ class PrepareConfig(_Section):
     output_dir: Path
 
 
-# Tokens a model reads per text: a number, or "auto" (`frugal.modeling.fitted_max_length`).
+# Tokens a model reads per text: a number, or "auto" (`frugal.model.modeling.fitted_max_length`).
 MaxLength = Annotated[int, Field(ge=8, le=512)] | Literal["auto"]
 
 Strategy = Literal[
@@ -98,23 +98,30 @@ class SampleConfig(_Section):
         return self
 
 
-class ForecastConfig(_Section):
+class LearningCurveConfig(_Section):
     labeled_data: Path
-    pool_data: Path
     eval_data: Path
     order: Literal["rounds", "random"]
     fractions: list[float] = Field(min_length=3)
     seeds: list[int] = Field(min_length=1)
+    points: Path
+
+    @model_validator(mode="after")
+    def _fractions_in_range(self) -> LearningCurveConfig:
+        if any(not 0 < f <= 1 for f in self.fractions) or len(set(self.fractions)) < 3:
+            raise ValueError("learning_curve.fractions needs >= 3 distinct values in (0, 1]")
+        return self
+
+
+class ForecastConfig(_Section):
+    pool_data: Path
     at: list[int] = Field(min_length=1)
     target: float | None = Field(gt=0, lt=1)
     output: Path
-    points: Path
     plot: Path
 
     @model_validator(mode="after")
-    def _fractions_in_range(self) -> ForecastConfig:
-        if any(not 0 < f <= 1 for f in self.fractions) or len(set(self.fractions)) < 3:
-            raise ValueError("forecast.fractions needs >= 3 distinct values in (0, 1]")
+    def _budgets_positive(self) -> ForecastConfig:
         if any(n < 1 for n in self.at):
             raise ValueError("forecast.at must list positive label counts")
         return self
@@ -145,7 +152,7 @@ class EvaluateConfig(_Section):
     test_data: Path
     dev_data: Path  # compression plans are scored here (reported beside the others)
     selection_data: Path  # the champion is chosen here; test is only reported
-    profile_report: Path  # energy.output: the profile stage's figures
+    profile_report: Path  # profile.output: the profile stage's figures
     batch_size: int = Field(ge=1)
     threads: int = Field(ge=1)
     output: Path
@@ -173,7 +180,7 @@ class DeviceProfileConfig(_Section):
         return self
 
 
-class EnergyConfig(_Section):
+class ProfileConfig(_Section):
     workload_data: Path
     max_requests: int = Field(ge=1)
     # streaming = one request per growing word prefix: utterances dictated word by word, not
@@ -211,7 +218,7 @@ VARIANTS = (
 )
 
 
-CONTINUAL_METHODS = (  # frugal/continual.py has a recipe for each
+CONTINUAL_METHODS = (  # frugal/continual/methods.py has a recipe for each
     "finetune",
     "ewc",
     "random_replay",
@@ -337,7 +344,9 @@ def registered_model_name(params: Params, continual: bool = False) -> str:
     if params.tracking.registered_model != AUTO_REGISTERED_MODEL:
         return params.tracking.registered_model
     ingest = params.ingest
-    if ingest.source == "trec":  # frugal.source.TREC_SOURCE (that module stays free of pydantic)
+    if (
+        ingest.source == "trec"
+    ):  # frugal.data.source.TREC_SOURCE (that module stays free of pydantic)
         return f"frugal-trec-{ingest.trec_labels}"
     slug = re.sub(r"[^a-z0-9]+", "-", Path(ingest.source).stem.lower()).strip("-")
     return f"frugal-{slug or 'data'}"
@@ -346,7 +355,7 @@ def registered_model_name(params: Params, continual: bool = False) -> str:
 class ReportConfig(_Section):
     output: Path  # one self-contained HTML page per run, also logged to the MLflow parent run
     # The budget plan on the page (forecast.target, evaluate.champion_profile, the first of
-    # energy.workloads): µJ per utterance at most, or None for no energy budget.
+    # profile.workloads): µJ per utterance at most, or None for no energy budget.
     plan_energy_budget_uj: PositiveFloat | None = None
 
 
@@ -362,16 +371,21 @@ class OrchestrationConfig(_Section):
         return self
 
 
+# Sections renamed so that each stage's section has the stage's name: old -> new.
+RENAMED_SECTIONS = {"energy": "profile"}
+
+
 class Params(_Section):
     ingest: IngestConfig
     prepare: PrepareConfig
     embed: EmbedConfig
     sample: SampleConfig
+    learning_curve: LearningCurveConfig
     forecast: ForecastConfig
     train: TrainConfig
     evaluate: EvaluateConfig
     compress: CompressConfig
-    energy: EnergyConfig
+    profile: ProfileConfig
     continual: ContinualConfig
     report: ReportConfig
     tracking: TrackingConfig
@@ -396,19 +410,19 @@ class Params(_Section):
             ("compress.profile", self.compress.profile),
             ("evaluate.champion_profile", self.evaluate.champion_profile),
         ):
-            if name not in self.energy.profiles:
-                raise ValueError(f"{key}: no device profile {name!r} in energy.profiles")
+            if name not in self.profile.profiles:
+                raise ValueError(f"{key}: no device profile {name!r} in profile.profiles")
         if len(set(self.compress.variants)) != len(self.compress.variants):
             raise ValueError("compress.variants: a variant is listed twice")
         return self
 
     @model_validator(mode="after")
     def _planned_workloads_are_profiled(self) -> Params:
-        unprofiled = [w for w in self.compress.workloads if w not in self.energy.workloads]
+        unprofiled = [w for w in self.compress.workloads if w not in self.profile.workloads]
         if unprofiled:
             raise ValueError(
-                f"compress.workloads plans for {unprofiled} but energy.workloads does not "
-                f"profile them ({self.energy.workloads}); list the same workloads in both"
+                f"compress.workloads plans for {unprofiled} but profile.workloads does not "
+                f"profile them ({self.profile.workloads}); list the same workloads in both"
             )
         return self
 
@@ -451,11 +465,25 @@ def read_params(
     return _deep_merge(raw, overrides) if overrides else raw
 
 
+def _refuse_old_names(raw: dict[str, Any], source: str) -> None:
+    """A section or key under its old name is an error naming the new one (it would otherwise
+    read as an unknown key, or worse, as a missing one)."""
+    old = [f"{o} -> {n}" for o, n in RENAMED_SECTIONS.items() if o in raw]
+    moved = sorted(set(raw.get("forecast") or {}) & set(LearningCurveConfig.model_fields))
+    old += [f"forecast.{key} -> learning_curve.{key}" for key in moved]
+    if old:
+        raise ParamsError(
+            f"{source}: renamed so that each stage's section has the stage's name: "
+            f"{', '.join(old)}; rename {'them' if len(old) > 1 else 'it'} in the params file"
+        )
+
+
 def parse_params(
     raw: dict[str, Any], path: Path | str = "params", overrides: dict[str, Any] | None = None
 ) -> Params:
     """Validate a params mapping; errors name `path` (and the overrides merged into `raw`)."""
     source = f"{Path(path)} (with overrides {overrides})" if overrides else str(Path(path))
+    _refuse_old_names(raw, source)
     try:
         return Params.model_validate(raw)
     except ValidationError as err:

@@ -95,7 +95,7 @@ def code_deps(row: Stage) -> list[str]:
 
 
 def source_code_deps() -> list[str]:
-    entry = module_file("frugal.source")
+    entry = module_file("frugal.data.source")
     assert entry is not None
     return sorted(imported_closure(entry))
 
@@ -137,7 +137,7 @@ def render() -> str:
     lines = HEADER.splitlines()
     lines += ["vars:", f"  - source_fingerprint: {SOURCE_OUT}   # the `source` stage's out"]
     lines += ["stages:", f"  {SOURCE}:", *_comment(SOURCE_ABOUT, "    ")]
-    lines += ["    cmd: python -m frugal.source --out ${source_fingerprint}"]
+    lines += ["    cmd: python -m frugal.data.source --out ${source_fingerprint}"]
     lines += ["    always_changed: true", *_entries("deps", source_code_deps())]
     lines += _entries("outs", (("${source_fingerprint}", {"cache": False}),))
     for row in STAGES:

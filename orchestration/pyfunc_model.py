@@ -1,6 +1,6 @@
 """The MLflow model of a Frugal classifier ("models from code"): a pyfunc over the served files
 of a model folder (model.onnx, tokenizer.json, frugal.json, compression.json), run by ONNX
-Runtime (`frugal.runtime`): the same graph that evaluation measured and the energy model priced.
+Runtime (`frugal.model.runtime`): the same graph that evaluation measured and the energy model priced.
 It needs no torch.
 
     model = mlflow.pyfunc.load_model("models:/frugal-trec-coarse@champion")
@@ -20,7 +20,7 @@ from mlflow.pyfunc import PythonModel
 
 class FrugalClassifier(PythonModel):
     def load_context(self, context) -> None:
-        from frugal.runtime import OnnxClassifier
+        from frugal.model.runtime import OnnxClassifier
 
         self.classifier = OnnxClassifier(Path(context.artifacts["model_dir"]))
 

@@ -48,7 +48,7 @@ PIP_REQUIREMENTS = [
     f"{name}=={importlib.metadata.version(name)}"
     for name in ("onnxruntime", "onnx", "tokenizers", "numpy", "pandas")
 ]
-# The files a model serves from (frugal.runtime); the torch reference stays out of the model.
+# The files a model serves from (frugal.model.runtime); the torch reference stays out of the model.
 SERVED_FILES = ("model.onnx", "tokenizer.json", "frugal.json", "compression.json")
 
 

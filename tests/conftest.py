@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def trec() -> pd.DataFrame:
-    from frugal.data import load_trec
+    from frugal.data.dataset import load_trec
 
     return load_trec("coarse")
 
@@ -27,7 +27,7 @@ def trec() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def trec_sample(trec: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Small stratified train/dev/test samples of the real TREC questions."""
-    from frugal.data import split
+    from frugal.data.dataset import split
 
     small = trec.groupby("label", group_keys=False).sample(n=40, random_state=0)
     return split(small, dev_fraction=0.2, test_fraction=0.25, seed=0)

@@ -2,7 +2,7 @@
 per tensor and which tensors sit in on-chip SRAM, jointly, minimising modeled energy per
 utterance (summed over workloads, each relative to full precision) subject to the summed
 predicted loss ≤ a budget and, as HAWQ-V3 does, the summed measured latency of the linear
-layers' kernels ≤ a latency budget (`frugal.latency`'s table: 4-bit MatMulNBits is slower
+layers' kernels ≤ a latency budget (`frugal.energy.latency`'s table: 4-bit MatMulNBits is slower
 than int8 DynamicQuantizeMatMul at these shapes, so 4 bits must pay for itself elsewhere);
 or the reverse (least predicted loss under an energy or a size budget), or fewest bytes (the
 size-guided baseline).
@@ -37,8 +37,8 @@ from frugal.compress.sensitivity import (
     subgroup_sensitivity,
 )
 from frugal.config import CompressConfig
-from frugal.energy import (
-    FLOAT_BITS,
+from frugal.energy.latency import LatencyTable, latency_us
+from frugal.energy.modeled import (
     DeviceProfile,
     TensorCost,
     activation_bytes,
@@ -51,11 +51,10 @@ from frugal.energy import (
     with_bits,
 )
 from frugal.errors import FrugalError
-from frugal.export import NATIVE_BITS, kind_of
-from frugal.fisher import fisher_diagonal
-from frugal.latency import LatencyTable, latency_us
-from frugal.modeling import Classifier, logits_of, token_batches
-from frugal.quantize import plannable_tensors
+from frugal.model.fisher import fisher_diagonal
+from frugal.model.modeling import Classifier, logits_of, token_batches
+from frugal.model.quantize import plannable_tensors
+from frugal.model.runtime import FLOAT_BITS, NATIVE_BITS, kind_of
 
 
 class Infeasible(ValueError):

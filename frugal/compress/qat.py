@@ -21,16 +21,16 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
-from frugal.energy import FLOAT_BITS
-from frugal.loop import Batcher, Optimization, train_steps
-from frugal.modeling import Classifier, logits_of
-from frugal.quantize import (
+from frugal.model.loop import Batcher, Optimization, train_steps
+from frugal.model.modeling import Classifier, logits_of
+from frugal.model.quantize import (
     block_of,
     fake_quantize,
     quantize_activations,
     quantize_activations_per_tensor,
     ste,
 )
+from frugal.model.runtime import FLOAT_BITS
 
 # Activation bits the MACs run at: int8 kernels quantize activations to 8 bits; weight-only
 # ("float") execution multiplies in float.

@@ -1,7 +1,7 @@
 """Sensitivity of every plannable weight tensor (encoder linear layers, the word-embedding
 table, the head) at each bit width:
 
-* predicted: from the diagonal Fisher (`frugal.fisher.fisher_diagonal`: squared per-example
+* predicted: from the diagonal Fisher (`frugal.model.fisher.fisher_diagonal`: squared per-example
   gradients of the loss at the model's own predicted labels, no annotation needed), the loss
   increase of quantizing a tensor is ½ Σ F_i (q(w_i) - w_i)²; per subgroup (attention head,
   feed-forward channel group) the same sum over its own entries;
@@ -22,15 +22,15 @@ import torch
 from scipy.stats import spearmanr
 
 from frugal.compress.qat import quantized_activations, quantized_weights
-from frugal.modeling import Classifier, logits_of
-from frugal.quantize import block_of, fake_quantize, plannable_tensors
+from frugal.model.modeling import Classifier, logits_of
+from frugal.model.quantize import block_of, fake_quantize, plannable_tensors
 
 
 def fisher_loss_increase(
     weight: torch.Tensor, fisher: torch.Tensor, bits: int, block_size: int
 ) -> float:
     """Second-order predicted loss increase ½ Σ F (q(w) - w)² of quantizing `weight` (in
-    blocks of `block_size`, `frugal.quantize.block_of`'s)."""
+    blocks of `block_size`, `frugal.model.quantize.block_of`'s)."""
     with torch.no_grad():
         error = fake_quantize(weight, bits, block_size) - weight
         return float(0.5 * (fisher * error**2).sum())

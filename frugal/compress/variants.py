@@ -39,9 +39,9 @@ from frugal.compress.qat import (
     distill,
 )
 from frugal.config import CompressConfig
-from frugal.energy import DeviceProfile, TensorCost, reserve, with_bits
-from frugal.evaluation import accuracy_difference
-from frugal.modeling import Classifier
+from frugal.energy.modeled import DeviceProfile, TensorCost, reserve, with_bits
+from frugal.model.modeling import Classifier
+from frugal.report.evaluation import accuracy_difference
 
 
 @dataclass
@@ -184,9 +184,9 @@ def ort_int8(job: VariantJob) -> Variant:
     (`quantize_dynamic`) of the base model's fused float graph, with the options a careful user
     would try (per tensor or per output channel, full or reduced range), whichever is most
     accurate on dev (ties: the defaults first). Applied when saved
-    (`frugal.compressed.save_compressed`); priced, like every model, from the graph it serves."""
-    from frugal.compressed import graph_accuracy, ort_dynamic
-    from frugal.export import export_onnx
+    (`frugal.compress.packed.save_compressed`); priced, like every model, from the graph it serves."""
+    from frugal.compress.packed import graph_accuracy, ort_dynamic
+    from frugal.model.export import export_onnx
 
     options = [(False, False), (True, False), (False, True), (True, True)]
     with tempfile.TemporaryDirectory() as temp:
@@ -304,9 +304,7 @@ def energy_qat(job: VariantJob) -> Variant:
         )
         if reference - extra["qat_dev_accuracy"] <= cfg.accuracy_budget:
             break
-    pick, met = pick_trial(
-        [t[3] for t in trials], reference, cfg.accuracy_budget, cfg.qat.seed
-    )
+    pick, met = pick_trial([t[3] for t in trials], reference, cfg.accuracy_budget, cfg.qat.seed)
     chosen, clf, extra, _ = trials[pick]
     how = (
         f"energy-guided plan distilled (pool text, bought labels) and chosen by its dev "

@@ -14,15 +14,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from frugal import catalog, energy
+from frugal import catalog
+from frugal.compress.packed import save_compressed
 from frugal.compress.planner import Analysis, Candidate, analyse, candidate_table, plan_candidate
 from frugal.compress.sensitivity import least_sensitive_heads
 from frugal.compress.variants import build_variant
-from frugal.compressed import save_compressed
 from frugal.config import CompressConfig, Params
+from frugal.energy import modeled
+from frugal.energy.latency import usable_table
 from frugal.hashing import data_md5, file_md5
-from frugal.latency import usable_table
-from frugal.modeling import Classifier, load_classifier
+from frugal.model.modeling import Classifier, load_classifier
 from frugal.stages import Context, Outcome, RunLog
 
 
@@ -37,7 +38,7 @@ class Inputs:
     dev_texts: list[str]
     dev_labels: list[str]
     workload_texts: list[str]  # pool texts whose invocation counts the planner prices
-    profile: energy.DeviceProfile
+    profile: modeled.DeviceProfile
 
 
 def _inputs(params: Params) -> Inputs:
@@ -53,7 +54,7 @@ def _inputs(params: Params) -> Inputs:
         dev["text"].astype(str).tolist(),
         dev["label"].astype(str).tolist(),
         unlabeled[: cfg.workload_texts],
-        energy.device_profile(cfg.profile, params.energy.profiles[cfg.profile]),
+        modeled.device_profile(cfg.profile, params.profile.profiles[cfg.profile]),
     )
 
 

@@ -1,6 +1,6 @@
 """The continual stage: new domains arrive, a model is updated with every method in
 continual.methods, and each step's model is recorded and registered. The method chosen on dev
-(`frugal.continual.choose_shipped`) ships: its last-step model is continual.output_dir and the
+(`frugal.continual.methods.choose_shipped`) ships: its last-step model is continual.output_dir and the
 registered model's `current` version.
 
 What arrives: with `continual.steps: none` (the default run), only the user's update file
@@ -20,7 +20,7 @@ import torch
 
 from frugal import catalog, registry
 from frugal.config import ContinualConfig, Params
-from frugal.continual import (
+from frugal.continual.methods import (
     SHIPPED_RULE,
     STATS_FILE,
     ClassStats,
@@ -30,10 +30,11 @@ from frugal.continual import (
     run_continual,
     summarize_methods,
 )
-from frugal.domains import domain_steps, update_splits
+from frugal.data.domains import domain_steps, update_splits
 from frugal.hashing import data_md5
-from frugal.modeling import Classifier, load_classifier, save_classifier
-from frugal.plots import plot_continual
+from frugal.model.export import save_classifier
+from frugal.model.modeling import Classifier, load_classifier
+from frugal.report.plots import plot_continual
 from frugal.stages import Context, Outcome, RunLog
 
 NO_UPDATE = (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from frugal.config import Params
-from frugal.data import SPLITS
+from frugal.data.dataset import SPLITS
 from frugal.files import write_embeddings_atomic
-from frugal.modeling import embed_texts
+from frugal.model.modeling import embed_texts
 from frugal.stages import Context, Outcome
 
 

@@ -15,7 +15,9 @@ import pandas as pd
 from frugal import catalog, registry
 from frugal.config import EvaluateConfig, Params
 from frugal.errors import DataError
-from frugal.evaluation import (
+from frugal.hashing import data_md5
+from frugal.model.runtime import OnnxClassifier
+from frugal.report.evaluation import (
     baseline_differences,
     champion_energy,
     classification_metrics,
@@ -23,9 +25,7 @@ from frugal.evaluation import (
     plot_confusion,
     within_budget,
 )
-from frugal.hashing import data_md5
-from frugal.plots import plot_pareto
-from frugal.runtime import OnnxClassifier
+from frugal.report.plots import plot_pareto
 from frugal.stages import Context, Outcome, RunLog, Version
 
 # The workload of a registered version's description: one request per utterance.

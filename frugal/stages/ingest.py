@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from frugal import data
 from frugal.config import Params
+from frugal.data import dataset
 from frugal.files import write_parquet_atomic
 from frugal.stages import Context, Outcome
 
@@ -11,4 +11,4 @@ from frugal.stages import Context, Outcome
 def run(params: Params, ctx: Context) -> Outcome:
     """Read and validate the source; write the raw table."""
     cfg = params.ingest
-    return Outcome(value=write_parquet_atomic(data.ingest(cfg), cfg.output))
+    return Outcome(value=write_parquet_atomic(dataset.ingest(cfg), cfg.output))

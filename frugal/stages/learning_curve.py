@@ -7,14 +7,14 @@ import pandas as pd
 
 from frugal import catalog
 from frugal.config import Params
-from frugal.modeling import load_classifier
+from frugal.model.modeling import load_classifier
+from frugal.model.training import Trained, learning_curve_points
 from frugal.stages import Context, Outcome
-from frugal.training import Trained, learning_curve_points
 
 
 def run(params: Params, ctx: Context) -> Outcome:
     """Fine-tune on growing shares of the bought labels; write the (n_labels, score) points."""
-    cfg = params.forecast
+    cfg = params.learning_curve
     history = catalog.TRAIN.read(params)
     trained = Trained(
         load_classifier(params.train.output_dir),

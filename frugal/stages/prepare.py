@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from frugal import data
 from frugal.config import Params
+from frugal.data import dataset
 from frugal.files import write_splits_atomic
 from frugal.stages import Context, Outcome
 
@@ -14,5 +14,5 @@ def run(params: Params, ctx: Context) -> Outcome:
     """Split the raw table; write every split atomically."""
     cfg = params.prepare
     raw = pd.read_parquet(params.ingest.output)
-    splits = data.split(raw, cfg.dev_fraction, cfg.test_fraction, cfg.seed, cfg.selection_share)
+    splits = dataset.split(raw, cfg.dev_fraction, cfg.test_fraction, cfg.seed, cfg.selection_share)
     return Outcome(value=write_splits_atomic(splits, cfg.output_dir))

@@ -8,23 +8,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from frugal import catalog, energy
-from frugal.compressed import model_energy_of
-from frugal.config import EnergyConfig, Params
+from frugal import catalog
+from frugal.compress.packed import model_energy_of
+from frugal.config import Params, ProfileConfig
+from frugal.energy import modeled
+from frugal.energy.measure import measure_in_fresh_process
 from frugal.errors import DataError
 from frugal.hashing import data_md5
-from frugal.measure import measure_in_fresh_process
-from frugal.plots import plot_energy_layers
+from frugal.report.plots import plot_energy_layers
 from frugal.stages import Context, Outcome, RunLog
 
 
 def run(params: Params, ctx: Context) -> Outcome:
     """Modeled energy (every profile × workload) and measured CPU figures of every model."""
-    cfg = params.energy
+    cfg = params.profile
     if not cfg.workload_data.is_file():
         raise DataError(f"{cfg.workload_data}: workload data not found; run `dvc repro prepare`")
     texts = pd.read_parquet(cfg.workload_data)["text"].astype(str).tolist()[: cfg.max_requests]
-    profiles = [energy.device_profile(name, p) for name, p in cfg.profiles.items()]
+    profiles = [modeled.device_profile(name, p) for name, p in cfg.profiles.items()]
     summary: dict[str, dict] = {}
     runs = []
     for model_dir in params.models():
@@ -38,8 +39,8 @@ def run(params: Params, ctx: Context) -> Outcome:
 def _profile(
     model_dir: Path,
     texts: list[str],
-    profiles: list[energy.DeviceProfile],
-    cfg: EnergyConfig,
+    profiles: list[modeled.DeviceProfile],
+    cfg: ProfileConfig,
     ctx: Context,
 ) -> tuple[dict, RunLog]:
     """One model's tables, plot and figures, and what its run records."""
@@ -57,15 +58,15 @@ def _profile(
     measured = measure_in_fresh_process(
         model_dir, cfg.workload_data, cfg.threads, cfg.latency_requests, cfg.throughput_batch
     )
-    modeled = energy.energy_summary(results)
-    figures = {"modeled": modeled, "measured": measured.as_dict()}
+    summary = modeled.energy_summary(results)
+    figures = {"modeled": summary, "measured": measured.as_dict()}
     ctx.log(
-        f"{name}: {modeled['uj_per_utterance']} µJ/utterance (modeled); "
+        f"{name}: {summary['uj_per_utterance']} µJ/utterance (modeled); "
         f"{measured.latency_ms_p50:.1f} ms p50 at batch 1 (measured); RAPL {measured.rapl}"
     )
     metrics = {
         f"modeled_uj.{profile}.{workload}": uj
-        for profile, by_workload in modeled["uj_per_utterance"].items()
+        for profile, by_workload in summary["uj_per_utterance"].items()
         for workload, uj in by_workload.items()
     }
     for key in ("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb"):

@@ -3,14 +3,12 @@ reports/report.html (it reads every stage's reports: all params)."""
 
 from __future__ import annotations
 
-import pandas as pd
-
 from frugal import catalog
 from frugal.config import Params
 from frugal.files import write_text_atomic
+from frugal.forecast.planning import PlanError, plan_from_reports
 from frugal.hashing import data_md5
-from frugal.planning import PlanError, plan_from_reports
-from frugal.report import ReportInputs, render
+from frugal.report.page import ReportInputs, render
 from frugal.stages import Context, Outcome
 
 
@@ -21,10 +19,11 @@ def run(params: Params, ctx: Context) -> Outcome:
     best = metrics.champion() or params.train.output_dir.name
     base = params.train.output_dir.name
     continual = params.continual.report
-    plan = _plan(params, metrics)
+    forecast = catalog.FORECAST.read(params)
+    plan = _plan(params, metrics, forecast)
     inputs = ReportInputs(
         metrics=metrics,
-        forecast=catalog.FORECAST.read(params),
+        forecast=forecast,
         sample=catalog.SAMPLE.read(params),
         continual=catalog.CONTINUAL.read(params) if continual.is_file() else None,
         plan=plan,
@@ -36,8 +35,8 @@ def run(params: Params, ctx: Context) -> Outcome:
             "Annotation curves": params.sample.plot,
             "Learning-curve forecast": params.forecast.plot,
             "Pareto front": ev.pareto_plot,
-            "Energy: base model": params.energy.plots_dir / f"{base}.png",
-            "Energy: champion": params.energy.plots_dir / f"{best}.png",
+            "Energy: base model": params.profile.plots_dir / f"{base}.png",
+            "Energy: champion": params.profile.plots_dir / f"{best}.png",
             "Confusion: base model": ev.plots_dir / f"confusion_{base}.png",
             "Confusion: champion": ev.plots_dir / f"confusion_{best}.png",
             "Continual updates": params.continual.plot,
@@ -55,7 +54,9 @@ def run(params: Params, ctx: Context) -> Outcome:
     )
 
 
-def _plan(params: Params, metrics: catalog.Metrics) -> dict | None:
+def _plan(
+    params: Params, metrics: catalog.Metrics, forecast: catalog.ForecastReport
+) -> dict | None:
     """`frugal plan` for forecast.target on this run (None without a target); a refusal is
     kept as its sentence, as the CLI would print it."""
     target = params.forecast.target
@@ -65,11 +66,11 @@ def _plan(params: Params, metrics: catalog.Metrics) -> dict | None:
         "target": target,
         "energy_budget_uj": params.report.plan_energy_budget_uj,
         "profile": params.evaluate.champion_profile,
-        "workload": params.energy.workloads[0],
+        "workload": params.profile.workloads[0],
     }
     try:
         return plan_from_reports(
-            pd.read_csv(params.forecast.points),
+            forecast,
             metrics,
             catalog.PROFILE.read(params),
             target,

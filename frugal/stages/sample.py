@@ -8,12 +8,13 @@ from functools import partial
 
 import pandas as pd
 
-from frugal import catalog, sampling
-from frugal.annotation import read_annotations
+from frugal import catalog
 from frugal.config import Params, SampleConfig
 from frugal.files import write_parquet_atomic
 from frugal.hashing import data_md5
-from frugal.plots import plot_annotation_curves
+from frugal.labels import sampling
+from frugal.labels.annotation import read_annotations
+from frugal.report.plots import plot_annotation_curves
 from frugal.stages import Context, Outcome, RunLog
 
 

@@ -8,9 +8,9 @@ import pandas as pd
 from frugal import catalog
 from frugal.config import Params
 from frugal.hashing import data_md5
-from frugal.modeling import save_classifier
+from frugal.model.export import save_classifier
+from frugal.model.training import fine_tune
 from frugal.stages import Context, Outcome, RunLog
-from frugal.training import fine_tune
 
 
 def run(params: Params, ctx: Context) -> Outcome:

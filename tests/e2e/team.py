@@ -179,7 +179,7 @@ def expected_champion(clones: list[Clone], cfg_budget: float, profile: str) -> t
     reports/metrics.json: the lowest mean modeled energy on `profile` among the models within
     the budget of their own base model (ties: none in practice; the earliest version wins)."""
     from frugal import catalog
-    from frugal.evaluation import champion_energy, within_budget
+    from frugal.report.evaluation import champion_energy, within_budget
 
     candidates = []
     for clone in clones:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from frugal.continual import STATS_FILE, ClassStats, pooled_features
-from frugal.modeling import load_classifier
-from frugal.runtime import OnnxClassifier
+from frugal.continual.methods import STATS_FILE, ClassStats, pooled_features
+from frugal.model.modeling import load_classifier
+from frugal.model.runtime import OnnxClassifier
 from tests.conftest import ROOT
 from tests.e2e.conftest import project_env
 

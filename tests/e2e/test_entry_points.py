@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from frugal.source import fingerprint
+from frugal.data.source import fingerprint
 from tests.conftest import ROOT
 
 
@@ -119,7 +119,7 @@ def test_the_source_stage_command_writes_the_fingerprint(tmp_path):
     params.write_text(yaml.safe_dump({"ingest": ingest}))
     out = tmp_path / "source.json"
     subprocess.run(
-        [sys.executable, "-m", "frugal.source", "--params", str(params), "--out", str(out)],
+        [sys.executable, "-m", "frugal.data.source", "--params", str(params), "--out", str(out)],
         cwd=ROOT, check=True,
     )  # fmt: skip
     assert json.loads(out.read_text()) == json.loads(json.dumps(fingerprint(ingest)))

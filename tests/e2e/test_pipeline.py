@@ -158,7 +158,7 @@ def test_priced_widths_are_the_executed_widths_of_every_model(repo):
     compressed graph executes exactly its plan."""
     import pandas as pd
 
-    from frugal.runtime import executed_widths, load_graph
+    from frugal.model.runtime import executed_widths, load_graph
 
     for model_dir in [repo / "models/base", *sorted((repo / "models/compressed").iterdir())]:
         executed = executed_widths(load_graph(model_dir))
@@ -179,8 +179,8 @@ def test_uniform_int8_priced_from_its_graph_equals_the_hand_computation(repo):
     attention products in float32."""
     import pandas as pd
 
-    from frugal.compressed import load_float, model_energy_of
-    from frugal.energy import DeviceProfile, count_lengths, request_lengths
+    from frugal.compress.packed import load_float, model_energy_of
+    from frugal.energy.modeled import DeviceProfile, count_lengths, request_lengths
 
     model_dir = repo / "models/compressed/int8_ptq"
     texts = pd.read_parquet(repo / "data/splits/test.parquet")["text"].tolist()[:5]
@@ -409,8 +409,8 @@ def test_registered_model_loads_and_predicts_through_mlflow(repo):
     labels = {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}
     assert list(predicted.columns) == ["label", "score"] and set(predicted["label"]) <= labels
     # the same predictions as the model folder DVC tracks, and as its torch reference
-    from frugal.modeling import load_classifier, predict_proba
-    from frugal.runtime import OnnxClassifier
+    from frugal.model.modeling import load_classifier, predict_proba
+    from frugal.model.runtime import OnnxClassifier
 
     onnx_model = OnnxClassifier(repo / "models/base")
     served = onnx_model.predict_proba(questions["text"].tolist())
@@ -484,7 +484,7 @@ def test_continual_updates_every_method_and_registers_every_step(repo):
     # most max_time_share of full retraining's (none within it, as tiny data's fixed costs can
     # make it: the fastest of those that store no text)
     from frugal.config import load_params
-    from frugal.continual import RECIPES
+    from frugal.continual.methods import RECIPES
 
     budget = load_params(repo / "params.yaml").continual.max_time_share
     shipped = report["shipped"]["method"]

@@ -13,18 +13,18 @@ import torch
 from scipy.stats import spearmanr
 
 from frugal.config import load_params
-from frugal.continual import train_on
-from frugal.fisher import classifier_fisher_trace_scores
-from frugal.measure import measure_in_fresh_process
-from frugal.modeling import (
+from frugal.continual.methods import train_on
+from frugal.energy.measure import measure_in_fresh_process
+from frugal.labels.sampling import STRATEGIES, run_rounds, standardize
+from frugal.model.export import save_classifier
+from frugal.model.fisher import classifier_fisher_trace_scores
+from frugal.model.modeling import (
     embed_texts,
     new_classifier,
     predict_proba,
-    save_classifier,
     token_batches,
 )
-from frugal.sampling import STRATEGIES, run_rounds, standardize
-from frugal.training import fine_tune
+from frugal.model.training import fine_tune
 from tests.conftest import ROOT
 
 

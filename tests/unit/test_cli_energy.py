@@ -11,7 +11,8 @@ import yaml
 from frugal.cli import main
 from frugal.config import load_params
 from frugal.errors import ParamsError
-from frugal.modeling import new_classifier, save_classifier
+from frugal.model.export import save_classifier
+from frugal.model.modeling import new_classifier
 from tests.conftest import ROOT
 
 
@@ -22,10 +23,10 @@ def setup(tmp_path_factory):
     texts = ["Who wrote Hamlet ?", "How far is the Moon from the Earth ?", "What is DVC ?"]
     pd.DataFrame({"text": texts}).to_parquet(tmp / "texts.parquet")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["energy"].update(workload_data=str(tmp / "texts.parquet"), max_requests=2)
+    params["profile"].update(workload_data=str(tmp / "texts.parquet"), max_requests=2)
     # the tiny encoder's tensors, its word table apart, fit the mcu's 512 KiB as they do the
     # phone's 2 MiB: give the mcu a share small enough to leave some of them in DRAM
-    params["energy"]["profiles"]["mcu"]["sram_bytes"] = 65536
+    params["profile"]["profiles"]["mcu"]["sram_bytes"] = 65536
     (tmp / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp
 
@@ -67,5 +68,5 @@ def test_a_profile_with_sram_dearer_than_dram_is_rejected():
     with pytest.raises(ParamsError, match="sram_pj_per_byte"):
         load_params(
             ROOT / "params.yaml",
-            {"energy": {"profiles": {"phone": {"sram_pj_per_byte": 500.0}}}},
+            {"profile": {"profiles": {"phone": {"sram_pj_per_byte": 500.0}}}},
         )

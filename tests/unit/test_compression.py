@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from frugal.compress.packed import is_compressed, load_float, save_compressed
 from frugal.compress.planner import plan_bits
 from frugal.compress.qat import apply_bits, distill
 from frugal.compress.sensitivity import (
@@ -19,11 +20,10 @@ from frugal.compress.sensitivity import (
     sensitivity_table,
     subgroup_sensitivity,
 )
-from frugal.compressed import is_compressed, load_float, save_compressed
-from frugal.energy import DeviceProfile, TensorCost, energy_per_request, with_bits
-from frugal.fisher import fisher_diagonal
-from frugal.modeling import token_batches
-from frugal.quantize import fake_quantize, plannable_tensors
+from frugal.energy.modeled import DeviceProfile, TensorCost, energy_per_request, with_bits
+from frugal.model.fisher import fisher_diagonal
+from frugal.model.modeling import token_batches
+from frugal.model.quantize import fake_quantize, plannable_tensors
 
 PROFILE = DeviceProfile("hand", 60, 10.0, 1.0, {32: 2.0, 16: 1.0, 8: 0.5}, "test")
 BLOCK = 64
@@ -172,8 +172,8 @@ def test_zeroed_channels_score_exactly_what_the_pruned_model_computes(clf):
         prune_structure,
         structure_groups,
     )
-    from frugal.fisher import fisher_diagonal
-    from frugal.modeling import logits_of
+    from frugal.model.fisher import fisher_diagonal
+    from frugal.model.modeling import logits_of
 
     model, n = clf.model, clf.model.config.intermediate_size
     fisher = fisher_diagonal(model, token_batches(clf, TEXTS, 1), plannable_tensors(model))
@@ -228,8 +228,8 @@ def test_kernel_latency_reads_a_hand_made_table_at_the_median_request(clf):
     text), and the budget is latency_budget × the all-int8 sum."""
     from frugal.compress.planner import kernel_latency
     from frugal.config import load_params
-    from frugal.latency import LatencyTable
-    from frugal.quantize import plannable_tensors
+    from frugal.energy.latency import LatencyTable
+    from frugal.model.quantize import plannable_tensors
     from tests.conftest import ROOT
 
     tokens = [1, 8, 16, 32]
@@ -263,7 +263,7 @@ def test_kernel_latency_reads_a_hand_made_table_at_the_median_request(clf):
 
 @pytest.fixture(scope="module")
 def clf():
-    from frugal.modeling import new_classifier
+    from frugal.model.modeling import new_classifier
 
     torch.manual_seed(0)
     return new_classifier(["DESC", "HUM", "LOC", "NUM"], max_length=24)
@@ -333,7 +333,7 @@ def test_least_sensitive_heads_sum_a_heads_tensors_at_the_narrowest_width():
 
 
 def test_distillation_leaves_quantized_weights_and_follows_the_teacher(clf):
-    from frugal.modeling import logits_of
+    from frugal.model.modeling import logits_of
 
     def kl_to_teacher(model_clf) -> float:
         teacher = torch.log_softmax(logits_of(clf, TEXTS), -1)
@@ -359,7 +359,7 @@ def test_distillation_learns_the_bought_labels_beside_the_teacher(clf):
     """Cross-entropy on the labeled texts pulls the student towards their labels, against the
     teacher; texts marked UNLABELED add nothing to it."""
     from frugal.compress.qat import UNLABELED
-    from frugal.modeling import logits_of
+    from frugal.model.modeling import logits_of
 
     teacher = logits_of(clf, TEXTS).argmax(-1)
     wanted = [(int(t) + 1) % len(clf.labels) for t in teacher]  # never the teacher's class
@@ -414,7 +414,7 @@ def test_a_trial_one_question_short_of_the_best_is_not_passed_over_for_a_costlie
 def test_compressed_model_is_packed_pruned_tensors_absent_and_reloads_identically(clf, tmp_path):
     from safetensors import safe_open
 
-    from frugal.runtime import OnnxClassifier
+    from frugal.model.runtime import OnnxClassifier
 
     names = plannable_tensors(clf.model)
     bits = {name: 4 for name in names}
@@ -455,7 +455,7 @@ def accuracy_reference(clf, bits):
     """Predictions of the torch fake-quant reference: quantized weights (already applied) and
     int8 inputs per token and block to the quantized linear layers."""
     from frugal.compress.qat import quantized_activations
-    from frugal.modeling import logits_of
+    from frugal.model.modeling import logits_of
 
     with quantized_activations(clf.model, 8, BLOCK, bits):
         return logits_of(clf, TEXTS).argmax(-1).numpy()
@@ -486,8 +486,8 @@ def test_loss_plan_under_a_size_budget_is_the_exhaustive_optimum():
 
 def test_structured_pruning_removes_exactly_the_chosen_heads_and_channels(clf, tmp_path):
     from frugal.compress.pruning import choose_structure, prune_structure, structure_groups
-    from frugal.modeling import logits_of
-    from frugal.runtime import OnnxClassifier
+    from frugal.model.modeling import logits_of
+    from frugal.model.runtime import OnnxClassifier
 
     fisher = fisher_diagonal(clf.model, token_batches(clf, TEXTS, 1), plannable_tensors(clf.model))
     config = clf.model.config
@@ -556,7 +556,7 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
     from frugal.compress.planner import analyse, plan_candidate
     from frugal.compress.variants import build_variant
     from frugal.config import load_params
-    from frugal.energy import device_profile
+    from frugal.energy.modeled import device_profile
     from tests.conftest import ROOT
 
     small = {"fisher_texts": 4, "sensitivity_texts": 6, "workload_texts": 4, "plan_budgets": 3}
@@ -564,7 +564,7 @@ def test_candidates_and_variants_leave_the_base_model_as_it_was_and_repeat_exact
         ROOT / "params.yaml",
         {"compress": {**small, "bit_choices": [0, 4, 8], "qat": {"steps": 4, "batch_size": 4}}},
     )
-    cfg, profile = params.compress, device_profile("phone", params.energy.profiles["phone"])
+    cfg, profile = params.compress, device_profile("phone", params.profile.profiles["phone"])
     before = {k: v.clone() for k, v in clf.model.state_dict().items()}
     analysis = analyse(clf, TEXTS, TEXTS, LABELS, TEXTS[:4], cfg)
     candidates = [
@@ -617,7 +617,7 @@ def test_every_recipe_builds_a_variant_whose_record_is_plain_json(clf):
     from frugal.compress.planner import analyse, plan_candidate
     from frugal.compress.variants import RECIPES, build_variant
     from frugal.config import load_params
-    from frugal.energy import device_profile
+    from frugal.energy.modeled import device_profile
     from tests.conftest import ROOT
 
     small = {"fisher_texts": 4, "sensitivity_texts": 6, "workload_texts": 4, "plan_budgets": 3}
@@ -625,7 +625,7 @@ def test_every_recipe_builds_a_variant_whose_record_is_plain_json(clf):
         ROOT / "params.yaml",
         {"compress": {**small, "bit_choices": [2, 4, 8], "qat": {"steps": 2, "batch_size": 4}}},
     )
-    cfg, profile = params.compress, device_profile("phone", params.energy.profiles["phone"])
+    cfg, profile = params.compress, device_profile("phone", params.profile.profiles["phone"])
     analysis = analyse(clf, TEXTS, TEXTS, LABELS, TEXTS[:4], cfg)
     candidates = [
         plan_candidate(clf, analysis, budget, TEXTS, LABELS, profile, cfg)

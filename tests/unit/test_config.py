@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from frugal.config import Params, load_params, registered_model_name
+from frugal.data.source import fingerprint
 from frugal.errors import ParamsError
-from frugal.source import fingerprint
 from tests.conftest import ROOT
 
 PARAMS = ROOT / "params.yaml"
@@ -135,11 +135,11 @@ def test_params_are_frozen() -> None:
 
 def test_planning_for_a_workload_profile_does_not_price_is_refused(tmp_path: Path) -> None:
     raw = _raw()
-    raw["energy"]["workloads"] = ["batch"]  # documents: no streaming
+    raw["profile"]["workloads"] = ["batch"]  # documents: no streaming
     with pytest.raises(ParamsError, match=r"compress.workloads plans for \['streaming'\]"):
         load_params(_write(tmp_path, raw))
     raw["compress"]["workloads"] = ["batch"]
-    assert load_params(_write(tmp_path, raw)).energy.workloads == ["batch"]
+    assert load_params(_write(tmp_path, raw)).profile.workloads == ["batch"]
 
 
 def test_auto_settings_and_their_alternatives_validate(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frugal.conformal import (
+from frugal.forecast.conformal import (
     HORIZON_BINS,
     conformal_quantiles,
     horizon_bin,

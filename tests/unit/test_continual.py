@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from frugal.config import ContinualConfig
-from frugal.continual import (
+from frugal.continual.exemplars import head_view, herding_order, select_exemplars
+from frugal.continual.methods import (
     METHODS,
     RECIPES,
     SHRINKAGE_GRID,
@@ -31,11 +32,10 @@ from frugal.continual import (
     train_on,
     update,
 )
-from frugal.domains import auto_steps, domain_steps
+from frugal.data.domains import auto_steps, domain_steps
 from frugal.errors import DataError
-from frugal.exemplars import head_view, herding_order, select_exemplars
-from frugal.fisher import classifier_fisher_trace_scores
-from frugal.modeling import logits_of, new_classifier, predict_proba, token_batches
+from frugal.model.fisher import classifier_fisher_trace_scores
+from frugal.model.modeling import logits_of, new_classifier, predict_proba, token_batches
 
 
 def _cfg(**overrides) -> ContinualConfig:

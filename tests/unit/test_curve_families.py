@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frugal.curve_families import FAMILIES, FAMILY_NAMES, evaluate, fit_family, labels_reaching
+from frugal.forecast.curve_families import (
+    FAMILIES,
+    FAMILY_NAMES,
+    evaluate,
+    fit_family,
+    labels_reaching,
+)
 
 X = np.array([0.05, 0.1, 0.2, 0.4, 0.8, 1.0])  # n / n_scale, as the forecasters scale it
 TRUE = {

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from frugal.conformal import (
+from frugal.errors import DataError
+from frugal.forecast.conformal import (
     HORIZON_BINS,
     CalibratedForecast,
     conformal_quantiles,
@@ -15,15 +16,14 @@ from frugal.conformal import (
     load_calibration,
     parse_method,
 )
-from frugal.curve_families import FAMILY_NAMES
-from frugal.curves import (
+from frugal.forecast.curve_families import FAMILY_NAMES
+from frugal.forecast.curves import (
     CurveForecast,
     fit_curve,
     fit_linked,
     forecast_report,
     validate_points,
 )
-from frugal.errors import DataError
 
 TRUE_A, TRUE_B, TRUE_C = 0.9, 0.5, 0.4
 
@@ -215,7 +215,7 @@ def test_a_sparse_horizon_bin_borrows_its_neighbours() -> None:
 
 
 def test_at_labels_bought_sets_the_fit_beside_the_mean_measured_there(noisy_points) -> None:
-    from frugal.curves import at_labels_bought
+    from frugal.forecast.curves import at_labels_bought
 
     points = pd.concat(
         [noisy_points, pd.DataFrame({"n_labels": [1000.0], "score": [0.60]})]  # a 2nd seed

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from frugal.config import IngestConfig
-from frugal.data import (
+from frugal.data.dataset import (
     MIN_PER_CLASS,
     ingest,
     load_trec,
@@ -18,9 +18,9 @@ from frugal.data import (
     split,
     validate_raw,
 )
+from frugal.data.readers import read_source
 from frugal.errors import DataError
 from frugal.files import write_parquet_atomic, write_splits_atomic
-from frugal.readers import read_source
 
 COARSE = {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}
 QUESTIONS = {
@@ -417,13 +417,13 @@ def test_conflicting_labels_are_kept_dropped_or_voted_and_reported(
     # given
     path = _write_csv(tmp_path / "conflicts.csv", _conflicting_frame())
     # when
-    with caplog.at_level(logging.WARNING, logger="frugal.data"):
+    with caplog.at_level(logging.WARNING, logger="frugal.data.dataset"):
         data = ingest(_ingest_config(path, conflicts=policy))
     # then the surviving rows keep the ids of their source rows
     expected = [f"row-{row - 1:05d}" for row in range(1, 18) if row not in dropped_rows]
     assert data["id"].tolist() == expected
     # and one warning names both texts, their rows and labels, and what was done
-    (record,) = [r for r in caplog.records if r.name == "frugal.data"]
+    (record,) = [r for r in caplog.records if r.name == "frugal.data.dataset"]
     message = record.getMessage()
     assert record.levelno == logging.WARNING and str(path) in message
     assert "2 text(s)" in message and "(rows 5, 13: 1 music, 1 alarm)" in message
@@ -436,7 +436,7 @@ def test_conflicting_labels_are_kept_dropped_or_voted_and_reported(
 def test_agreeing_duplicates_are_not_reported(caplog: pytest.LogCaptureFixture) -> None:
     data = _labeled(4)
     twice = pd.concat([data, data.assign(id=data["id"] + "-copy")], ignore_index=True)
-    with caplog.at_level(logging.WARNING, logger="frugal.data"):
+    with caplog.at_level(logging.WARNING, logger="frugal.data.dataset"):
         kept = resolve_label_conflicts(twice, "drop", "twice.csv")
     pd.testing.assert_frame_equal(kept, twice)
     assert not caplog.records

@@ -25,7 +25,7 @@ def test_the_default_continual_method_is_the_benchmarks_dev_rule_choice():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from continual_updates import dev_rule_choice
 
-    from frugal.continual import RECIPES
+    from frugal.continual.methods import RECIPES
 
     results = json.loads((RESULTS / "continual_updates.json").read_text(encoding="utf-8"))
     every = results["all_configs"]
@@ -56,8 +56,8 @@ def test_the_default_compression_set_holds_the_anchor_and_the_research_champion(
 
 def test_the_forecast_fits_the_way_chosen_on_development_curves():
     # benchmarks/finetuned_curves.py choose: fine-tuned + proxy curves on the NLP development
-    # data sets, every way in frugal.curves.SHAPES scored against the fine-tuned truth
-    from frugal.curves import SHAPES, fit_curve
+    # data sets, every way in frugal.forecast.curves.SHAPES scored against the fine-tuned truth
+    from frugal.forecast.curves import SHAPES, fit_curve
 
     results = json.loads((RESULTS / "finetuned_curves.json").read_text(encoding="utf-8"))
     assert set(results["summary"]) == set(SHAPES)

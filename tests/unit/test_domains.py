@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from frugal.domains import update_splits
+from frugal.data.domains import update_splits
 from frugal.errors import DataError
 
 KNOWN = pd.DataFrame(

@@ -33,9 +33,9 @@ def test_every_stage_lists_exactly_the_modules_its_command_imports() -> None:
 
 
 def test_the_check_finds_a_real_hole() -> None:
-    # train's stage imports frugal.training: the closure the check relies on must contain it
+    # train's stage imports frugal.model.training: the closure the check relies on must contain it
     closure = set(code_deps(table.stage("train")))
-    assert {"flows/__init__.py", "flows/__main__.py", "frugal/training.py"} <= closure
+    assert {"flows/__init__.py", "flows/__main__.py", "frugal/model/training.py"} <= closure
     assert "frugal/stages/train.py" in closure and "frugal/stages/evaluate.py" not in closure
     assert not any(m.startswith("tests/") for m in closure)
 
@@ -51,9 +51,9 @@ def test_the_table_is_no_dep_because_a_row_change_changes_its_stage_entry(monkey
     before = yaml.safe_load(dvc_yaml.render())["stages"]
     rows = list(table.STAGES)
     i = [r.name for r in rows].index("forecast")
-    rows[i] = dataclasses.replace(rows[i], params=(*rows[i].params, "forecast.order"))
+    rows[i] = dataclasses.replace(rows[i], params=(*rows[i].params, "learning_curve.order"))
     monkeypatch.setattr(dvc_yaml, "STAGES", tuple(rows))
     after = yaml.safe_load(dvc_yaml.render())["stages"]
     changed = [name for name in before if before[name] != after[name]]
     assert changed == ["forecast"]
-    assert after["forecast"]["params"][-1] == "forecast.order"
+    assert after["forecast"]["params"][-1] == "learning_curve.order"

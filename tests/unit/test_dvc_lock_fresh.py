@@ -196,7 +196,7 @@ def repo(tmp_path: Path) -> Path:
         "params.yaml": "train:\n  epochs: 3\n  lr: 1.0e-4\n  data: data/labels.csv\n",
         "dvc.yaml": (
             "stages:\n"
-            "  source:\n    cmd: python -m frugal.source\n    deps: [frugal/util.py]\n"
+            "  source:\n    cmd: python -m frugal.data.source\n    deps: [frugal/util.py]\n"
             "  train:\n    cmd: python -m frugal.train\n"
             "    deps: ['${train.data}', frugal/train.py, frugal/util.py]\n"
             "    params: [train]\n"
@@ -211,7 +211,7 @@ def repo(tmp_path: Path) -> Path:
     lock = {
         "schema": "2.0",
         "stages": {
-            "source": {"cmd": "python -m frugal.source", "deps": [{"path": "frugal/util.py"}]},
+            "source": {"cmd": "python -m frugal.data.source", "deps": [{"path": "frugal/util.py"}]},
             "train": {
                 "cmd": "python -m frugal.train",
                 "deps": [_md5_entry(tmp_path, path) for path in deps],

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 import torch
 
-from frugal.energy import (
+from frugal.energy.modeled import (
     DeviceProfile,
     component_of,
     count_invocations,
@@ -93,7 +93,7 @@ def test_knapsack_prefers_frequently_read_small_tensors_over_big_rare_ones():
 
 
 def test_executed_bits_change_bytes_scales_and_mac_precision():
-    from frugal.runtime import Executed
+    from frugal.model.runtime import Executed
 
     full = {c.name: c for c in costs_of(Tiny(), [[1, 2, 3]])}
     # weight-only 4 bits: 3 rows of 4 inputs at block 16 -> 3 float32 scales (12 B)
@@ -120,7 +120,7 @@ def test_executed_bits_change_bytes_scales_and_mac_precision():
 
 
 def test_streaming_runs_the_encoder_more_often_than_batch_on_the_same_text():
-    from frugal.modeling import new_classifier
+    from frugal.model.modeling import new_classifier
 
     clf = new_classifier(["a", "b"], max_length=48)
     text = "How far is the Moon from the Earth ?"
@@ -160,7 +160,7 @@ def test_streaming_prefixes_end_with_the_whole_text():
 
 
 def test_layers_and_components_partition_the_total():
-    from frugal.modeling import new_classifier
+    from frugal.model.modeling import new_classifier
 
     clf = new_classifier(["a", "b"], max_length=16)
     texts = ["where is Paris ?", "who wrote Hamlet ?"]
@@ -196,7 +196,7 @@ def toy_classifier(tokenizer):
     WordPiece tokenizer: counts depend on shapes, so a small model counts like the big one."""
     from transformers import BertConfig
 
-    from frugal.modeling import MeanPoolingClassifier
+    from frugal.model.modeling import MeanPoolingClassifier
 
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
@@ -262,7 +262,7 @@ def test_milp_constraints_never_touch_the_process_warning_filters(monkeypatch):
     import numpy as np
     from scipy.optimize import LinearConstraint
 
-    from frugal.energy import linear_constraint
+    from frugal.energy.modeled import linear_constraint
 
     def forbidden(self):
         raise AssertionError("catch_warnings() entered")

@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 
 from frugal import catalog
-from frugal.evaluation import classification_metrics, expected_calibration_error, plot_confusion
+from frugal.report.evaluation import (
+    classification_metrics,
+    expected_calibration_error,
+    plot_confusion,
+)
 from tests.reports import profile_entry
 
 
@@ -39,7 +43,7 @@ def test_confusion_plot_is_written(tmp_path):
 
 
 def test_accuracy_difference_interval_covers_the_difference_and_is_zero_for_itself():
-    from frugal.evaluation import accuracy_difference
+    from frugal.report.evaluation import accuracy_difference
 
     rng = np.random.default_rng(0)
     base = rng.random(400) < 0.9
@@ -56,7 +60,7 @@ def test_accuracy_difference_interval_covers_the_difference_and_is_zero_for_itse
 
 
 def test_pareto_front_drops_points_that_cost_more_for_no_more_accuracy():
-    from frugal.evaluation import pareto_front
+    from frugal.report.evaluation import pareto_front
 
     # fp32 ties int8 on accuracy at 5× the energy: dominated; a cheaper, less accurate point
     # and a cheapest, least accurate one stay on the front; a costlier, worse one does not
@@ -67,7 +71,7 @@ def test_pareto_front_drops_points_that_cost_more_for_no_more_accuracy():
 
 
 def test_champion_is_chosen_on_the_selection_split_even_where_dev_and_test_disagree():
-    from frugal.evaluation import choose_champion
+    from frugal.report.evaluation import choose_champion
 
     def model(uj: float, selection: float, test: float) -> dict:
         return {
@@ -95,7 +99,7 @@ def test_champion_is_chosen_on_the_selection_split_even_where_dev_and_test_disag
 
 
 def test_models_side_by_side_differences_champion_and_pareto_front():
-    from frugal.evaluation import baseline_differences, compare_models
+    from frugal.report.evaluation import baseline_differences, compare_models
 
     rng = np.random.default_rng(0)
     base = rng.random(200) < 0.9

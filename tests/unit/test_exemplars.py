@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from frugal.exemplars import herding_order, memory_budget
+from frugal.continual.exemplars import herding_order, memory_budget
 
 
 def test_each_class_keeps_its_share_and_at_least_one():

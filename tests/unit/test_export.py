@@ -14,10 +14,17 @@ import torch
 
 from frugal.compress.qat import apply_bits, quantized_activations
 from frugal.errors import FrugalError
-from frugal.export import KERNEL_OF, NATIVE_BITS, check_native, export_onnx
-from frugal.modeling import logits_of
-from frugal.quantize import plannable_tensors
-from frugal.runtime import OnnxClassifier, executed_widths, load_graph
+from frugal.model.export import export_onnx
+from frugal.model.modeling import logits_of
+from frugal.model.quantize import plannable_tensors
+from frugal.model.runtime import (
+    KERNEL_OF,
+    NATIVE_BITS,
+    OnnxClassifier,
+    check_native,
+    executed_widths,
+    load_graph,
+)
 
 BLOCK = 64
 FUSED = ("MultiHeadAttention", "SkipLayerNormalization", "BiasGelu")
@@ -31,7 +38,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def clf():
-    from frugal.modeling import new_classifier
+    from frugal.model.modeling import new_classifier
 
     torch.manual_seed(0)
     model = new_classifier(["DESC", "HUM", "LOC", "NUM"], max_length=24)
@@ -180,7 +187,7 @@ def test_a_missing_truncated_or_mismatched_graph_is_a_clear_error(clf, tmp_path)
 
 
 def test_the_serving_runtime_imports_no_torch():
-    code = "import sys, frugal.runtime, frugal.measure; print('torch' in sys.modules)"
+    code = "import sys, frugal.model.runtime, frugal.energy.measure; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from frugal.fisher import fisher_trace_scores
+from frugal.model.fisher import fisher_trace_scores
 
 
 def test_the_closed_form_is_the_expected_squared_gradient_norm():

@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from frugal.cli import main
-from frugal.errors import FrugalError
-from frugal.latency import (
+from frugal.energy.latency import (
     KERNELS,
     LatencyTable,
     latency_us,
@@ -25,6 +24,7 @@ from frugal.latency import (
     save_table,
     usable_table,
 )
+from frugal.errors import FrugalError
 
 ROOT = Path(__file__).resolve().parents[2]
 

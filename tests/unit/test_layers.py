@@ -43,14 +43,14 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path):
 # Modules that parse JSON that is not a stage's report, and what they parse (reports are read
 # by `frugal.catalog`, through their schemas).
 READS_OTHER_JSON = {
-    "frugal/modeling.py": "a saved model's frugal.json",
-    "frugal/runtime.py": "a served model's frugal.json and compression.json",
-    "frugal/compressed.py": "a compressed model's frugal.json and compression.json",
-    "frugal/latency.py": "the measured kernel latency table",
-    "frugal/annotation.py": "a Label Studio export",
-    "frugal/readers.py": "a user's JSON Lines data",
-    "frugal/measure.py": "the measuring subprocess's answer",
-    "frugal/conformal.py": "the packaged forecast calibration",
+    "frugal/model/modeling.py": "a saved model's frugal.json",
+    "frugal/model/runtime.py": "a served model's frugal.json and compression.json",
+    "frugal/compress/packed.py": "a compressed model's frugal.json and compression.json",
+    "frugal/energy/latency.py": "the measured kernel latency table",
+    "frugal/labels/annotation.py": "a Label Studio export",
+    "frugal/data/readers.py": "a user's JSON Lines data",
+    "frugal/energy/measure.py": "the measuring subprocess's answer",
+    "frugal/forecast/conformal.py": "the packaged forecast calibration",
     "frugal/cli.py": "a model's config.json",
     "orchestration/prefect_server.py": "the Prefect server's state file",
     "orchestration/team.py": "the team stack's stack.json",
@@ -124,3 +124,56 @@ def test_every_row_of_the_table_is_a_core_module_with_run():
         runs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run"]
         assert len(runs) == 1, row.name
         assert [a.arg for a in runs[0].args.args] == ["params", "ctx"], row.name
+
+
+# The core's concerns, each a subpackage; the base modules beside them import none of them.
+BASE = ("config", "errors", "files", "hashing", "catalog", "registry")
+TOP = ("cli", "stages")  # what puts the concerns together: it may import any
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """{concern: the other concerns its modules import} over frugal/'s subpackages."""
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "frugal").rglob("*.py"):
+        parts = path.relative_to(ROOT / "frugal").with_suffix("").parts
+        if len(parts) == 1 and parts[0] not in BASE + ("__init__",) + TOP:
+            raise AssertionError(f"frugal/{parts[0]}.py: a module outside any concern")
+        here = parts[0]
+        for name in _imported(path):
+            bits = name.split(".")
+            if bits[0] == "frugal" and len(bits) > 1 and bits[1] != here:
+                graph.setdefault(here, set()).add(bits[1])
+    return graph
+
+
+def test_the_core_is_grouped_by_concern_without_cycles():
+    graph = _package_imports()
+    for base in BASE:
+        assert not graph.get(base, set()) - set(BASE), f"{base} imports a concern"
+    concerns = {c: deps - set(BASE) - set(TOP) for c, deps in graph.items() if c not in TOP}
+    for concern, deps in concerns.items():
+        assert not deps & set(TOP), f"{concern} imports {deps & set(TOP)}"
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            d == goal or (d not in seen and reaches(d, goal, seen | {d}))
+            for d in concerns.get(start, ())
+        )
+
+    cycles = sorted(c for c in concerns if reaches(c, c, {c}))
+    assert not cycles, f"concerns importing each other in a cycle: {cycles}"
+
+
+def test_no_module_imports_itself_back():
+    # the one module-level cycle there was (modeling <-> export) stays broken
+    modules = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts): _imported(p)
+        for p in (ROOT / "frugal").rglob("*.py")
+    }
+    pairs = sorted(
+        f"{a} <-> {b}"
+        for a, deps in modules.items()
+        for b in deps
+        if b in modules and a in modules[b] and a < b
+    )
+    assert not pairs, pairs

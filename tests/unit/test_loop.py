@@ -1,12 +1,12 @@
-"""The one training loop (`frugal.loop`): batches, passes, stopping and the schedule."""
+"""The one training loop (`frugal.model.loop`): batches, passes, stopping and the schedule."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from frugal.loop import Batcher, Optimization, train_steps
-from frugal.modeling import Classifier
+from frugal.model.loop import Batcher, Optimization, train_steps
+from frugal.model.modeling import Classifier
 
 TEXTS = ["what is a bird", "who wrote hamlet", "how far is the moon from the earth", "why", "when"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from frugal.measure import measure_in_fresh_process, rapl_joules, read_rapl, weights_bytes
+from frugal.energy.measure import measure_in_fresh_process, rapl_joules, read_rapl, weights_bytes
 
 
 def _domain(root: Path, name: str, energy_uj: int, max_uj: int = 1000) -> None:

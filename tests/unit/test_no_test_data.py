@@ -15,6 +15,7 @@ import yaml
 
 from frugal import catalog
 from frugal.config import load_params
+from frugal.stages.forecast import forecast
 from tests.conftest import ROOT
 from tests.reports import metrics_entry, profile_entry
 
@@ -36,8 +37,8 @@ def _resolved(template: str, params: dict) -> str:
 def test_the_points_are_scored_on_dev_and_no_forecasting_stage_depends_on_test():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = load_params(ROOT / "params.yaml")
-    assert params.forecast.eval_data == params.train.dev_data
-    assert params.forecast.eval_data != params.evaluate.test_data
+    assert params.learning_curve.eval_data == params.train.dev_data
+    assert params.learning_curve.eval_data != params.evaluate.test_data
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     test_split = str(params.evaluate.test_data)
     for name in NO_TEST_STAGES:
@@ -71,10 +72,12 @@ def test_split_guarded(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "open", guard(Path.open))
     monkeypatch.setattr(Path, "read_text", guard(Path.read_text))
     monkeypatch.setattr(Path, "read_bytes", guard(Path.read_bytes))
-    # what the plan reads: the learning-curve points, evaluate's and profile's reports
+    # what the plan reads: the forecast (the curve fitted to the learning-curve points),
+    # evaluate's and profile's reports
     points = pd.DataFrame({"n_labels": [31, 250, 500], "score": [0.62, 0.88, 0.925]})
-    params.forecast.points.parent.mkdir(parents=True, exist_ok=True)
-    points.to_csv(params.forecast.points, index=False)
+    fitted, _ = forecast(points, 3000, params.forecast, params.learning_curve)
+    params.forecast.output.parent.mkdir(parents=True, exist_ok=True)
+    catalog.FORECAST.write(params, fitted)
     metrics = {
         name: metrics_entry(accuracy, delta)
         for name, accuracy, delta in (("base", 0.91, 0.0), ("energy_qat", 0.912, -0.002))
@@ -84,7 +87,7 @@ def test_split_guarded(tmp_path, monkeypatch):
         name: profile_entry({"phone": {"batch": uj, "streaming": 10 * uj}})
         for name, uj in (("base", 7000.0), ("energy_qat", 800.0))
     }
-    params.energy.output.write_text(json.dumps(profile))
+    params.profile.output.write_text(json.dumps(profile))
     yield params, opened
     # the guard itself works: reading the split is seen
     pd.read_parquet(test_split)
@@ -104,5 +107,6 @@ def test_the_reports_budget_plan_reads_no_test_data(test_split_guarded):
     from frugal.stages.report import _plan
 
     params, opened = test_split_guarded
-    assert _plan(params, catalog.METRICS.read(params))["model"] == "energy_qat"
+    metrics, fitted = catalog.METRICS.read(params), catalog.FORECAST.read(params)
+    assert _plan(params, metrics, fitted)["model"] == "energy_qat"
     assert opened == []

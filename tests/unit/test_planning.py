@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from frugal import catalog
-from frugal.curves import fit_curve
-from frugal.planning import PlanError, Variant, plan, variants_from_reports
+from frugal.forecast.curves import fit_curve
+from frugal.forecast.planning import PlanError, Variant, plan, variants_from_reports
 from tests.reports import metrics_entry, profile_entry
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from frugal.quantize import (
+from frugal.model.quantize import (
     fake_quantize,
     fake_quantize_groups,
     pack_codes,

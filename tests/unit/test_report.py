@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from frugal import catalog  # noqa: E402
-from frugal.report import ReportInputs, render  # noqa: E402
+from frugal.report.page import ReportInputs, render  # noqa: E402
 
 
 def _model(accuracy, diff, uj, champion=False, front=True):
@@ -188,7 +188,7 @@ def test_report_without_continual_results_has_no_such_section(tmp_path):
 
 
 def test_continual_table_without_full_retraining_shows_no_comparison():
-    from frugal.report import continual_table
+    from frugal.report.page import continual_table
 
     row = continual_table(catalog.CONTINUAL.check(_continual(
         {"ccfi": {"final_average_accuracy": 0.9, "final_dev_average_accuracy": 0.9,
@@ -198,7 +198,7 @@ def test_continual_table_without_full_retraining_shows_no_comparison():
 
 
 def test_continual_table_says_what_each_method_keeps_of_the_old_data():
-    from frugal.report import continual_table
+    from frugal.report.page import continual_table
 
     base = {"final_average_accuracy": 0.9, "final_dev_average_accuracy": 0.9,
             "final_mean_forgetting": 0.01, "update_seconds": 1.0}  # fmt: skip

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from frugal.errors import FrugalError
-from frugal.modeling import load_classifier, new_classifier, save_classifier
+from frugal.model.export import save_classifier
+from frugal.model.modeling import load_classifier, new_classifier
 from tests.conftest import ROOT
 
 

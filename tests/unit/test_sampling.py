@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from frugal.errors import DataError
-from frugal.fisher import fisher_trace_scores
-from frugal.modeling import embed_texts
-from frugal.sampling import (
+from frugal.labels.sampling import (
     STRATEGIES,
     badge_select,
     cal_scores,
@@ -20,6 +18,8 @@ from frugal.sampling import (
     select_batch,
     standardize,
 )
+from frugal.model.fisher import fisher_trace_scores
+from frugal.model.modeling import embed_texts
 from tests.unit.conftest import TINY_ENCODER
 
 
@@ -206,7 +206,7 @@ def test_budget_larger_than_the_pool_is_a_clear_error(embedded):
 def test_summary_counts_labels_to_98_percent_of_full_and_divides_by_random():
     import pandas as pd
 
-    from frugal.sampling import mean_curves, summarize_curves
+    from frugal.labels.sampling import mean_curves, summarize_curves
 
     rows = []
     for seed in (1, 2):

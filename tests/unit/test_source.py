@@ -10,8 +10,8 @@ import sys
 import pytest
 import yaml
 
-from frugal import source
-from frugal.source import (
+from frugal.data import source
+from frugal.data.source import (
     environment_problem,
     fingerprint,
     missing_distributions,
@@ -69,7 +69,7 @@ def test_a_bare_interpreter_is_refused_in_one_sentence_and_writes_nothing(tmp_pa
     out.write_text('{"files": "earlier"}\n')
     # when the stage's command runs on a bare interpreter, as DVC runs it: from the repo root
     done = subprocess.run(
-        [*_bare_python(), "-m", "frugal.source", "--out", str(out)],
+        [*_bare_python(), "-m", "frugal.data.source", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     # then it exits non-zero with one sentence: which interpreter, how to get the environment
@@ -117,7 +117,9 @@ def test_the_default_data_without_its_package_is_refused_before_anything_is_writ
     params.write_text(yaml.safe_dump({"ingest": _ingest("trec")}))
     monkeypatch.setattr(source, "trec_path", lambda: None)
     out = tmp_path / "source.json"
-    monkeypatch.setattr(sys, "argv", ["frugal.source", "--params", str(params), "--out", str(out)])
+    monkeypatch.setattr(
+        sys, "argv", ["frugal.data.source", "--params", str(params), "--out", str(out)]
+    )
     # when the stage runs, then it stops with the package to install and writes nothing
     with pytest.raises(SystemExit) as stopped:
         source.main()
@@ -135,7 +137,9 @@ def test_a_users_own_file_needs_no_trec_package(tmp_path, monkeypatch):
     params.write_text(yaml.safe_dump({"ingest": _ingest(str(data))}))
     monkeypatch.setattr(source, "trec_path", lambda: None)
     out = tmp_path / "source.json"
-    monkeypatch.setattr(sys, "argv", ["frugal.source", "--params", str(params), "--out", str(out)])
+    monkeypatch.setattr(
+        sys, "argv", ["frugal.data.source", "--params", str(params), "--out", str(out)]
+    )
     # when the stage runs, then it fingerprints that file
     source.main()
     assert list(json.loads(out.read_text())["files"]) == ["mine.csv"]

@@ -8,8 +8,9 @@ import pytest
 
 from frugal.config import load_params
 from frugal.errors import DataError
-from frugal.modeling import load_classifier, predict_proba, save_classifier
-from frugal.training import curve_subset, fine_tune, planned_steps
+from frugal.model.export import save_classifier
+from frugal.model.modeling import load_classifier, predict_proba
+from frugal.model.training import curve_subset, fine_tune, planned_steps
 from tests.conftest import ROOT
 
 
@@ -116,7 +117,7 @@ def test_empty_training_set_is_an_error(trec_sample, train_cfg):
 
 
 def test_auto_max_length_fits_the_longest_text_up_to_the_cap(tokenizer):
-    from frugal.modeling import AUTO_MAX_LENGTH_CAP, fitted_max_length
+    from frugal.model.modeling import AUTO_MAX_LENGTH_CAP, fitted_max_length
 
     assert fitted_max_length(32, ["a b c"], tokenizer) == 32  # a number is used as given
     assert fitted_max_length("auto", ["What is a cat ?", "Why ?"], tokenizer) == 8  # 7 -> 8
