@@ -33,7 +33,7 @@ TINY_OVERRIDES = {
     "learning_curve": {"fractions": [0.34, 0.67, 1.0], "seeds": [13]},
     "forecast": {"at": [500]},
     "train": {"max_steps": 30, "min_steps": 0, "epochs": 4, "batch_size": 16},
-    "energy": {"max_requests": 12, "latency_requests": 12},
+    "profile": {"max_requests": 12, "latency_requests": 12},
     "compress": {
         "variants": [
             "ort_int8",

@@ -167,3 +167,21 @@ def test_a_shared_path_is_written_once_and_each_section_can_still_override_it() 
     # then only that section reads elsewhere
     assert params.compress.dev_data == Path("elsewhere.parquet")
     assert params.train.dev_data == params.evaluate.dev_data == params.sample.eval_data == dev
+
+
+def test_a_section_under_its_old_name_fails_naming_the_new_one(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    # a params file from before the renames: `energy` for profile, the curve's keys in forecast
+    old = dict(raw)
+    old["energy"] = old.pop("profile")
+    old["forecast"] = {**raw["forecast"], "fractions": [0.1, 0.5, 1.0], "seeds": [13]}
+    with pytest.raises(ParamsError) as err:
+        load_params(_write(tmp_path, old))
+    message = str(err.value)
+    assert "energy -> profile" in message
+    assert "forecast.fractions -> learning_curve.fractions" in message
+    assert "forecast.seeds -> learning_curve.seeds" in message
+    assert message.startswith(str(tmp_path / "params.yaml"))
+    # ... and as an override of a deployment run too
+    with pytest.raises(ParamsError, match="energy -> profile"):
+        load_params(ROOT / "params.yaml", {"energy": {"max_requests": 3}})
