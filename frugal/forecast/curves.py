@@ -483,7 +483,10 @@ def forecast_report(
         report["calibration"] = {
             key: calibration.get(key)
             for key in ("nominal", "chosen_on", "task", "conformal", "scaled")
-        } | {"file": f"frugal/{CALIBRATION_PATH.name}", "bands": calibration["bins"]}
+        } | {
+            "file": CALIBRATION_PATH.relative_to(CALIBRATION_PATH.parents[2]).as_posix(),
+            "bands": calibration["bins"],
+        }
     if isinstance(curve, LinkedForecast):
         report["link"] = {"alpha": _round(curve.alpha), "beta": _round(curve.beta),
                           "proxy_method": curve.proxy.method}  # fmt: skip

@@ -188,7 +188,7 @@ STAGES = (
         "measured invocation counts, and measured CPU latency, throughput, memory, RAPL where "
         "readable.",
         deps=("${train.output_dir}", "${compress.output_dir}", "${profile.workload_data}"),
-        params=("energy", "compress.variants"),
+        params=("profile", "compress.variants"),
         outs=(kept("${profile.tables_dir}"),),
         metrics=(kept("${profile.output}"),),
         plots=(kept("${profile.plots_dir}"),),

@@ -72,3 +72,13 @@ def one_torch_thread() -> Iterator[None]:
 def tokenizer(tiny_encoder: Path) -> PreTrainedTokenizerBase:
     """The project's real tokenizer (the pretrained MiniLM's WordPiece, uncased)."""
     return AutoTokenizer.from_pretrained(tiny_encoder)
+
+
+@pytest.fixture(scope="module")
+def clf():
+    """A classifier on the tiny encoder, seeded: what the compression tests quantize, prune,
+    distill and save (each test module its own)."""
+    from frugal.model.modeling import new_classifier
+
+    torch.manual_seed(0)
+    return new_classifier(["DESC", "HUM", "LOC", "NUM"], max_length=24)

@@ -10,45 +10,24 @@ from pathlib import Path
 
 import pytest
 
-from frugal.config import load_params
 from frugal.registry import CHAMPION_ALIAS, champion_tags
 from frugal.stages import Outcome, RunLog, Version
 from orchestration import tracking
 from orchestration.adapter import record
-from orchestration.tracking import Tracker, parent_run
-from tests.conftest import ROOT
+from orchestration.tracking import Tracker
+from tests.stores import model_folder, sqlite_tracker
 
 
 @pytest.fixture
 def tracker(tmp_path: Path) -> Tracker:
-    raw = tmp_path / "raw.parquet"
-    raw.write_bytes(b"the raw data")
-    params = load_params(
-        ROOT / "params.yaml",
-        {
-            "ingest": {"output": str(raw)},
-            "tracking": {
-                "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
-                "artifact_root": str(tmp_path / "artifacts"),
-            },
-        },
-    )
-    return Tracker(params, parent_run(params, "raw-md5"))
-
-
-def _model(folder: Path, name: str) -> Path:
-    model_dir = folder / name
-    model_dir.mkdir(parents=True)
-    (model_dir / "model.onnx").write_bytes(name.encode())
-    (model_dir / "frugal.json").write_text("{}")
-    return model_dir
+    return sqlite_tracker(tmp_path)
 
 
 def test_an_outcome_is_recorded_once_however_often_the_stage_runs(tracker, tmp_path):
     # given what a stage returned: its own run, a model it made, a report for the parent run
     report = tmp_path / "summary.json"
     report.write_text('{"labels": 3}')
-    model_dir = _model(tmp_path, "base")
+    model_dir = model_folder(tmp_path, "base")
     tags = {"frugal.variant": "base"} | champion_tags("pool-1", True, 12.5)
     outcome = Outcome(
         reports=(report,),
@@ -108,7 +87,7 @@ def test_an_outcome_is_recorded_once_however_often_the_stage_runs(tracker, tmp_p
 
 
 def test_figures_of_a_model_go_to_the_run_that_made_it(tracker, tmp_path):
-    model_dir = _model(tmp_path, "energy_ptq")
+    model_dir = model_folder(tmp_path, "energy_ptq")
     made = tracker.own_model_run(model_dir, "energy_ptq", {"frugal.stage": "compress"})
     profiled = RunLog(model_dir=model_dir, tags={"frugal.rapl": "n/a"}, metrics={"uj": 3.0})
     record(tracker, "profile", Outcome(runs=[profiled]))

@@ -5,49 +5,27 @@ temporary SQLite file."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from frugal import catalog
-from frugal.config import load_params
 from frugal.registry import CHAMPION_ALIAS, version_summary
 from frugal.stages.evaluate import version_summary_of
 from orchestration import tracking
-from orchestration.tracking import Tracker, parent_run
-from tests.conftest import ROOT
+from orchestration.tracking import Tracker
 from tests.reports import profile_entry
+from tests.stores import model_folder, sqlite_tracker
 
 
 @pytest.fixture(scope="module")
 def tracker(tmp_path_factory: pytest.TempPathFactory) -> Tracker:
     """A pipeline execution's tracker on the default data (TREC, coarse labels) and the
     derived registered model's name, logging to a temporary SQLite store."""
-    tmp = tmp_path_factory.mktemp("mlflow")
-    raw = tmp / "raw.parquet"
-    raw.write_bytes(b"the raw data")
-    params = load_params(
-        ROOT / "params.yaml",
-        {
-            "ingest": {"source": "trec", "trec_labels": "coarse", "output": str(raw)},
-            "tracking": {
-                "tracking_uri": f"sqlite:///{tmp / 'mlflow.db'}",
-                "artifact_root": str(tmp / "artifacts"),
-                "registered_model": "auto",
-            },
-            "continual": {"registered_model": "auto"},
-        },
+    return sqlite_tracker(
+        tmp_path_factory.mktemp("mlflow"),
+        ingest={"source": "trec", "trec_labels": "coarse"},
+        tracking={"registered_model": "auto"},
+        continual={"registered_model": "auto"},
     )
-    return Tracker(params, parent_run(params, "raw-md5"))
-
-
-def _model_dir(folder: Path, name: str) -> Path:
-    """A model folder as the registry sees it: the served files (their bytes are not read)."""
-    model_dir = folder / name
-    model_dir.mkdir(parents=True)
-    (model_dir / "model.onnx").write_bytes(name.encode())
-    (model_dir / "frugal.json").write_text("{}")
-    return model_dir
 
 
 def test_the_description_reads_as_one_line_of_figures():
@@ -71,7 +49,7 @@ def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_
     client, params = tracking.client(tracker.params.tracking), tracker.params
     run_ids = {}
     for variant in ("base", "energy_ptq"):
-        model_dir = _model_dir(tmp_path, variant)
+        model_dir = model_folder(tmp_path, variant)
         run_ids[variant] = tracker.model_run(model_dir, "train")
         tracker.register(run_ids[variant], model_dir)
     # when evaluate describes them from its figures (as in reports/metrics.json, profile.json)
@@ -107,7 +85,7 @@ def test_every_registered_version_carries_its_tags_and_description(tracker, tmp_
 
 
 def test_the_continual_stage_registers_under_its_own_derived_name(tracker, tmp_path):
-    model_dir = _model_dir(tmp_path, "continual")
+    model_dir = model_folder(tmp_path, "continual")
     run_id = tracker.stage_run("continual-finetune-step1", {"frugal.stage": "continual"})
     version = tracker.register(run_id, model_dir, continual=True)
     tracker.set_alias(run_id, "current", continual=True)
