@@ -16,7 +16,7 @@ from tests.e2e.conftest import project_env
 
 
 def _on_dask(repo: Path, tmp_path: Path, stage: str, edit) -> str:
-    """Run `flows.<stage>` in the tiny pipeline's repo on a local Dask cluster of 2 workers,
+    """Run `python -m flows <stage>` in the tiny pipeline's repo on a local Dask cluster of 2 workers,
     with `edit(params)` sending its outputs under `tmp_path` and MLflow to its own store."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     edit(params)
@@ -26,7 +26,7 @@ def _on_dask(repo: Path, tmp_path: Path, stage: str, edit) -> str:
     params["orchestration"] = {"task_runner": "dask", "workers": 2, "dask_address": None}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = subprocess.run(
-        [sys.executable, "-m", f"flows.{stage}", "--params", str(tmp_path / "params.yaml")],
+        [sys.executable, "-m", "flows", stage, "--params", str(tmp_path / "params.yaml")],
         cwd=repo,
         env=project_env(tmp_path),
         capture_output=True,
