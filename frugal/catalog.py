@@ -420,12 +420,11 @@ class Report(Generic[S]):
                 f"rerun `dvc repro {self.stage}`"
             ) from None
 
-    def write(self, params: Params, report: S) -> Path:
-        return self.write_file(self.path(params), report)
-
-    def write_file(self, path: Path, report: S) -> Path:
-        """Write atomically, as the producer built it (unset optional keys left out)."""
-        return write_json(self.dump(report), path)
+    def write(self, params: Params, report: S | dict) -> Path:
+        """Write at its path, atomically, as the producer built it (unset optional keys left
+        out); a producer's dict is checked against the schema first (`check`)."""
+        checked = report if isinstance(report, self.schema) else self.check(report)
+        return write_json(self.dump(checked), self.path(params))
 
     def dump(self, report: S) -> object:
         return report.model_dump(mode="json", exclude_unset=True)

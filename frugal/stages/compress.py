@@ -127,7 +127,7 @@ def run(params: Params, ctx: Context) -> Outcome:
             v.name: {k: val for k, val in v.plan.items() if k != "resident"} for v in saved
         },
     }
-    catalog.COMPRESS.write_file(cfg.report, catalog.COMPRESS.check(summary))
+    catalog.COMPRESS.write(params, summary)
     base_md5 = file_md5(params.train.output_dir / "model.safetensors")
     runs = [_run_log(cfg, v, base_md5) for v in saved]
     return Outcome(

@@ -138,7 +138,7 @@ def run(params: Params, ctx: Context) -> Outcome:
             r.row() | {"per_class": r.per_class, "forgetting": r.forgetting} for r in records
         ],
     }
-    catalog.CONTINUAL.write_file(cfg.report, catalog.CONTINUAL.check(report))
+    catalog.CONTINUAL.write(params, report)
     by_model = {(r.method, r.step): r for r in records}
     runs = [  # in the order the models were made: the versions' order
         _run_log(staging, key, model_tags, by_model.get(key), key == (shipped, last))

@@ -67,8 +67,8 @@ def run(params: Params, ctx: Context) -> Outcome:
     comparison = compare_models(report, profile, cfg.accuracy_budget, cfg.champion_profile)
     plot_pareto(comparison.points, cfg.pareto_plot, f"{cfg.champion_profile} profile")
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    catalog.METRICS.write_file(cfg.output, comparison.summary)
-    catalog.CLASSIFICATION.write_file(cfg.report, catalog.CLASSIFICATION.check(report))
+    catalog.METRICS.write(params, comparison.summary)
+    catalog.CLASSIFICATION.write(params, report)
     pd.concat(predictions).to_csv(cfg.predictions, index=False)
 
     # Every version joins the champion pool of its data, profile and budget; the alias goes to

@@ -45,7 +45,7 @@ def run(params: Params, ctx: Context) -> Outcome:
     pool_size = len(pd.read_parquet(cfg.pool_data))
     report, curve = forecast(points, pool_size, cfg, measured)
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    catalog.FORECAST.write_file(cfg.output, report)
+    catalog.FORECAST.write(params, report)
     at = sorted({*cfg.at, pool_size})
     grid = np.geomspace(points["n_labels"].min(), max(at) * 1.5, 200)
     plot_forecast(

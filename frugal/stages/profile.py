@@ -32,7 +32,7 @@ def run(params: Params, ctx: Context) -> Outcome:
         summary[model_dir.name], model_run = _profile(model_dir, texts, profiles, cfg, ctx)
         runs.append(model_run)
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
-    catalog.PROFILE.write_file(cfg.output, catalog.PROFILE.check(summary))
+    catalog.PROFILE.write(params, summary)
     return Outcome(value=cfg.output, reports=(cfg.output,), runs=runs)
 
 

@@ -44,7 +44,7 @@ def run(params: Params, ctx: Context) -> Outcome:
         path.parent.mkdir(parents=True, exist_ok=True)
     sampling.mean_curves(rounds).round(6).to_csv(cfg.curve, index=False)
     rounds.round(6).to_csv(cfg.rounds, index=False)
-    catalog.SAMPLE.write_file(cfg.summary, catalog.SAMPLE.check(summary))
+    catalog.SAMPLE.write(params, summary)
     plot_annotation_curves(
         rounds, cfg.plot, f"annotation curves ({len(set(rounds['seed']))} seeds)"
     )

@@ -36,9 +36,7 @@ def run(params: Params, ctx: Context) -> Outcome:
         "planned_steps": result.planned_steps,
         "train_seconds": round(result.train_seconds, 1),
     }
-    catalog.TRAIN.write_file(
-        cfg.history, catalog.TRAIN.check({**summary, "history": result.history})
-    )
+    catalog.TRAIN.write(params, {**summary, "history": result.history})
     model = RunLog(
         run_name=cfg.output_dir.name,
         model_dir=cfg.output_dir,

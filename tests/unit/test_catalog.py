@@ -67,3 +67,16 @@ def test_unset_optional_keys_stay_out_of_the_written_file(tmp_path):
     data.pop("labels_for_target", None)
     value = catalog.FORECAST.check(data)
     assert "labels_for_target" not in json.loads(catalog.json_text(catalog.FORECAST, value))
+
+
+def test_a_producers_dict_is_checked_before_it_is_written(tmp_path):
+    # a stage writes its dict through the catalog, at the report's own path; a key its
+    # readers do not know fails there, and the file already written stays as it was
+    params = load_params(ROOT / "params.yaml", {"train": {"history": str(tmp_path / "t.json")}})
+    data = json.loads((ROOT / PARAMS.train.history).read_text(encoding="utf-8"))
+    assert catalog.TRAIN.write(params, data) == tmp_path / "t.json"
+    written = (tmp_path / "t.json").read_text(encoding="utf-8")
+    assert written == (ROOT / PARAMS.train.history).read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="best_dev_acc"):
+        catalog.TRAIN.write(params, {**data, "best_dev_acc": 0.9})
+    assert (tmp_path / "t.json").read_text(encoding="utf-8") == written
