@@ -129,7 +129,8 @@ def run(params: Params, ctx: Context) -> Outcome:
     }
     catalog.COMPRESS.write(params, summary)
     base_md5 = file_md5(params.train.output_dir / "model.safetensors")
-    runs = [_run_log(cfg, v, base_md5) for v in saved]
+    unlabeled_md5 = data_md5(cfg.unlabeled_data)
+    runs = [_run_log(cfg, v, base_md5, unlabeled_md5) for v in saved]
     return Outcome(
         value=[cfg.output_dir / v.name for v in saved],
         reports=(cfg.report, cfg.sensitivity_report),
@@ -157,7 +158,7 @@ def _swap_in(cfg: CompressConfig) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def _run_log(cfg: CompressConfig, saved: Saved, base_md5: str) -> RunLog:
+def _run_log(cfg: CompressConfig, saved: Saved, base_md5: str, unlabeled_md5: str) -> RunLog:
     # the ort_int8 anchor has no plan: its widths are ONNX Runtime's, priced by `profile`
     metrics = {
         f"planned_relative_energy.{workload}": value
@@ -173,7 +174,7 @@ def _run_log(cfg: CompressConfig, saved: Saved, base_md5: str) -> RunLog:
             "frugal.stage": "compress",
             "frugal.variant": saved.name,
             "frugal.base_model_md5": base_md5,
-            "dvc.md5.unlabeled": data_md5(cfg.unlabeled_data),
+            "dvc.md5.unlabeled": unlabeled_md5,
         },
         metrics=metrics,
         dicts={"compression/plan.json": saved.plan | {"bits": saved.bits}},

@@ -73,7 +73,7 @@ def run(params: Params, ctx: Context) -> Outcome:
 
     # Every version joins the champion pool of its data, profile and budget; the alias goes to
     # the rule's pick over the pool, whichever pipeline of a team wrote it.
-    raw_md5 = data_md5(params.ingest.output)
+    raw_md5, test_md5 = data_md5(params.ingest.output), data_md5(cfg.test_data)
     pool = registry.champion_pool_key(raw_md5, cfg.champion_profile, cfg.accuracy_budget)
     runs = []
     for model_dir in model_dirs:
@@ -86,7 +86,7 @@ def run(params: Params, ctx: Context) -> Outcome:
             champion_energy(entry.modeled_uj_per_utterance[cfg.champion_profile]),
         )
         version = Version(tags, description)
-        runs.append(_run_log(model_dir, report[name], data_md5(cfg.test_data), version, cfg))
+        runs.append(_run_log(model_dir, report[name], test_md5, version, cfg))
     return Outcome(
         value=cfg.output,
         reports=(cfg.pareto_plot, cfg.output, cfg.report),

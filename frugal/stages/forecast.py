@@ -42,12 +42,10 @@ def run(params: Params, ctx: Context) -> Outcome:
     """Fit learning curves to the measured points; forecast budgets, maximum and target."""
     cfg, measured = params.forecast, params.learning_curve
     points = pd.read_csv(measured.points)
-    pool_size = len(pd.read_parquet(cfg.pool_data))
-    report, curve = forecast(points, pool_size, cfg, measured)
-    cfg.output.parent.mkdir(parents=True, exist_ok=True)
+    report, curve = forecast(points, len(pd.read_parquet(cfg.pool_data)), cfg, measured)
     catalog.FORECAST.write(params, report)
-    at = sorted({*cfg.at, pool_size})
-    grid = np.geomspace(points["n_labels"].min(), max(at) * 1.5, 200)
+    farthest = max(entry.n_labels for entry in report.forecasts)  # the pool's size or beyond
+    grid = np.geomspace(points["n_labels"].min(), farthest * 1.5, 200)
     plot_forecast(
         points,
         grid,

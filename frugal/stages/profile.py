@@ -31,7 +31,6 @@ def run(params: Params, ctx: Context) -> Outcome:
     for model_dir in params.models():
         summary[model_dir.name], model_run = _profile(model_dir, texts, profiles, cfg, ctx)
         runs.append(model_run)
-    cfg.output.parent.mkdir(parents=True, exist_ok=True)
     catalog.PROFILE.write(params, summary)
     return Outcome(value=cfg.output, reports=(cfg.output,), runs=runs)
 

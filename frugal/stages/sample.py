@@ -34,7 +34,6 @@ def run(params: Params, ctx: Context) -> Outcome:
     inputs = sampling.load_inputs(cfg)
     labeled, bought = sampling.buy_labels(inputs, read_annotations(cfg.annotations), cfg)
     write_parquet_atomic(labeled, cfg.output)
-    labeled = pd.read_parquet(cfg.output)  # as the stages after read it
     full = None
     if cfg.annotator == "simulated":
         full = sampling.full_pool_accuracy(inputs, cfg.inverse_l2)

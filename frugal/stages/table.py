@@ -18,9 +18,10 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from frugal.stages import Context, Outcome
+
 if TYPE_CHECKING:
     from frugal.config import Params
-    from frugal.stages import Context, Outcome
 
 # An out, metric or plot: a path, or a path with DVC's options for it (e.g. cache: false).
 Entry = str | tuple[str, dict[str, Any]]
@@ -67,12 +68,8 @@ class Stage:
 
     def run(self, params: Params, ctx: Context | None = None) -> Outcome:
         """Run the stage in this process (the adapter runs it in a Prefect flow run)."""
-        from frugal.stages import Context
-
         return importlib.import_module(self.module).run(params, ctx or Context())
 
-
-SPLITS = ("pool", "dev", "test")
 
 STAGES = (
     Stage(
@@ -87,13 +84,22 @@ STAGES = (
         tracked=False,
         deps=("${ingest.output}",),
         params=("prepare",),
-        outs=tuple(f"${{prepare.output_dir}}/{s}.parquet" for s in (*SPLITS, "selection")),
+        outs=(
+            "${prepare.output_dir}/pool.parquet",
+            "${prepare.output_dir}/dev.parquet",
+            "${prepare.output_dir}/test.parquet",
+            "${prepare.output_dir}/selection.parquet",
+        ),
     ),
     Stage(
         "embed",
         about="Encoder embeddings of every split, computed once: the sampling proxy's features.",
         tracked=False,
-        deps=tuple(f"${{embed.splits_dir}}/{s}.parquet" for s in SPLITS),
+        deps=(  # the splits frugal.data.dataset.SPLITS names
+            "${embed.splits_dir}/pool.parquet",
+            "${embed.splits_dir}/dev.parquet",
+            "${embed.splits_dir}/test.parquet",
+        ),
         params=("embed",),
         outs=("${embed.output_dir}",),
     ),

@@ -41,7 +41,7 @@ def test_the_check_finds_a_real_hole() -> None:
     assert not any(m.startswith("tests/") for m in closure)
 
 
-def test_an_import_inside_a_function_counts(tmp_path) -> None:
+def test_an_import_inside_a_function_counts() -> None:
     module = ROOT / "orchestration" / "adapter.py"  # imports the Tracker inside a function
     assert "orchestration/tracking.py" in imported_closure(module)
 
